@@ -1,0 +1,1 @@
+"""Ingestion: documents in a folder -> chunks -> embeddings -> a new, atomically published index version."""

@@ -1,0 +1,199 @@
+"""The `ragtune` command: one entry point, a subcommand per job.
+
+`main(argv) -> int` so tests call it directly. Heavy packages are imported inside the commands,
+so `ragtune --help` is instant. A user error prints one line and exits 2; a partly failed ingest
+exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ragtune.errors import RagtuneError
+from ragtune.settings import Settings, describe, load_settings
+
+EXAMPLES = {
+    "ingest": "examples:\n  ragtune ingest                  # the folder in ingest.source_dir (knowledge/)\n  ragtune ingest ./docs --json    # another folder, summary as JSON",
+    "serve": "examples:\n  ragtune serve\n  ragtune serve --host 0.0.0.0 --port 8080\n  RAGTUNE_OLLAMA__MODEL=ragtune ragtune serve   # answer with an Ollama model",
+    "eval": "examples:\n  ragtune eval retrieval ../shared/data/scifact --split train\n  ragtune eval retrieval DATA --mode bm25 --json",
+    "search": "examples:\n  ragtune search \"how do I get a refund\"\n  ragtune search \"reset password\" --mode bm25 -k 3",
+    "status": "examples:\n  ragtune status --json",
+    "config": "examples:\n  ragtune config            # effective settings as JSON\n  ragtune config --docs     # every setting with its description",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ragtune",
+        description="Customer-support chat backend: ingest documents, serve grounded JSON answers, tune the model's style.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Settings come from ragtune.toml (or RAGTUNE_CONFIG) and RAGTUNE_* environment variables; see `ragtune config --docs`.",
+    )
+    parser.add_argument("--config", type=Path, help="settings file (default: ./ragtune.toml if present)")
+    parser.add_argument("--data-dir", type=Path, help="folder for all state (default: RAGTUNE_DATA_DIR or ./data)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, epilog=EXAMPLES.get(name),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = command("ingest", "Index a folder of documents (md, txt, html, pdf, docx); only changed files are embedded.")
+    p.add_argument("path", nargs="?", type=Path, help="folder to ingest (default: ingest.source_dir)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = command("serve", "Serve the chat API (FastAPI) on the current index.")
+    p.add_argument("--host", help="bind address (default: server.host)")
+    p.add_argument("--port", type=int, help="port (default: server.port)")
+
+    p = command("search", "Query the index from the terminal and print the ranked chunks.")
+    p.add_argument("query")
+    p.add_argument("-k", "--top-k", type=int, default=None)
+    p.add_argument("--mode", choices=["hybrid", "dense", "bm25"])
+
+    p = command("eval", "Measure retrieval quality on a BEIR-layout data set.")
+    evsub = p.add_subparsers(dest="what", metavar="WHAT")
+    r = evsub.add_parser("retrieval", help="nDCG@10, recall, MRR and latency on DATASET_DIR", epilog=EXAMPLES["eval"],
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("dataset", type=Path, help="folder with corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
+    r.add_argument("--split", default="test")
+    r.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default=None)
+    r.add_argument("--json", action="store_true", help="print one JSON object")
+    r.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
+
+    p = command("status", "Show the published index version and what it holds.")
+    p.add_argument("--json", action="store_true")
+
+    p = command("config", "Print the effective settings.")
+    p.add_argument("--docs", action="store_true", help="list every setting with its default and description")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {"data_dir": str(args.data_dir)} if args.data_dir else None
+    return load_settings(config_file=args.config, overrides=overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        settings = _settings(args)
+        handler = COMMANDS[args.command]
+        return handler(args, settings)
+    except RagtuneError as exc:
+        print(f"ragtune {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ragtune {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.pipeline import run_ingest
+    from ingest.sources import scan_folder
+    from ragtune.progress import RichProgress
+
+    source = args.path or settings.ingest.source_dir
+    items, failures = scan_folder(source, settings.ingest)
+    with RichProgress() as progress:
+        report = run_ingest(settings, items, failures, source=str(source), progress=progress)
+    if args.json:
+        summary = report.summary() | {"failures": [{"doc": f.doc_id, "reason": f.reason} for f in report.failed]}
+        print(json.dumps(summary, indent=1))
+        return report.exit_code
+    if report.rebuild_reason:
+        print(report.rebuild_reason)
+    for failure in report.failed:
+        kept = " (previous version kept)" if failure.doc_id in report.kept_stale else ""
+        print(f"FAILED {failure.doc_id}: {failure.reason}{kept}", file=sys.stderr)
+    s = report.summary()
+    state = f"published {s['version']}" if report.published else f"nothing changed, still {s['version']}"
+    print(
+        f"{state}: added {s['added']}, updated {s['updated']}, removed {s['removed']}, unchanged {s['unchanged']}, "
+        f"failed {s['failed']}; {s['chunks_total']} chunks ({s['chunks_embedded']} embedded) in {s['seconds']:.1f}s"
+    )
+    return report.exit_code
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from serve.app import run_server
+
+    host = args.host or settings.server.host
+    port = args.port or settings.server.port
+    run_server(settings, host, port)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    from ragtune.embedding import Embedder
+    from ragtune.index import KnowledgeIndex
+    from ragtune.retriever import Retriever
+
+    retriever = Retriever(KnowledgeIndex(settings), Embedder(settings.embedding), settings.retrieval)
+    result = retriever.search(args.query, top_k=args.top_k, mode=args.mode)
+    for rank, hit in enumerate(result.hits, start=1):
+        c = hit.chunk
+        print(f"{rank:2d}. [{hit.relevance:.2f}] {c.doc_id} > {c.section or c.title}  ({c.id})")
+        print("    " + c.text.replace("\n", " ")[:160])
+    print(f"index {result.version}, mode {result.mode}, {sum(result.timings_ms.values()):.0f} ms")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    if args.what != "retrieval":
+        raise RagtuneError("say what to evaluate: `ragtune eval retrieval DATASET_DIR`")
+    from ingest.evaluation import evaluate_retrieval, format_report
+
+    report = evaluate_retrieval(settings, args.dataset, split=args.split, mode=args.mode, max_queries=args.max_queries,
+                                progress=not args.json)
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from ragtune.index import KnowledgeIndex
+
+    index = KnowledgeIndex(settings)
+    manifest = index.current_manifest()
+    if manifest is None:
+        raise RagtuneError(f"no index in {settings.data_dir}: run `ragtune ingest`")
+    info = {
+        "version": manifest.version,
+        "created_at": manifest.created_at,
+        "documents": len(manifest.documents),
+        "chunks": manifest.chunk_count,
+        "embedding_model": manifest.embedding_model,
+        "source": manifest.source,
+        "versions_on_disk": index.list_versions(),
+    }
+    print(json.dumps(info, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in info.items()))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    if args.docs:
+        for name, default, description in describe():
+            print(f"{name} = {default}\n    {description}")
+        return 0
+    print(settings.model_dump_json(indent=1))
+    return 0
+
+
+COMMANDS = {
+    "ingest": cmd_ingest,
+    "serve": cmd_serve,
+    "search": cmd_search,
+    "eval": cmd_eval,
+    "status": cmd_status,
+    "config": cmd_config,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The one prompt builder, used by serving and by training.
+
+A model is only as good as the match between the prompt it was trained on and the prompt it is
+served with, so both sides call `build_messages()`; training appends the answer JSON as the
+assistant turn (`training_messages()`). The chat template itself (the special tokens around the
+messages) comes from the model's GGUF / Ollama Modelfile, never from here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from ragtune.answer import Answer
+
+SYSTEM_TEMPLATE = """You are the customer-support assistant of {company}. Answer the customer's question using only the sources below.
+Rules:
+- Use only facts stated in the sources. If they do not answer the question, say so, set "confidence" to "low" and "handoff" to true.
+- Cite the id of every source you used, with a short exact quote from it.
+- Be friendly, brief and concrete.
+- Reply with one JSON object only: {{"answer": string, "citations": [{{"id": string, "quote": string}}], "confidence": "high" | "medium" | "low", "handoff": true | false}}
+
+Sources:
+{sources}"""
+
+NO_SOURCES = "(none found)"
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: Literal["user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class ContextChunk:
+    id: str
+    title: str
+    section: str
+    text: str
+
+
+def render_source(chunk: ContextChunk) -> str:
+    head = chunk.title if not chunk.section or chunk.section == chunk.title else f"{chunk.title} > {chunk.section}"
+    return f"[id: {chunk.id}] {head}\n{chunk.text.strip()}"
+
+
+def system_prompt(chunks: list[ContextChunk], company: str) -> str:
+    sources = "\n\n".join(render_source(c) for c in chunks) if chunks else NO_SOURCES
+    return SYSTEM_TEMPLATE.format(company=company, sources=sources)
+
+
+def build_messages(question: str, chunks: list[ContextChunk], history: list[Turn], company: str) -> list[dict[str, str]]:
+    """System prompt with the sources, the earlier turns, then the question."""
+    messages = [{"role": "system", "content": system_prompt(chunks, company)}]
+    messages += [{"role": t.role, "content": t.content} for t in history]
+    messages.append({"role": "user", "content": question.strip()})
+    return messages
+
+
+def training_messages(
+    question: str, chunks: list[ContextChunk], history: list[Turn], company: str, answer: Answer
+) -> list[dict[str, str]]:
+    """A training example: exactly the served prompt, plus the answer JSON the model should give."""
+    return build_messages(question, chunks, history, company) + [
+        {"role": "assistant", "content": answer_json(answer)}
+    ]
+
+
+def answer_json(answer: Answer) -> str:
+    return json.dumps(answer.model_dump(), ensure_ascii=False)
+
+
+_FOLLOW_UP = re.compile(
+    r"^(and|also|but|so|what about|how about|and what|then)\b|\b(it|its|that|this|those|these|they|them|there|one)\b",
+    re.I,
+)
+
+
+def standalone_query(question: str, history: list[Turn], max_words: int = 60) -> str:
+    """Rewrite a follow-up into a query that stands alone, for retrieval.
+
+    "And for Business?" after "How long is version history kept on Pro?" retrieves nothing useful on
+    its own; prefixed with the earlier question it does. A question that already names its subject
+    (long, no pronoun or connective pointing back) is left as it is.
+    """
+    previous = [t.content for t in history if t.role == "user"]
+    if not previous:
+        return question
+    words = question.split()
+    if len(words) > 12 and not _FOLLOW_UP.search(question):
+        return question
+    if not _FOLLOW_UP.search(question) and len(words) > 6:
+        return question
+    context = " ".join(previous[-1].split()[:max_words])
+    return f"{context} {question}"

@@ -1,0 +1,164 @@
+"""Hybrid retrieval over the current index version: dense (Chroma) + BM25, fused by RRF.
+
+Used by the chat service and by `ragtune eval`. The retriever follows `current.json`: when an
+ingest publishes a new version, the next query opens it, so a running server never needs a restart
+and never sees a half-built index.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from ragtune.documents import FILTER_FIELDS, Hit, matches
+from ragtune.embedding import Embedder
+from ragtune.errors import UserInputError
+from ragtune.index import KnowledgeIndex, Snapshot
+from ragtune.settings import RetrievalSettings
+from ragtune.vectorstore import chroma_where
+
+Mode = Literal["hybrid", "dense", "bm25"]
+
+
+@dataclass
+class RetrievalResult:
+    hits: list[Hit]
+    version: str
+    mode: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def relevant(self, threshold: float) -> list[Hit]:
+        return [h for h in self.hits if h.relevance >= threshold]
+
+
+def rrf(rankings: list[tuple[list[str], float]], k: int) -> dict[str, float]:
+    """Reciprocal rank fusion: sum over rankings of weight / (k + rank), rank starting at 1."""
+    fused: dict[str, float] = {}
+    for ids, weight in rankings:
+        for rank, chunk_id in enumerate(ids, start=1):
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + weight / (k + rank)
+    return fused
+
+
+def validate_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not filters:
+        return None
+    for key, value in filters.items():
+        if key not in FILTER_FIELDS:
+            raise UserInputError(f"unknown filter {key!r}; filters can use {', '.join(FILTER_FIELDS)}")
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, str) for v in values):
+            raise UserInputError(f"filter {key!r} takes a string or a non-empty list of strings")
+    return filters
+
+
+class Retriever:
+    def __init__(self, index: KnowledgeIndex, embedder: Embedder, settings: RetrievalSettings):
+        self.index = index
+        self.embedder = embedder
+        self.settings = settings
+        self._snapshot: Snapshot | None = None
+        self._lock = threading.Lock()
+        self._reranker = None
+
+    def snapshot(self) -> Snapshot:
+        """The current version, reopened when a new one has been published."""
+        version = self.index.current_version()
+        with self._lock:
+            if self._snapshot is None or self._snapshot.version != version:
+                self._snapshot = self.index.open_current()
+            return self._snapshot
+
+    def search(
+        self,
+        query: str,
+        top_k: int | None = None,
+        mode: Mode | None = None,
+        filters: dict[str, Any] | None = None,
+    ) -> RetrievalResult:
+        filters = validate_filters(filters)
+        mode = mode or self.settings.mode
+        top_k = top_k or self.settings.top_k
+        snap = self.snapshot()
+        timings: dict[str, float] = {}
+        n = max(self.settings.candidates, top_k)
+
+        t0 = time.perf_counter()
+        qvec = self.embedder.embed_query(query)
+        timings["embed_ms"] = _ms(t0)
+
+        dense: list[tuple[str, float]] = []
+        sparse: list[tuple[str, float]] = []
+        if mode in ("hybrid", "dense"):
+            t0 = time.perf_counter()
+            dense = snap.dense_search(qvec, n, chroma_where(filters))
+            timings["dense_ms"] = _ms(t0)
+        if mode in ("hybrid", "bm25"):
+            t0 = time.perf_counter()
+            mask = None
+            if filters:
+                mask = np.array([matches(c, filters) for c in snap.chunks], dtype=np.float32)
+            sparse = snap.bm25_search(query, n, mask)
+            timings["bm25_ms"] = _ms(t0)
+
+        t0 = time.perf_counter()
+        dense_rank = {cid: r for r, (cid, _) in enumerate(dense, start=1)}
+        bm25_rank = {cid: r for r, (cid, _) in enumerate(sparse, start=1)}
+        if mode == "hybrid":
+            scores = rrf(
+                [([c for c, _ in dense], self.settings.dense_weight), ([c for c, _ in sparse], self.settings.bm25_weight)],
+                self.settings.rrf_k,
+            )
+        else:
+            scores = dict(dense if mode == "dense" else sparse)
+        ordered = sorted(scores, key=lambda cid: scores[cid], reverse=True)
+        keep = self.settings.reranker_candidates if self.settings.reranker_model else top_k
+        ordered = [cid for cid in ordered if cid in snap.by_id][: max(keep, top_k)]
+        relevance = self._relevance(snap, qvec, ordered, dict(dense))
+        hits = [
+            Hit(
+                chunk=snap.by_id[cid],
+                score=float(scores[cid]),
+                relevance=relevance[cid],
+                dense_rank=dense_rank.get(cid),
+                bm25_rank=bm25_rank.get(cid),
+            )
+            for cid in ordered
+        ]
+        timings["fuse_ms"] = _ms(t0)
+        if self.settings.reranker_model and hits:
+            t0 = time.perf_counter()
+            hits = self._rerank(query, hits)
+            timings["rerank_ms"] = _ms(t0)
+        return RetrievalResult(hits=hits[:top_k], version=snap.version, mode=mode, timings_ms=timings)
+
+    def _relevance(self, snap: Snapshot, qvec: np.ndarray, ids: list[str], known: dict[str, float]) -> dict[str, float]:
+        """Cosine similarity for every hit; BM25-only hits get theirs from their stored vectors."""
+        missing = [cid for cid in ids if cid not in known]
+        out = {cid: known[cid] for cid in ids if cid in known}
+        if missing:
+            vectors = snap.vectors(missing)
+            for cid in missing:
+                vec = vectors.get(cid)
+                out[cid] = float(np.dot(qvec, vec)) if vec is not None else 0.0
+        return {cid: max(0.0, min(1.0, score)) for cid, score in out.items()}
+
+    def _rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
+        if self._reranker is None:
+            from sentence_transformers import CrossEncoder
+
+            from ragtune.embedding import resolve_model
+
+            self._reranker = CrossEncoder(resolve_model(self.settings.reranker_model), device=self.embedder.settings.device)
+        scores = self._reranker.predict([(query, h.chunk.embedding_text()) for h in hits], show_progress_bar=False)
+        for hit, score in zip(hits, scores):
+            hit.rerank_score = float(score)
+        return sorted(hits, key=lambda h: h.rerank_score, reverse=True)
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)

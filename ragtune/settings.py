@@ -1,0 +1,253 @@
+"""The one typed settings tree for ragtune.
+
+Settings are built by `load_settings()`, never at import time, from three layers (later wins):
+the defaults below, a `ragtune.toml` / `ragtune.yaml` file, and environment variables named
+`RAGTUNE_<FIELD>` or `RAGTUNE_<SECTION>__<FIELD>` (for example `RAGTUNE_DATA_DIR=/srv/ragtune`,
+`RAGTUNE_OLLAMA__HOST=http://gpu-box:11434`). Every field carries a description, so this module
+is the reference; `ragtune config` prints the effective tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from ragtune.errors import ConfigError
+
+ENV_PREFIX = "RAGTUNE_"
+CONFIG_FILES = ("ragtune.toml", "ragtune.yaml", "ragtune.yml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmbeddingSettings(_Section):
+    model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="sentence-transformers model: the bundled offline 'all-MiniLM-L6-v2', a Hugging "
+        "Face model id (needs internet on first use) or a local directory. Changing it rebuilds "
+        "the index from scratch instead of mixing vector spaces.",
+    )
+    device: str = Field("cpu", description="torch device for the embedding model (cpu, cuda, mps).")
+    batch_size: int = Field(32, ge=1, description="Chunks embedded per batch.")
+    query_prefix: str = Field("", description="Text put before each query (e5/bge-style models want one).")
+    document_prefix: str = Field("", description="Text put before each chunk when it is embedded.")
+
+
+class ChunkingSettings(_Section):
+    chunk_size: int = Field(200, ge=20, le=4000, description="Target chunk length in words.")
+    chunk_overlap: int = Field(30, ge=0, description="Words of a chunk repeated at the start of the next one in the same section.")
+    min_chunk_words: int = Field(8, ge=1, description="A last piece of a section shorter than this joins the chunk before it.")
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, value: int, info: Any) -> int:
+        size = info.data.get("chunk_size", 200)
+        if value >= size:
+            raise ValueError(f"chunk_overlap ({value}) must be smaller than chunk_size ({size})")
+        return value
+
+
+class IngestSettings(_Section):
+    source_dir: Path = Field(Path("knowledge"), description="Folder ingested when `ragtune ingest` is given no path.")
+    max_file_mb: float = Field(20.0, gt=0, description="Files larger than this are reported and skipped.")
+    extensions: list[str] = Field(
+        [".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx"],
+        description="File types read; any other file in the folder is reported as unsupported.",
+    )
+    keep_versions: int = Field(2, ge=1, description="Index versions kept on disk (the current one included).")
+
+
+class ChromaSettings(_Section):
+    url: str | None = Field(None, description="Chroma server URL (http://host:8000). Unset: an embedded persistent Chroma under the data dir.")
+    collection_prefix: str = Field("ragtune", description="Prefix of the Chroma collection names (one collection per index version).")
+
+
+class RetrievalSettings(_Section):
+    mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Dense (Chroma), BM25, or both fused by reciprocal rank fusion.")
+    top_k: int = Field(6, ge=1, le=100, description="Chunks returned per query.")
+    candidates: int = Field(50, ge=1, le=1000, description="Chunks taken from each side before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant k in 1/(k + rank).")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in the fusion.")
+    bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
+    min_relevance: float = Field(
+        0.30, ge=0, le=1,
+        description="Relevance (0-1, the cosine similarity of query and chunk) below which a chunk "
+        "does not count as evidence; when no chunk clears it the chat answers 'nothing found'.",
+    )
+    reranker_model: str | None = Field(None, description="Optional cross-encoder (model id or path) that reorders the fused candidates.")
+    reranker_candidates: int = Field(20, ge=1, description="Fused candidates handed to the reranker.")
+
+
+class LLMSettings(_Section):
+    engine: Literal["auto", "llamacpp", "ollama", "none"] = Field(
+        "auto", description="Answer engine. auto: Ollama when ollama.model is set, else the embedded llama.cpp model; none: retrieval-only answers."
+    )
+    gguf_path: Path | None = Field(None, description="GGUF file for the embedded engine. Unset: hf_repo/hf_file, else the bundled SmolLM2-135M-Instruct.")
+    hf_repo: str | None = Field(None, description="Hugging Face repo to fetch the GGUF from on first use (needs internet).")
+    hf_file: str | None = Field(None, description="File name (or glob) of the GGUF inside hf_repo.")
+    n_ctx: int = Field(4096, ge=256, description="Context window in tokens; sent to Ollama as num_ctx and used by llama.cpp.")
+    max_tokens: int = Field(384, ge=16, description="Most tokens generated for one answer.")
+    temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature.")
+    seed: int = Field(0, description="Sampling seed, for repeatable answers.")
+    threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp (default: all cores).")
+    name: str | None = Field(None, description="Model name reported in answers (default: derived from the file or Ollama model).")
+
+
+class OllamaSettings(_Section):
+    host: str = Field("http://127.0.0.1:11434", description="Ollama server URL.")
+    model: str | None = Field(None, description="Ollama model name (for example 'ragtune'); setting it selects the Ollama engine under engine=auto.")
+    keep_alive: str = Field("10m", description="How long Ollama keeps the model loaded after a request.")
+    timeout_s: float = Field(120.0, gt=0, description="Seconds to wait for Ollama before failing with 503.")
+
+
+class ChatSettings(_Section):
+    refuse_without_evidence: bool = Field(True, description="Answer with a hand-off, without calling the model, when retrieval finds nothing relevant.")
+    history_turns: int = Field(6, ge=0, le=50, description="Earlier turns of the session put into the prompt.")
+    rewrite_followups: bool = Field(True, description="Rewrite follow-up questions into standalone queries before retrieval.")
+    context_tokens: int | None = Field(None, ge=64, description="Token budget for retrieved context. Default: what is left of n_ctx after the rest of the prompt and max_tokens.")
+    max_message_chars: int = Field(4000, ge=1, description="Longest accepted user message; longer ones get a 413.")
+    max_history_messages: int = Field(40, ge=0, description="Most messages accepted in one OpenAI-style request.")
+    company_name: str = Field("Northwind Cloud", description="Company the assistant speaks for (used in the system prompt).")
+
+
+class ServerSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address `ragtune serve` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `ragtune serve` listens on.")
+    cors_origins: list[str] = Field([], description="Origins allowed to call the API from a browser (support widgets).")
+
+
+class Settings(BaseSettings):
+    """All of ragtune's settings. Build with `load_settings()`."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Field(Path("data"), description="Folder holding all state: index versions, Chroma, conversations.")
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    chroma: ChromaSettings = Field(default_factory=ChromaSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    ollama: OllamaSettings = Field(default_factory=OllamaSettings)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        # load_settings() merges file and environment itself (so tests can pass `environ=`);
+        # the class then only validates what it is given.
+        return (init_settings,)
+
+
+def _env_tree(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Turn RAGTUNE_A__B=value variables into {"a": {"b": value}}."""
+    tree: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.upper().startswith(ENV_PREFIX) or key.upper() == "RAGTUNE_CONFIG":
+            continue
+        path = key[len(ENV_PREFIX):].lower().split("__")
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment variable {key} conflicts with another RAGTUNE_ variable")
+        leaf = path[-1]
+        node[leaf] = _env_value(value)
+    return tree
+
+
+def _env_value(raw: str) -> Any:
+    # Lists and objects may be given as JSON (RAGTUNE_SERVER__CORS_ORIGINS='["https://a.com"]').
+    stripped = raw.strip()
+    if stripped[:1] in "[{":
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError:
+            pass
+    return raw
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.')}: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a table of settings, not {type(data).__name__}")
+    return data
+
+
+def find_config_file(environ: Mapping[str, str], cwd: Path) -> Path | None:
+    explicit = environ.get("RAGTUNE_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"RAGTUNE_CONFIG points at {path}, which is not a file")
+        return path
+    for name in CONFIG_FILES:
+        if (cwd / name).is_file():
+            return cwd / name
+    return None
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Build the settings: defaults < config file < environment < explicit overrides."""
+    environ = os.environ if environ is None else environ
+    cwd = Path.cwd() if cwd is None else cwd
+    path = config_file or find_config_file(environ, cwd)
+    merged: dict[str, Any] = read_config_file(path) if path else {}
+    merged = _deep_merge(merged, _env_tree(environ))
+    if overrides:
+        merged = _deep_merge(merged, overrides)
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        source = f" (from {path} and RAGTUNE_ variables)" if path else " (from RAGTUNE_ variables)"
+        raise ConfigError(f"invalid settings{source}: {problems}") from exc
+
+
+def describe(model: type[BaseModel] = Settings, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted name, default, description) for every setting: the documentation table."""
+    rows: list[tuple[str, str, str]] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows.extend(describe(annotation, f"{prefix}{name}."))
+        else:
+            default = field.default if field.default_factory is None else field.default_factory()
+            rows.append((f"{prefix}{name}", repr(default), field.description or ""))
+    return rows

@@ -1,0 +1,117 @@
+"""Chroma access: an embedded persistent client by default, a Chroma server when a URL is set.
+
+Each index version lives in its own collection, so a version being built is invisible to readers
+of the current one. We always pass embeddings ourselves: a text-only add or query would make
+Chroma fetch its own default model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from ragtune.errors import ConfigError, IndexNotReady
+from ragtune.settings import ChromaSettings
+
+_GET_BATCH = 2000
+
+
+def open_client(settings: ChromaSettings, data_dir: Path):
+    import chromadb
+    from chromadb.config import Settings as ChromaClientSettings
+
+    client_settings = ChromaClientSettings(anonymized_telemetry=False, allow_reset=False)
+    if settings.url:
+        parsed = urlparse(settings.url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigError(f"chroma.url {settings.url!r} is not an http(s) URL like http://localhost:8000")
+        port = parsed.port or (443 if parsed.scheme == "https" else 8000)
+        return chromadb.HttpClient(
+            host=parsed.hostname, port=port, ssl=parsed.scheme == "https", settings=client_settings
+        )
+    path = data_dir / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=client_settings)
+
+
+class VectorStore:
+    """The few Chroma operations the index needs, over one client."""
+
+    def __init__(self, settings: ChromaSettings, data_dir: Path):
+        self.settings = settings
+        self.client = open_client(settings, data_dir)
+        self._collections: dict[str, Any] = {}
+
+    def collection_name(self, version: str) -> str:
+        return f"{self.settings.collection_prefix}_{version}".replace(":", "-")
+
+    def create(self, name: str):
+        collection = self.client.create_collection(
+            name=name, metadata={"hnsw:space": "cosine"}, embedding_function=None
+        )
+        self._collections[name] = collection
+        return collection
+
+    def get(self, name: str):
+        if name not in self._collections:
+            try:
+                self._collections[name] = self.client.get_collection(name=name, embedding_function=None)
+            except Exception as exc:
+                raise IndexNotReady(f"Chroma collection {name!r} is missing; run `ragtune ingest` again") from exc
+        return self._collections[name]
+
+    def drop(self, name: str) -> None:
+        self._collections.pop(name, None)
+        try:
+            self.client.delete_collection(name=name)
+        except Exception:
+            pass  # already gone: dropping is idempotent
+
+    def names(self) -> list[str]:
+        prefix = f"{self.settings.collection_prefix}_"
+        return [c if isinstance(c, str) else c.name for c in self.client.list_collections() if (c if isinstance(c, str) else c.name).startswith(prefix)]
+
+    def add(self, name: str, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict]) -> None:
+        collection = self.get(name)
+        step = max(1, min(self.client.get_max_batch_size(), 5000))
+        for start in range(0, len(ids), step):
+            end = start + step
+            collection.add(
+                ids=list(ids[start:end]),
+                embeddings=vectors[start:end],
+                metadatas=list(metadatas[start:end]),
+            )
+
+    def vectors(self, name: str, ids: Iterable[str]) -> dict[str, np.ndarray]:
+        """Stored vectors by chunk id (used to carry unchanged chunks into a new version)."""
+        ids = list(ids)
+        collection = self.get(name)
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(ids), _GET_BATCH):
+            got = collection.get(ids=ids[start:start + _GET_BATCH], include=["embeddings"])
+            for chunk_id, vector in zip(got["ids"], got["embeddings"]):
+                found[chunk_id] = np.asarray(vector, dtype=np.float32)
+        return found
+
+    def query(self, name: str, vector: np.ndarray, n: int, where: dict | None = None) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity) of the n nearest chunks."""
+        collection = self.get(name)
+        count = collection.count()
+        if count == 0:
+            return []
+        result = collection.query(
+            query_embeddings=[vector], n_results=min(n, count), where=where or None, include=["distances"]
+        )
+        return [(cid, 1.0 - float(dist)) for cid, dist in zip(result["ids"][0], result["distances"][0])]
+
+
+def chroma_where(filters: dict[str, Any] | None) -> dict | None:
+    """Our simple filter dict as a Chroma `where` clause."""
+    if not filters:
+        return None
+    clauses = [{key: {"$in": value}} if isinstance(value, list) else {key: value} for key, value in filters.items()]
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}

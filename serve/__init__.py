@@ -1,0 +1,1 @@
+"""Serving: the chat service, model engines and the FastAPI app."""

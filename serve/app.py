@@ -1,0 +1,84 @@
+"""The FastAPI app factory and its lifespan.
+
+`create_app(settings, engine=..., retriever=...)` builds an app with no module-level state; tests
+pass other collaborators. The lifespan opens the conversation store, the retriever and the engine
+and closes them again. Domain errors become HTTP errors here, at the edge, with their message.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from ragtune import __version__
+from ragtune.embedding import Embedder
+from ragtune.errors import RagtuneError
+from ragtune.index import KnowledgeIndex
+from ragtune.retriever import Retriever
+from ragtune.settings import Settings
+from serve.chat import ChatService
+from serve.conversations import ConversationStore
+from serve.engines import Engine, create_engine
+from serve.schemas import error_body
+
+log = logging.getLogger("ragtune.serve")
+_UNSET: Any = object()
+
+
+def create_app(settings: Settings, *, engine: Engine | None = _UNSET, retriever: Retriever | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        store = ConversationStore(Path(settings.data_dir) / "conversations.sqlite3")
+        the_retriever = retriever or Retriever(KnowledgeIndex(settings), Embedder(settings.embedding), settings.retrieval)
+        the_engine = create_engine(settings) if engine is _UNSET else engine
+        app.state.chat = ChatService(settings, the_retriever, the_engine, store)
+        app.state.settings = settings
+        try:
+            yield
+        finally:
+            if the_engine is not None:
+                await the_engine.aclose()
+            store.close()
+
+    app = FastAPI(
+        title="ragtune",
+        version=__version__,
+        summary="Grounded JSON answers for customer-support widgets.",
+        description="Retrieval over the company's documents plus a tuned model. `POST /v1/chat` is the native API; "
+        "`/v1/chat/completions` and `/v1/models` follow the OpenAI API so existing SDKs work unchanged.",
+        lifespan=lifespan,
+    )
+    if settings.server.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"])
+
+    @app.exception_handler(RagtuneError)
+    async def domain_error(request: Request, exc: RagtuneError) -> JSONResponse:
+        if exc.status_code >= 500:
+            log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(status_code=exc.status_code, content=error_body(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in exc.errors())
+        return JSONResponse(status_code=422, content={"detail": f"invalid request: {problems}", "error": "RequestValidationError"})
+
+    from serve.routes import chat, health, openai_compat
+
+    app.include_router(health.router)
+    app.include_router(chat.router)
+    app.include_router(openai_compat.router)
+    return app
+
+
+def run_server(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

@@ -1,0 +1,65 @@
+"""The engine interface and the factory that picks one from settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ragtune.errors import ModelUnavailable
+from ragtune.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GenerationResult:
+    text: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Engine(Protocol):
+    kind: str  # "llamacpp" | "ollama"
+    name: str  # the model, as reported in answers
+    n_ctx: int
+
+    def count_tokens(self, messages: list[dict[str, str]]) -> int:
+        """Tokens the formatted prompt takes (an upper estimate where the engine cannot say)."""
+
+    async def generate(
+        self, messages: list[dict[str, str]], allowed_ids: list[str], max_tokens: int, tight: bool = False
+    ) -> GenerationResult:
+        """The answer JSON, constrained to the Answer schema with citations limited to `allowed_ids`.
+
+        `tight` asks for the strictest constraint the engine has (used for the one retry).
+        """
+
+    def stream(self, messages: list[dict[str, str]], allowed_ids: list[str], max_tokens: int) -> AsyncIterator[str]:
+        """Text pieces as they are generated, under the same constraint as generate()."""
+
+    async def ready(self) -> bool: ...
+
+    async def aclose(self) -> None: ...
+
+
+def create_engine(settings: Settings) -> Engine | None:
+    """The configured engine, or None for retrieval-only mode (engine=none, or no model to be had)."""
+    engine = settings.llm.engine
+    if engine == "none":
+        return None
+    if engine == "ollama" or (engine == "auto" and settings.ollama.model):
+        from serve.engines.ollama import OllamaEngine
+
+        return OllamaEngine(settings)
+    from serve.engines.llamacpp import LlamaCppEngine, resolve_gguf
+
+    try:
+        return LlamaCppEngine(settings, resolve_gguf(settings.llm))
+    except ModelUnavailable as exc:
+        if engine == "llamacpp":
+            raise
+        log.warning("no language model available, serving retrieval-only answers: %s", exc)
+        return None

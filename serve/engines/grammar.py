@@ -1,0 +1,65 @@
+"""GBNF grammar for the `Answer` contract, for llama.cpp.
+
+llama.cpp's own JSON-schema converter has two flaws for us: it lets raw control characters into
+strings (invalid JSON), and it expands maxLength into a grammar too large to parse, so a model
+that rambles runs into max_tokens with the JSON still open. This grammar bounds every string with
+GBNF's `{m,n}` repetition and excludes control characters. `tight=True` gives a grammar whose
+longest possible output, in bytes, fits into `max_tokens` (every token emits at least one byte
+and the tight grammar allows ASCII only), so the retry after a truncated reply always closes.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+
+from ragtune.answer import MAX_CITATIONS, MAX_QUOTE_CHARS, Answer, Citation
+
+_CHAR = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
+_ASCII_CHAR = r'[ !#-\[\]-~] | "\\" (["\\/nt])'
+_FIELDS = ("answer", "citations", "confidence", "handoff")
+
+
+def _literal(text: str) -> str:
+    return json.dumps(json.dumps(text))  # a GBNF string literal matching the JSON-encoded text
+
+
+def answer_grammar(
+    allowed_ids: list[str],
+    max_tokens: int,
+    answer_chars: int = 1200,
+    quote_chars: int = 200,
+    max_citations: int = 3,
+    tight: bool = False,
+) -> str:
+    if tuple(Answer.model_fields) != _FIELDS or tuple(Citation.model_fields) != ("id", "quote"):
+        raise RuntimeError("the Answer contract changed; update serve/engines/grammar.py to match")
+    confidence = typing.get_args(Answer.model_fields["confidence"].annotation)
+    max_citations = min(max_citations, MAX_CITATIONS, len(allowed_ids))
+    quote_chars = min(quote_chars, MAX_QUOTE_CHARS)
+    if tight:
+        longest_id = max((len(i) for i in allowed_ids), default=0)
+        fixed = 100  # braces, keys, separators, the longest confidence and boolean
+        max_citations = min(max_citations, 1)
+        quote_chars = min(quote_chars, 60)
+        per_citation = longest_id + quote_chars + 24
+        answer_chars = max(1, min(answer_chars, max_tokens - fixed - max_citations * per_citation))
+    char = _ASCII_CHAR if tight else _CHAR
+    ids = " | ".join(_literal(i) for i in allowed_ids) or '"\\"\\""'
+    if max_citations == 0:
+        citations = '"[" "]"'
+    else:
+        citations = f'"[" "]" | "[" citation ("," ws citation){{0,{max_citations - 1}}} "]"'
+    rules = [
+        'root ::= "{" ws ' + ' "," ws '.join(f'"\\"{name}\\":" ws {name}' for name in _FIELDS) + ' "}"',
+        f'answer ::= "\\"" char{{1,{answer_chars}}} "\\""',
+        f"citations ::= {citations}",
+        'citation ::= "{" ws "\\"id\\":" ws id "," ws "\\"quote\\":" ws quote "}"',
+        f"id ::= {ids}",
+        f'quote ::= "\\"" char{{0,{quote_chars}}} "\\""',
+        "confidence ::= " + " | ".join(_literal(c) for c in confidence),
+        'handoff ::= "true" | "false"',
+        f"char ::= {char}",
+        'ws ::= " "?',
+    ]
+    return "\n".join(rules) + "\n"

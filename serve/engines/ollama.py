@@ -1,0 +1,109 @@
+"""Ollama engine through the official `ollama` client.
+
+Every request sends `options.num_ctx`: Ollama's default context is small and it silently drops
+the start of a longer prompt (our sources!), so the window is always set explicitly, and the
+prompt is budgeted against it before sending. `format` carries the answer schema.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from ragtune.answer import answer_schema
+from ragtune.errors import ModelUnavailable, PayloadTooLarge
+from ragtune.settings import Settings
+from serve.engines.base import GenerationResult
+
+# Ollama has no tokenize endpoint; budget with a conservative estimate (English averages about
+# 4 characters per token, so 3 over-counts and keeps the prompt inside num_ctx).
+CHARS_PER_TOKEN = 3.0
+_PER_MESSAGE_OVERHEAD = 8
+
+
+class OllamaEngine:
+    kind = "ollama"
+
+    def __init__(self, settings: Settings, client: Any = None):
+        from ollama import AsyncClient
+
+        self.settings = settings
+        self.model = settings.ollama.model or "ragtune"
+        self.name = settings.llm.name or self.model
+        self.n_ctx = settings.llm.n_ctx
+        self.client = client or AsyncClient(host=settings.ollama.host, timeout=settings.ollama.timeout_s)
+
+    def count_tokens(self, messages: list[dict[str, str]]) -> int:
+        return sum(int(len(m["content"]) / CHARS_PER_TOKEN) + _PER_MESSAGE_OVERHEAD for m in messages) + 4
+
+    def _request(self, messages, allowed_ids, max_tokens) -> dict[str, Any]:
+        estimate = self.count_tokens(messages)
+        if estimate + max_tokens > self.n_ctx:
+            raise PayloadTooLarge(
+                f"prompt of about {estimate} tokens plus {max_tokens} to generate exceeds num_ctx={self.n_ctx} (llm.n_ctx)"
+            )
+        return dict(
+            model=self.model,
+            messages=messages,
+            format=answer_schema(allowed_ids),
+            keep_alive=self.settings.ollama.keep_alive,
+            options={
+                "num_ctx": self.n_ctx,
+                "num_predict": max_tokens,
+                "temperature": self.settings.llm.temperature,
+                "seed": self.settings.llm.seed,
+            },
+        )
+
+    def _unavailable(self, exc: Exception) -> ModelUnavailable:
+        from ollama import ResponseError
+
+        if isinstance(exc, ResponseError) and exc.status_code == 404:
+            return ModelUnavailable(
+                f"Ollama at {self.settings.ollama.host} has no model {self.model!r}: run `ollama create {self.model} -f Modelfile`"
+            )
+        return ModelUnavailable(f"Ollama at {self.settings.ollama.host} is not answering ({type(exc).__name__}: {exc})")
+
+    async def generate(self, messages, allowed_ids, max_tokens, tight=False) -> GenerationResult:
+        from ollama import ResponseError
+
+        request = self._request(messages, allowed_ids, max_tokens)
+        t0 = time.perf_counter()
+        try:
+            response = await self.client.chat(stream=False, **request)
+        except (ResponseError, httpx.HTTPError, ConnectionError) as exc:
+            raise self._unavailable(exc) from exc
+        return GenerationResult(
+            text=response["message"]["content"] or "",
+            prompt_tokens=response.get("prompt_eval_count"),
+            completion_tokens=response.get("eval_count"),
+            timings_ms={"generate_ms": round((time.perf_counter() - t0) * 1000, 1)},
+        )
+
+    async def stream(self, messages, allowed_ids, max_tokens) -> AsyncIterator[str]:
+        from ollama import ResponseError
+
+        request = self._request(messages, allowed_ids, max_tokens)
+        try:
+            async for part in await self.client.chat(stream=True, **request):
+                content = part["message"]["content"]
+                if content:
+                    yield content
+        except (ResponseError, httpx.HTTPError, ConnectionError) as exc:
+            raise self._unavailable(exc) from exc
+
+    async def ready(self) -> bool:
+        try:
+            listed = await self.client.list()
+        except Exception:
+            return False
+        names = {m.get("model") or m.get("name") for m in listed.get("models", [])}
+        return self.model in names or f"{self.model}:latest" in names
+
+    async def aclose(self) -> None:
+        inner = getattr(self.client, "_client", None)
+        if inner is not None:
+            await inner.aclose()

@@ -1,0 +1,32 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from ragtune.errors import RagtuneError
+from serve.routes.deps import ChatDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is up.")
+async def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Whether answers can be served, and in which mode.")
+async def readyz(chat: ChatDep) -> JSONResponse:
+    body: dict = {"mode": "retrieval_only", "model": None, "engine": None}
+    try:
+        body["index_version"] = chat.retriever.snapshot().version
+    except RagtuneError as exc:
+        return JSONResponse(status_code=503, content=body | {"status": "not_ready", "detail": str(exc)})
+    if chat.engine is not None:
+        body |= {"engine": chat.engine.kind, "model": chat.engine.name}
+        if await chat.engine.ready():
+            body["mode"] = "generated"
+        else:
+            body["detail"] = f"{chat.engine.kind} model {chat.engine.name} is not available; answering retrieval-only"
+    return JSONResponse(status_code=200, content=body | {"status": "ready"})

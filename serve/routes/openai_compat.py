@@ -1,0 +1,137 @@
+"""OpenAI-compatible `/v1/chat/completions` and `/v1/models`, so existing SDKs work unchanged.
+
+The assistant message content is the answer JSON (the `Answer` contract); sources and the index
+version ride along in the extra fields `sources` and `ragtune`. When streamed, the content pieces
+concatenate to exactly that JSON: the answer text streams as it is generated, the rest of the
+validated object follows at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from ragtune.errors import RagtuneError, UserInputError
+from ragtune.prompt import Turn, answer_json
+from serve.routes.chat import ERRORS
+from serve.routes.deps import ChatDep, SettingsDep
+from serve.schemas import ChatResponse, error_body
+
+router = APIRouter(tags=["openai"])
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(part.get("text", "") for part in self.content if part.get("type") == "text")
+        return self.content or ""
+
+
+class CompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # temperature, max_tokens, ... are accepted and ignored
+
+    model: str | None = None
+    messages: list[Message] = Field(min_length=1)
+    stream: bool = False
+    filters: dict[str, str | list[str]] | None = None
+
+
+def _model_name(chat) -> str:
+    return chat.engine.name if chat.engine is not None else "ragtune-retrieval-only"
+
+
+def _history(messages: list[Message], limit: int) -> tuple[str, list[Turn]]:
+    if len(messages) > limit:
+        raise UserInputError(f"{len(messages)} messages sent; the limit is {limit} (chat.max_history_messages)")
+    if messages[-1].role != "user":
+        raise UserInputError("the last message must come from the user")
+    turns: list[Turn] = []
+    for m in messages[:-1]:
+        if m.role == "user":
+            turns.append(Turn("user", m.text()))
+        elif m.role == "assistant":
+            turns.append(Turn("assistant", _answer_text(m.text())))
+    return messages[-1].text(), turns
+
+
+def _answer_text(content: str) -> str:
+    """An earlier assistant turn is our answer JSON; the history keeps only its text."""
+    try:
+        return str(json.loads(content)["answer"])
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return content
+
+
+def _extras(response: ChatResponse) -> dict[str, Any]:
+    return {
+        "sources": [s.model_dump(mode="json") for s in response.sources],
+        "ragtune": {
+            "mode": response.mode, "index_version": response.index_version, "session_id": response.session_id,
+            "query": response.query, "context": response.context.model_dump(), "timings_ms": response.timings_ms,
+        },
+    }
+
+
+@router.get("/v1/models", summary="The model answering (OpenAI format).")
+async def models(chat: ChatDep) -> dict:
+    return {"object": "list", "data": [{"id": _model_name(chat), "object": "model", "created": 0, "owned_by": "ragtune"}]}
+
+
+@router.post("/v1/chat/completions", responses=ERRORS, summary="OpenAI-compatible chat completion; content is the answer JSON.")
+async def completions(request: CompletionRequest, chat: ChatDep, settings: SettingsDep):
+    question, history = _history(request.messages, settings.chat.max_history_messages)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+    model = _model_name(chat)
+    if not request.stream:
+        response = await chat.answer(question, filters=request.filters, history=history)
+        return {
+            "id": completion_id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer_json(response.answer_only())}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": response.context.prompt_tokens or 0, "completion_tokens": 0, "total_tokens": response.context.prompt_tokens or 0},
+        } | _extras(response)
+
+    events = chat.stream(question, filters=request.filters, history=history)
+    first = await events.__anext__()
+
+    def chunk(delta: dict, finish: str | None = None, **extra: Any) -> str:
+        body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]} | extra
+        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+    async def body() -> AsyncIterator[str]:
+        yield chunk({"role": "assistant", "content": ""})
+        sent = '{"answer": "'
+        yield chunk({"content": sent})
+        item = first
+        try:
+            while True:
+                kind, payload = item
+                if kind == "delta":
+                    piece = json.dumps(payload, ensure_ascii=False)[1:-1]
+                    sent += piece
+                    yield chunk({"content": piece})
+                else:
+                    final = answer_json(payload.answer_only())
+                    if not final.startswith(sent):
+                        raise RagtuneError("the answer changed after a retry; request it again without streaming")
+                    yield chunk({"content": final[len(sent):]}, "stop", **_extras(payload))
+                item = await events.__anext__()
+        except StopAsyncIteration:
+            yield "data: [DONE]\n\n"
+        except RagtuneError as exc:
+            yield f"data: {json.dumps({'error': error_body(exc) | {'status': exc.status_code}})}\n\n"
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

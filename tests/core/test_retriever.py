@@ -1,0 +1,70 @@
+"""Hybrid retrieval over the bundled knowledge base, with the real model and real Chroma."""
+
+import pytest
+
+from ragtune.errors import UserInputError
+from ragtune.retriever import rrf
+
+QUESTIONS = [
+    ("Can I get my money back if I cancel my yearly subscription?", "policies/refund-policy.pdf"),
+    ("How much does the Business plan cost per user?", "products/pricing.html"),
+    ("I forgot my Vault passphrase, can you reset it?", "products/vault.md"),
+    ("How long are deleted files kept in the trash?", "policies/data-retention.docx"),
+    ("What are your support opening hours?", "faq/support-hours.txt"),
+    ("The desktop app keeps crashing on startup", "troubleshooting/desktop-app-crashes.docx"),
+    ("What is the API rate limit?", "products/api.md"),
+    ("Do you sell my personal data?", "policies/privacy-policy.docx"),
+]
+
+
+@pytest.mark.parametrize(("question", "doc"), QUESTIONS)
+def test_hybrid_finds_the_right_document(retriever, question, doc):
+    hits = retriever.search(question, top_k=3).hits
+    assert doc in [h.chunk.doc_id for h in hits], [h.chunk.doc_id for h in hits]
+
+
+def test_modes_rank_differently_and_report_their_sides(retriever):
+    question = "API rate limit 600 requests"
+    dense = retriever.search(question, mode="dense", top_k=5)
+    bm25 = retriever.search(question, mode="bm25", top_k=5)
+    hybrid = retriever.search(question, mode="hybrid", top_k=5)
+    assert all(h.bm25_rank is None for h in dense.hits)
+    assert all(h.dense_rank is None for h in bm25.hits)
+    assert any(h.dense_rank and h.bm25_rank for h in hybrid.hits)
+    assert hybrid.hits[0].chunk.doc_id == "products/api.md"
+    assert {"embed_ms", "dense_ms", "bm25_ms"} <= set(hybrid.timings_ms)
+
+
+def test_relevance_separates_on_topic_from_off_topic(retriever, knowledge_index):
+    settings, _ = knowledge_index
+    threshold = settings.retrieval.min_relevance
+    on_topic = retriever.search("How do I reset my password?")
+    off_topic = retriever.search("What is the boiling point of tungsten on Jupiter?")
+    assert on_topic.relevant(threshold)
+    assert off_topic.relevant(threshold) == []
+    assert all(0.0 <= h.relevance <= 1.0 for h in on_topic.hits + off_topic.hits)
+
+
+def test_metadata_filters_apply_to_both_sides(retriever):
+    for mode in ("dense", "bm25", "hybrid"):
+        hits = retriever.search("refund cancel plan", mode=mode, filters={"category": "faq"}, top_k=10).hits
+        assert hits and all(h.chunk.category == "faq" for h in hits)
+        hits = retriever.search("refund", mode=mode, filters={"doc_type": ["pdf", "docx"]}, top_k=10).hits
+        assert hits and all(h.chunk.doc_type in ("pdf", "docx") for h in hits)
+
+
+def test_unknown_filter_is_a_user_error(retriever):
+    with pytest.raises(UserInputError, match="unknown filter 'colour'"):
+        retriever.search("refund", filters={"colour": "red"})
+
+
+def test_rrf_rewards_agreement():
+    fused = rrf([(["a", "b", "c"], 1.0), (["b", "c", "a"], 1.0)], k=60)
+    assert max(fused, key=fused.get) == "b"
+    weighted = rrf([(["a", "b"], 3.0), (["b", "a"], 1.0)], k=60)
+    assert max(weighted, key=weighted.get) == "a"
+
+
+def test_retriever_follows_a_newly_published_version(retriever, knowledge_index):
+    _, index = knowledge_index
+    assert retriever.search("refund").version == index.current_version()

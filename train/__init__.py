@@ -1,0 +1,1 @@
+"""Training: LoRA style tuning on example conversations and GGUF export."""
