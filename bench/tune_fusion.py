@@ -28,15 +28,24 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared/data/scifact")
     parser.add_argument("--split", default="train")
     parser.add_argument("--keep", type=Path, help="reuse/keep the index in this folder")
+    parser.add_argument("--chunk-size", type=int, default=None)
+    parser.add_argument("--rrf-k", default="10,20,40,60")
+    parser.add_argument("--bm25-weight", default="1.0,1.5,2.0")
     args = parser.parse_args()
     corpus, queries, qrels = load_beir(args.data, args.split)
     judged = [q for q in qrels if q in queries]
     folder = args.keep or Path(tempfile.mkdtemp(prefix="ragtune-tune-"))
-    settings = load_settings(environ={}, overrides={"data_dir": str(folder)})
+    overrides: dict = {"data_dir": str(folder)}
+    if args.chunk_size:
+        overrides["chunking"] = {"chunk_size": args.chunk_size}
+    settings = load_settings(environ={}, overrides=overrides)
     embedder = Embedder(settings.embedding)
     index = KnowledgeIndex(settings)
     run_ingest(settings, beir_items(corpus), embedder=embedder, index=index)
-    for k, bw, cand in itertools.product([10, 20, 40, 60], [1.0, 1.5, 2.0], [50, 100]):
+    ks = [int(x) for x in args.rrf_k.split(",")]
+    weights = [float(x) for x in args.bm25_weight.split(",")]
+    print(f"{run_ingest.__name__}: chunk_size={settings.chunking.chunk_size}", flush=True)
+    for k, bw, cand in itertools.product(ks, weights, [50]):
         rs = settings.retrieval.model_copy(update={"rrf_k": k, "bm25_weight": bw, "candidates": cand})
         figures = _score(Retriever(index, embedder, rs), "hybrid", queries, qrels, judged, None)
         print(f"rrf_k={k:3d} bm25_weight={bw:.1f} candidates={cand:3d}  ndcg@10={figures['ndcg@10']:.4f} recall@100={figures['recall@100']:.4f} p50={figures['query_ms_p50']}", flush=True)

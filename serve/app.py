@@ -26,10 +26,10 @@ from ragtune.settings import Settings
 from serve.chat import ChatService
 from serve.conversations import ConversationStore
 from serve.engines import Engine, create_engine
-from serve.schemas import error_body
 
 log = logging.getLogger("ragtune.serve")
 _UNSET: Any = object()
+OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
 
 
 def create_app(settings: Settings, *, engine: Engine | None = _UNSET, retriever: Retriever | None = None) -> FastAPI:
@@ -58,16 +58,23 @@ def create_app(settings: Settings, *, engine: Engine | None = _UNSET, retriever:
     if settings.server.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"])
 
+    def error_response(request: Request, status: int, message: str, kind: str) -> JSONResponse:
+        if request.url.path.startswith(OPENAI_PATHS):  # OpenAI SDKs read {"error": {"message": ...}}
+            body = {"error": {"message": message, "type": kind, "code": status}}
+        else:
+            body = {"detail": message, "error": kind}
+        return JSONResponse(status_code=status, content=body)
+
     @app.exception_handler(RagtuneError)
     async def domain_error(request: Request, exc: RagtuneError) -> JSONResponse:
         if exc.status_code >= 500:
             log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse(status_code=exc.status_code, content=error_body(exc))
+        return error_response(request, exc.status_code, str(exc), type(exc).__name__)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in exc.errors())
-        return JSONResponse(status_code=422, content={"detail": f"invalid request: {problems}", "error": "RequestValidationError"})
+        return error_response(request, 422, f"invalid request: {problems}", "RequestValidationError")
 
     from serve.routes import chat, health, openai_compat
 

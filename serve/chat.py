@@ -104,7 +104,9 @@ class ChatService:
         """Fit history and the best chunks into n_ctx - max_tokens; report what was left out."""
         assert self.engine is not None
         llm, chat = self.settings.llm, self.settings.chat
-        available = llm.n_ctx - llm.max_tokens - SAFETY_MARGIN_TOKENS
+        # Room is kept for the repair message of a retry, so the retry fits the window too.
+        repair = self.engine.count_tokens([{"role": "user", "content": REPAIR_HINT.format(error="x" * 160)}])
+        available = llm.n_ctx - llm.max_tokens - SAFETY_MARGIN_TOKENS - repair
         history = list(p.history)
         base = build_messages(p.question, [], history, chat.company_name)
         while history and self.engine.count_tokens(base) > available // 2:
@@ -164,10 +166,9 @@ class ChatService:
                 return parse_answer(raw)
             except InvalidModelOutput as exc:
                 error = exc
-                messages = p.messages + [
-                    {"role": "assistant", "content": raw[:2000]},
-                    {"role": "user", "content": REPAIR_HINT.format(error=exc)},
-                ]
+                # The rejected reply itself is not sent back: it could be long enough to overflow
+                # the window; the error says what was wrong with it.
+                messages = p.messages + [{"role": "user", "content": REPAIR_HINT.format(error=str(exc)[:160])}]
         raise InvalidModelOutput(f"{error}; the reply was rejected twice, so no answer is given")
 
     async def _finish(self, p: Prepared, answer: Answer, mode: str, started: float) -> ChatResponse:

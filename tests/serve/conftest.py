@@ -1,0 +1,133 @@
+"""Fixtures for the serving tests: the tiny real GGUF, apps over the bundled knowledge index,
+and a small stand-in for the Ollama server's HTTP API."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from ..tiny_model import build_tiny_gguf
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory) -> Path:
+    return build_tiny_gguf(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture
+def serve_settings(knowledge_index, tiny_gguf, tmp_path):
+    """Settings over the session's knowledge index, the tiny model, and a private conversation store."""
+    settings, _ = knowledge_index
+    return settings.model_copy(update={
+        "llm": settings.llm.model_copy(update={"engine": "llamacpp", "gguf_path": tiny_gguf, "max_tokens": 1024, "n_ctx": 4096}),
+    })
+
+
+@pytest.fixture
+def make_client(knowledge_index, retriever, tmp_path, monkeypatch):
+    """Build a TestClient for settings (and optionally an engine); the retriever is shared."""
+    from fastapi.testclient import TestClient
+
+    from serve.app import create_app
+    from serve.conversations import ConversationStore
+
+    clients = []
+
+    def make(settings, **kwargs):
+        # Conversations go to this test's folder; the index stays the session's.
+        monkeypatch.setattr("serve.app.ConversationStore", lambda _path: ConversationStore(tmp_path / "conversations.sqlite3"))
+        client = TestClient(create_app(settings, retriever=retriever, **kwargs))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+class OllamaStandIn:
+    """Stands in for an Ollama server (its documented /api/chat and /api/tags wire format).
+
+    `replies` are the assistant contents it returns, one per /api/chat call (the last repeats);
+    every request body is recorded in `requests`.
+    """
+
+    def __init__(self, model: str = "ragtune"):
+        self.model = model
+        self.replies: list[str] = []
+        self.requests: list[dict] = []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def _json(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                if self.path == "/api/tags":
+                    self._json(200, {"models": [{"name": f"{stand_in.model}:latest", "model": f"{stand_in.model}:latest"}]})
+                else:
+                    self._json(404, {"error": "not found"})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stand_in.requests.append(body)
+                if self.path != "/api/chat":
+                    return self._json(404, {"error": "not found"})
+                if body["model"].split(":")[0] != stand_in.model:
+                    return self._json(404, {"error": f"model '{body['model']}' not found"})
+                index = min(len(stand_in.requests_for_chat()) - 1, len(stand_in.replies) - 1)
+                content = stand_in.replies[index]
+                base = {"model": body["model"], "created_at": "2026-01-01T00:00:00Z"}
+                if not body.get("stream", True):
+                    return self._json(200, base | {"message": {"role": "assistant", "content": content}, "done": True,
+                                                  "prompt_eval_count": 100, "eval_count": 20})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-ndjson")
+                self.end_headers()
+                for i in range(0, len(content), 7):
+                    line = base | {"message": {"role": "assistant", "content": content[i:i + 7]}, "done": False}
+                    self.wfile.write((json.dumps(line) + "\n").encode())
+                self.wfile.write((json.dumps(base | {"message": {"role": "assistant", "content": ""}, "done": True}) + "\n").encode())
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def requests_for_chat(self) -> list[dict]:
+        return [r for r in self.requests if "messages" in r]
+
+    def __enter__(self) -> OllamaStandIn:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def ollama_stand_in():
+    with OllamaStandIn() as stand_in:
+        yield stand_in
+
+
+@pytest.fixture
+def ollama_settings(knowledge_index, ollama_stand_in):
+    settings, _ = knowledge_index
+    return settings.model_copy(update={
+        "llm": settings.llm.model_copy(update={"engine": "ollama", "n_ctx": 4096}),
+        "ollama": settings.ollama.model_copy(update={"host": ollama_stand_in.url, "model": "ragtune", "timeout_s": 10}),
+    })

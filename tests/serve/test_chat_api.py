@@ -1,0 +1,209 @@
+"""The chat API end to end: real retrieval over knowledge/, the real llama.cpp engine on the tiny
+GGUF built by the suite, and the Ollama engine against a stand-in of Ollama's HTTP API."""
+
+import json
+
+import pytest
+
+from ragtune.answer import Answer
+from serve.chat import NO_EVIDENCE_ANSWER
+
+
+class CountingEngine:
+    """Wraps a real engine and counts calls (to prove the model was or was not asked)."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+        self.kind, self.name, self.n_ctx = inner.kind, inner.name, inner.n_ctx
+
+    def count_tokens(self, messages):
+        return self.inner.count_tokens(messages)
+
+    async def generate(self, *args, **kwargs):
+        self.calls += 1
+        return await self.inner.generate(*args, **kwargs)
+
+    def stream(self, *args, **kwargs):
+        self.calls += 1
+        return self.inner.stream(*args, **kwargs)
+
+    async def ready(self):
+        return await self.inner.ready()
+
+    async def aclose(self):
+        await self.inner.aclose()
+
+
+def llama_engine(settings):
+    from serve.engines.llamacpp import LlamaCppEngine
+
+    return LlamaCppEngine(settings, settings.llm.gguf_path)
+
+
+def test_grounded_answer_from_the_real_llama_cpp_engine(serve_settings, make_client):
+    client = make_client(serve_settings)
+    response = client.post("/v1/chat", json={"message": "How long do I have to ask for a refund on an annual plan?"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    Answer.model_validate({k: body[k] for k in ("answer", "citations", "confidence", "handoff")})
+    assert body["mode"] == "generated"
+    assert body["model"] == "tiny-llama"
+    used = set(body["context"]["used"])
+    assert used and {c["id"] for c in body["citations"]} <= used
+    assert "policies/refund-policy.pdf" in {s["path"] for s in body["sources"]}
+    assert {s["id"] for s in body["sources"]} == used
+    assert body["index_version"] == client.get("/readyz").json()["index_version"]
+    assert body["timings_ms"]["generate_ms"] > 0
+
+
+def test_no_evidence_means_a_handoff_without_asking_the_model(serve_settings, make_client):
+    engine = CountingEngine(llama_engine(serve_settings))
+    client = make_client(serve_settings, engine=engine)
+    body = client.post("/v1/chat", json={"message": "What is the boiling point of tungsten on Jupiter?"}).json()
+    assert body["mode"] == "no_evidence"
+    assert body["handoff"] is True and body["confidence"] == "low"
+    assert body["answer"] == NO_EVIDENCE_ANSWER and body["citations"] == []
+    assert engine.calls == 0
+
+
+def test_context_is_packed_into_the_window_and_omissions_reported(serve_settings, make_client):
+    small = serve_settings.model_copy(update={"llm": serve_settings.llm.model_copy(update={"n_ctx": 1100, "max_tokens": 300})})
+    client = make_client(small)
+    body = client.post("/v1/chat", json={"message": "What happens to my files when I cancel or my payment fails?"}).json()
+    assert "context" in body, body
+    context = body["context"]
+    assert context["omitted"], "a 1100-token window cannot hold every relevant chunk"
+    assert context["prompt_tokens"] + 300 <= 1100
+    assert not set(context["omitted"]) & set(context["used"])
+
+
+def test_question_too_long_for_the_window_is_a_413(serve_settings, make_client):
+    small = serve_settings.model_copy(update={"llm": serve_settings.llm.model_copy(update={"n_ctx": 600, "max_tokens": 300})})
+    client = make_client(small)
+    question = "refund annual plan cancel " * 140
+    response = client.post("/v1/chat", json={"message": question})
+    assert response.status_code == 413
+    assert "llm.n_ctx" in response.json()["detail"]
+
+
+def test_follow_up_is_rewritten_and_history_kept(serve_settings, make_client):
+    client = make_client(serve_settings)
+    first = client.post("/v1/chat", json={"message": "How long is version history kept on the Pro plan?"}).json()
+    follow = client.post("/v1/chat", json={"message": "And on Business?", "session_id": first["session_id"]}).json()
+    assert follow["session_id"] == first["session_id"]
+    assert follow["query"].startswith("How long is version history kept") and follow["query"].endswith("And on Business?")
+    assert follow["mode"] == "generated"
+    paths = {s["path"] for s in follow["sources"]}
+    assert paths & {"policies/data-retention.docx", "products/plans-comparison.html"}
+
+
+def test_streaming_sends_deltas_then_the_validated_answer(serve_settings, make_client):
+    client = make_client(serve_settings)
+    with client.stream("POST", "/v1/chat", json={"message": "How do I reset my password?", "stream": True}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = [block for block in response.read().decode().split("\n\n") if block.strip()]
+    parsed = [(b.split("\n")[0].removeprefix("event: "), json.loads(b.split("\n")[1].removeprefix("data: "))) for b in events]
+    kinds = [k for k, _ in parsed]
+    assert kinds[-1] == "answer" and kinds.count("answer") == 1
+    assert "delta" in kinds and all(k == "delta" for k in kinds[:-1])
+    final = parsed[-1][1]
+    Answer.model_validate({k: final[k] for k in ("answer", "citations", "confidence", "handoff")})
+    assert final["timings_ms"]["first_token_ms"] > 0
+
+
+def test_retrieval_only_mode_without_a_model(serve_settings, make_client):
+    client = make_client(serve_settings, engine=None)
+    ready = client.get("/readyz").json()
+    assert ready["mode"] == "retrieval_only" and ready["status"] == "ready"
+    body = client.post("/v1/chat", json={"message": "What are the API rate limits?"}).json()
+    assert body["mode"] == "retrieval_only" and body["handoff"] is True and body["model"] is None
+    assert body["citations"] and body["citations"][0]["id"] == body["sources"][0]["id"]
+    assert "600 requests per minute" in body["answer"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "phrase"),
+    [
+        ({"message": ""}, 422, "message"),
+        ({"message": "   "}, 400, "empty"),
+        ({"message": "x" * 5000}, 413, "limit is 4000"),
+        ({"message": "refund", "filters": {"colour": "red"}}, 400, "unknown filter"),
+        ({"message": "refund", "session_id": "bad id!"}, 400, "session_id"),
+        ({"message": "refund", "surprise": 1}, 422, "surprise"),
+        ({}, 422, "message"),
+    ],
+)
+def test_invalid_requests_get_a_4xx_with_a_reason(serve_settings, make_client, payload, status, phrase):
+    client = make_client(serve_settings, engine=None)
+    response = client.post("/v1/chat", json=payload)
+    assert response.status_code == status
+    assert phrase in response.json()["detail"]
+
+
+def test_health_and_openapi(serve_settings, make_client):
+    client = make_client(serve_settings, engine=None)
+    assert client.get("/healthz").json() == {"status": "ok"}
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/chat", "/v1/chat/completions", "/v1/models", "/healthz", "/readyz"} <= set(spec["paths"])
+    assert "ChatResponse" in spec["components"]["schemas"]
+
+
+# ---- Ollama engine, against the stand-in --------------------------------------------------
+
+def _reply(ids, answer="You can cancel within 30 days for a full refund."):
+    return json.dumps({"answer": answer, "citations": [{"id": i, "quote": "within 30 days"} for i in ids], "confidence": "high", "handoff": False})
+
+
+def test_ollama_request_carries_num_ctx_schema_and_keep_alive(ollama_settings, ollama_stand_in, make_client):
+    ollama_stand_in.replies = [_reply([])]
+    client = make_client(ollama_settings)
+    body = client.post("/v1/chat", json={"message": "How long do I have to ask for a refund on an annual plan?"}).json()
+    assert body["mode"] == "generated" and body["model"] == "ragtune"
+    sent = ollama_stand_in.requests_for_chat()[0]
+    assert sent["options"]["num_ctx"] == 4096
+    assert sent["keep_alive"] == "10m"
+    enum = sent["format"]["$defs"]["Citation"]["properties"]["id"]["enum"]
+    assert set(enum) == set(body["context"]["used"])
+    assert sent["messages"][0]["role"] == "system" and enum[0] in sent["messages"][0]["content"]
+
+
+def test_citations_outside_the_retrieved_chunks_are_dropped(ollama_settings, ollama_stand_in, make_client, retriever):
+    good = retriever.search("How long do I have to ask for a refund on an annual plan?").relevant(0.3)[0].id
+    ollama_stand_in.replies = [_reply([good, "not-a-real-chunk"])]
+    client = make_client(ollama_settings)
+    body = client.post("/v1/chat", json={"message": "How long do I have to ask for a refund on an annual plan?"}).json()
+    assert [c["id"] for c in body["citations"]] == [good]
+    assert body["context"]["dropped_citations"] == ["not-a-real-chunk"]
+    assert [s["id"] for s in body["sources"] if s["cited"]] == [good]
+
+
+def test_invalid_reply_is_retried_once_then_a_clear_502(ollama_settings, ollama_stand_in, make_client):
+    ollama_stand_in.replies = ['{"answer": "half', _reply([])]
+    client = make_client(ollama_settings)
+    ok = client.post("/v1/chat", json={"message": "How do I reset my password?"})
+    assert ok.status_code == 200 and len(ollama_stand_in.requests_for_chat()) == 2
+    assert "rejected" in ollama_stand_in.requests_for_chat()[1]["messages"][-1]["content"]
+
+    ollama_stand_in.requests.clear()
+    ollama_stand_in.replies = ["Sure! The answer is yes."]
+    bad = client.post("/v1/chat", json={"message": "How do I reset my password?"})
+    assert bad.status_code == 502
+    assert "rejected twice" in bad.json()["detail"]
+
+
+def test_model_server_down_gives_503(ollama_settings, make_client):
+    down = ollama_settings.model_copy(update={"ollama": ollama_settings.ollama.model_copy(update={"host": "http://127.0.0.1:9", "timeout_s": 2})})
+    client = make_client(down)
+    response = client.post("/v1/chat", json={"message": "How do I reset my password?"})
+    assert response.status_code == 503
+    assert "not answering" in response.json()["detail"]
+    assert client.get("/readyz").json()["mode"] == "retrieval_only"
+
+
+def test_unknown_ollama_model_says_how_to_create_it(ollama_settings, make_client):
+    other = ollama_settings.model_copy(update={"ollama": ollama_settings.ollama.model_copy(update={"model": "missing"})})
+    client = make_client(other)
+    response = client.post("/v1/chat", json={"message": "How do I reset my password?"})
+    assert response.status_code == 503
+    assert "ollama create missing" in response.json()["detail"]
