@@ -44,14 +44,14 @@ class EmbeddingSettings(_Section):
 
 
 class ChunkingSettings(_Section):
-    chunk_size: int = Field(200, ge=20, le=4000, description="Target chunk length in words.")
+    chunk_size: int = Field(300, ge=20, le=4000, description="Target chunk length in words.")
     chunk_overlap: int = Field(30, ge=0, description="Words of a chunk repeated at the start of the next one in the same section.")
     min_chunk_words: int = Field(8, ge=1, description="A last piece of a section shorter than this joins the chunk before it.")
 
     @field_validator("chunk_overlap")
     @classmethod
     def _overlap_below_size(cls, value: int, info: Any) -> int:
-        size = info.data.get("chunk_size", 200)
+        size = info.data.get("chunk_size", 300)
         if value >= size:
             raise ValueError(f"chunk_overlap ({value}) must be smaller than chunk_size ({size})")
         return value
@@ -76,9 +76,9 @@ class RetrievalSettings(_Section):
     mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Dense (Chroma), BM25, or both fused by reciprocal rank fusion.")
     top_k: int = Field(6, ge=1, le=100, description="Chunks returned per query.")
     candidates: int = Field(50, ge=1, le=1000, description="Chunks taken from each side before fusion.")
-    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant k in 1/(k + rank).")
+    rrf_k: int = Field(10, ge=1, description="Reciprocal-rank-fusion constant k in 1/(k + rank).")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in the fusion.")
-    bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
+    bm25_weight: float = Field(1.5, ge=0, description="Weight of the BM25 ranking in the fusion.")
     min_relevance: float = Field(
         0.30, ge=0, le=1,
         description="Relevance (0-1, the cosine similarity of query and chunk) below which a chunk "

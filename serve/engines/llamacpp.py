@@ -117,18 +117,37 @@ class LlamaCppEngine:
         return await asyncio.to_thread(self._generate_sync, messages, allowed_ids, max_tokens, tight)
 
     async def stream(self, messages, allowed_ids, max_tokens) -> AsyncIterator[str]:
+        """Text as it is generated.
+
+        llama-cpp-python's own stream=True path is pathologically slow under a grammar (minutes
+        for a few hundred tokens here), so the fast non-streaming call runs in a thread and a
+        logits processor, called once per step, taps the tokens sampled so far. The final piece
+        comes from the finished completion, so the pieces always add up to its content.
+        """
         kwargs = self._kwargs(messages, allowed_ids, max_tokens, False)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         done = object()
+        state = {"prompt": None, "sent": ""}
+
+        def tap(input_ids, scores):
+            if state["prompt"] is None:
+                state["prompt"] = len(input_ids)
+            produced = self.llm.detokenize(list(input_ids[state["prompt"]:])).decode("utf-8", errors="ignore")
+            if len(produced) > len(state["sent"]) and produced.startswith(state["sent"]):
+                loop.call_soon_threadsafe(queue.put_nowait, produced[len(state["sent"]):])
+                state["sent"] = produced
+            return scores
 
         def produce() -> None:
+            from llama_cpp import LogitsProcessorList
+
             try:
                 with self._lock:
-                    for part in self.llm.create_chat_completion(stream=True, **kwargs):
-                        delta = part["choices"][0]["delta"].get("content")
-                        if delta:
-                            loop.call_soon_threadsafe(queue.put_nowait, delta)
+                    out = self.llm.create_chat_completion(logits_processor=LogitsProcessorList([tap]), **kwargs)
+                content = out["choices"][0]["message"]["content"] or ""
+                if content.startswith(state["sent"]) and len(content) > len(state["sent"]):
+                    loop.call_soon_threadsafe(queue.put_nowait, content[len(state["sent"]):])
             except Exception as exc:  # handed to the consumer, which raises it
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             finally:
