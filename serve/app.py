@@ -7,6 +7,7 @@ and closes them again. Domain errors become HTTP errors here, at the edge, with 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,7 +33,21 @@ _UNSET: Any = object()
 OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
 
 
-def create_app(settings: Settings, *, engine: Engine | None = _UNSET, retriever: Retriever | None = None) -> FastAPI:
+async def _warm_up(retriever: Retriever, engine: Engine | None) -> None:
+    """Load the embedding and answer models before the first request, not during it."""
+    try:
+        await asyncio.to_thread(retriever.embedder.embed_query, "warm up")
+    except RagtuneError as exc:
+        log.warning("embedding model not loaded at start: %s", exc)
+    if engine is not None and not await engine.ready():
+        log.warning("%s model %s is not available; answering retrieval-only until it is", engine.kind, engine.name)
+    elif engine is not None:
+        log.info("answering with %s model %s", engine.kind, engine.name)
+
+
+def create_app(
+    settings: Settings, *, engine: Engine | None = _UNSET, retriever: Retriever | None = None, warm_up: bool = True
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         store = ConversationStore(Path(settings.data_dir) / "conversations.sqlite3")
@@ -40,6 +55,8 @@ def create_app(settings: Settings, *, engine: Engine | None = _UNSET, retriever:
         the_engine = create_engine(settings) if engine is _UNSET else engine
         app.state.chat = ChatService(settings, the_retriever, the_engine, store)
         app.state.settings = settings
+        if warm_up:
+            await _warm_up(the_retriever, the_engine)
         try:
             yield
         finally:

@@ -26,6 +26,7 @@ from ragtune.errors import InvalidModelOutput, PayloadTooLarge, UserInputError
 from ragtune.prompt import ContextChunk, Turn, build_messages, standalone_query
 from ragtune.retriever import RetrievalResult, Retriever
 from ragtune.settings import Settings
+from serve.citations import check_citations
 from serve.conversations import ConversationStore, check_session_id, new_session_id
 from serve.engines import Engine
 from serve.schemas import ChatResponse, ContextReport, Source
@@ -37,6 +38,7 @@ NO_EVIDENCE_ANSWER = (
 RETRIEVAL_ONLY_ANSWER = "Our assistant is not available right now. These passages from our help articles may answer your question; a colleague from our support team will follow up."
 REPAIR_HINT = "Your previous reply was rejected: {error}. Reply again with only the JSON object described in the instructions."
 SAFETY_MARGIN_TOKENS = 16
+READY_CHECK_SECONDS = 5.0
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Prepared:
     budget: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
     persist: bool = True
+    use_model: bool = False
 
 
 class ChatService:
@@ -64,6 +67,21 @@ class ChatService:
         self.retriever = retriever
         self.engine = engine
         self.store = store
+        self._ready: tuple[float, bool] = (0.0, False)
+
+    async def engine_ready(self) -> bool:
+        """Whether the engine can answer now (checked at most every few seconds).
+
+        A model that cannot be had makes answers retrieval-only (flagged as such); one that fails
+        during a request is a 503 for that request.
+        """
+        if self.engine is None:
+            return False
+        checked_at, ready = self._ready
+        if time.monotonic() - checked_at > READY_CHECK_SECONDS:
+            ready = await self.engine.ready()
+            self._ready = (time.monotonic(), ready)
+        return ready
 
     # ---- preparation ---------------------------------------------------------------------
     async def prepare(
@@ -94,7 +112,8 @@ class ChatService:
         timings = {"retrieval_ms": _ms(t0)}
         evidence = retrieval.relevant(self.settings.retrieval.min_relevance)
         prepared = Prepared(session_id, question, query, history, retrieval, evidence, timings=timings, persist=persist)
-        if evidence and self.engine is not None:
+        prepared.use_model = bool(evidence) and await self.engine_ready()
+        if prepared.use_model:
             t0 = time.perf_counter()
             self._pack(prepared)
             timings["prompt_ms"] = _ms(t0)
@@ -141,10 +160,8 @@ class ChatService:
                      history: list[Turn] | None = None) -> ChatResponse:
         started = time.perf_counter()
         p = await self.prepare(message, session_id, filters, history)
-        if not p.evidence and self.settings.chat.refuse_without_evidence:
-            return await self._finish(p, _no_evidence(), "no_evidence", started)
-        if self.engine is None or not p.evidence:
-            return await self._finish(p, _retrieval_only(p.evidence or p.retrieval.hits), "retrieval_only", started)
+        if not p.use_model:
+            return await self.answer_prepared_without_model(p, started)
         t0 = time.perf_counter()
         answer = await self._generate_valid(p)
         p.timings["generate_ms"] = _ms(t0)
@@ -173,8 +190,7 @@ class ChatService:
 
     async def _finish(self, p: Prepared, answer: Answer, mode: str, started: float) -> ChatResponse:
         given = {h.id: h for h in (p.used if mode == "generated" else p.evidence or p.retrieval.hits)}
-        kept = [c for c in answer.citations if c.id in given]
-        dropped = [c.id for c in answer.citations if c.id not in given]
+        kept, dropped = check_citations(answer.citations, given, answer.answer)
         cited = {c.id for c in kept}
         shown = p.used if mode == "generated" else [given[c.id] for c in kept]
         sources = [_source(h, h.id in cited) for h in shown]
@@ -204,7 +220,7 @@ class ChatService:
         """("delta", text) events while the answer is generated, then ("answer", ChatResponse)."""
         started = time.perf_counter()
         p = await self.prepare(message, session_id, filters, history)
-        if self.engine is None or not p.evidence:
+        if not p.use_model:
             response = await self.answer_prepared_without_model(p, started)
             yield "delta", response.answer
             yield "answer", response

@@ -65,6 +65,8 @@ class OllamaEngine:
             return ModelUnavailable(
                 f"Ollama at {self.settings.ollama.host} has no model {self.model!r}: run `ollama create {self.model} -f Modelfile`"
             )
+        if isinstance(exc, ResponseError):
+            return ModelUnavailable(f"Ollama at {self.settings.ollama.host} failed during the request: {exc.error}")
         return ModelUnavailable(f"Ollama at {self.settings.ollama.host} is not answering ({type(exc).__name__}: {exc})")
 
     async def generate(self, messages, allowed_ids, max_tokens, tight=False) -> GenerationResult:

@@ -25,8 +25,8 @@ async def readyz(chat: ChatDep) -> JSONResponse:
         return JSONResponse(status_code=503, content=body | {"status": "not_ready", "detail": str(exc)})
     if chat.engine is not None:
         body |= {"engine": chat.engine.kind, "model": chat.engine.name}
-        if await chat.engine.ready():
+        if await chat.engine_ready():
             body["mode"] = "generated"
         else:
-            body["detail"] = f"{chat.engine.kind} model {chat.engine.name} is not available; answering retrieval-only"
+            body["detail"] = f"{chat.engine.kind} model {chat.engine.name} is not available; answering retrieval-only until it is"
     return JSONResponse(status_code=200, content=body | {"status": "ready"})

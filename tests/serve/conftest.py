@@ -60,6 +60,7 @@ class OllamaStandIn:
     def __init__(self, model: str = "ragtune"):
         self.model = model
         self.replies: list[str] = []
+        self.fail_chat = False  # answer /api/chat with Ollama's 500 error, as when its runner dies
         self.requests: list[dict] = []
         stand_in = self
 
@@ -86,6 +87,8 @@ class OllamaStandIn:
                 stand_in.requests.append(body)
                 if self.path != "/api/chat":
                     return self._json(404, {"error": "not found"})
+                if stand_in.fail_chat:
+                    return self._json(500, {"error": "llama runner process has terminated"})
                 if body["model"].split(":")[0] != stand_in.model:
                     return self._json(404, {"error": f"model '{body['model']}' not found"})
                 index = min(len(stand_in.requests_for_chat()) - 1, len(stand_in.replies) - 1)

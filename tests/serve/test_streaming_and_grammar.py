@@ -41,3 +41,18 @@ def test_tight_grammar_always_closes_within_max_tokens(tiny_gguf):
         )
         assert out["choices"][0]["finish_reason"] == "stop"
         parse_answer(out["choices"][0]["message"]["content"])
+
+
+def test_citations_are_checked_against_the_chunks_given():
+    from ragtune.answer import Citation
+    from ragtune.documents import Chunk, Hit
+    from serve.citations import check_citations
+
+    chunk = Chunk("c1", "d.md", "Refunds take 5 to 10 business days. Annual plans can be refunded within 30 days.", "Refunds", "", 0)
+    given = {"c1": Hit(chunk=chunk, score=1.0, relevance=0.8)}
+    kept, dropped = check_citations(
+        [Citation(id="c1", quote="within 30 days"), Citation(id="c1", quote="dup"), Citation(id="zz", quote="x")], given, "30 days"
+    )
+    assert [c.quote for c in kept] == ["within 30 days"] and dropped == ["zz"]
+    kept, _ = check_citations([Citation(id="c1", quote="https://made.up/quote")], given, "You have 30 days for annual plans.")
+    assert kept[0].quote == "Annual plans can be refunded within 30 days."
