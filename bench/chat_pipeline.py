@@ -36,6 +36,7 @@ from ragtune.settings import load_settings  # noqa: E402
 from serve.chat import ChatService  # noqa: E402
 from serve.conversations import ConversationStore  # noqa: E402
 from serve.engines.llamacpp import LlamaCppEngine, bundled_gguf  # noqa: E402
+from tests.counting_engine import CountingEngine  # noqa: E402
 
 QUESTIONS = [
     "Can I get my money back if I cancel my yearly subscription?",
@@ -64,26 +65,6 @@ CANNED = json.dumps({"answer": "You can cancel within 30 days for a full refund.
 
 def pct(values: list[float]) -> str:
     return f"p50 {np.percentile(values, 50):.1f} ms, p95 {np.percentile(values, 95):.1f} ms (n={len(values)})"
-
-
-class CountingEngine:
-    def __init__(self, inner):
-        self.inner, self.calls = inner, 0
-        self.kind, self.name, self.n_ctx = inner.kind, inner.name, inner.n_ctx
-
-    def count_tokens(self, messages):
-        return self.inner.count_tokens(messages)
-
-    async def generate(self, *a, **k):
-        self.calls += 1
-        return await self.inner.generate(*a, **k)
-
-    def stream(self, *a, **k):
-        self.calls += 1
-        return self.inner.stream(*a, **k)
-
-    async def aclose(self):
-        await self.inner.aclose()
 
 
 async def validity(service: ChatService, engine: CountingEngine, n: int, label: str) -> None:

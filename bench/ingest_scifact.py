@@ -48,7 +48,7 @@ def main() -> None:
             items, failures = scan_folder(folder, settings.ingest)
             report = run_ingest(settings, items, failures, embedder=embedder)
             seconds = time.perf_counter() - t0
-            print(json.dumps({"run": label, "seconds": round(seconds, 2), **report.summary(),
+            print(json.dumps({"run": label, **report.summary(), "wall_seconds_with_scan": round(seconds, 2),
                               "chunks_per_s": round(report.chunks_embedded / seconds, 1), "peak_rss_mb": round(peak_mb())}), flush=True)
             return seconds
 

@@ -249,5 +249,6 @@ def describe(model: type[BaseModel] = Settings, prefix: str = "") -> list[tuple[
             rows.extend(describe(annotation, f"{prefix}{name}."))
         else:
             default = field.default if field.default_factory is None else field.default_factory()
-            rows.append((f"{prefix}{name}", repr(default), field.description or ""))
+            shown = str(default) if isinstance(default, Path) else repr(default)
+            rows.append((f"{prefix}{name}", shown, field.description or ""))
     return rows

@@ -177,3 +177,14 @@ def test_empty_folder_is_a_user_error(settings, tmp_path, embedder):
     with pytest.raises(UserInputError, match="no readable documents"):
         ingest(settings, tmp_path / "empty", embedder)
     assert KnowledgeIndex(settings).current_version() is None
+
+
+def test_too_large_file_is_reported_with_the_limit(settings, tmp_path, embedder):
+    small = settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"max_file_mb": 0.01})})
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "ok.md").write_text("# Ok\n\nA short page about invoices.\n")
+    (folder / "huge.txt").write_text("Huge\n\n" + "word " * 5000)
+    report = ingest(small, folder, embedder)
+    assert report.added == ["ok.md"]
+    assert [(f.doc_id, "over the 0.01 MB limit" in f.reason) for f in report.failed] == [("huge.txt", True)]
