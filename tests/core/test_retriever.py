@@ -68,3 +68,43 @@ def test_rrf_rewards_agreement():
 def test_retriever_follows_a_newly_published_version(retriever, knowledge_index):
     _, index = knowledge_index
     assert retriever.search("refund").version == index.current_version()
+
+
+@pytest.fixture(scope="session")
+def cross_encoder_dir(tmp_path_factory):
+    """A real cross-encoder folder: the bundled MiniLM with a fresh (untrained) scoring head.
+
+    No reranker model can be downloaded here; this one exercises the real CrossEncoder path
+    (load, pairwise scoring, reordering) even though its scores carry no meaning.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from ragtune.embedding import bundled_minilm_path
+
+    source = bundled_minilm_path()
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=1)
+    target = tmp_path_factory.mktemp("cross-encoder")
+    model.save_pretrained(target)
+    AutoTokenizer.from_pretrained(str(source)).save_pretrained(target)
+    return target
+
+
+def test_reranker_reorders_the_fused_candidates(knowledge_index, embedder, cross_encoder_dir):
+    from ragtune.retriever import Retriever
+
+    settings, index = knowledge_index
+    plain = Retriever(index, embedder, settings.retrieval)
+    config = settings.retrieval.model_copy(update={"reranker_model": str(cross_encoder_dir), "reranker_candidates": 12})
+    reranking = Retriever(index, embedder, config)
+
+    question = "How do I export all my data?"
+    result = reranking.search(question, top_k=4)
+    scores = [h.rerank_score for h in result.hits]
+    assert len(result.hits) == 4 and None not in scores
+    assert scores == sorted(scores, reverse=True)
+    assert result.timings_ms["rerank_ms"] > 0
+    # The reranker chooses among the fused top 12, not only the top 4 it returns.
+    fused_top12 = [h.id for h in plain.search(question, top_k=12).hits]
+    assert {h.id for h in result.hits} <= set(fused_top12)
