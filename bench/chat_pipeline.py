@@ -68,7 +68,8 @@ def pct(values: list[float]) -> str:
 
 
 async def validity(service: ChatService, engine: CountingEngine, n: int, label: str) -> None:
-    ok = retried = 0
+    ok = retried = corrected = 0
+    check_ms: list[float] = []
     t0 = time.perf_counter()
     for i in range(n):
         service.settings.llm.seed = i
@@ -77,10 +78,14 @@ async def validity(service: ChatService, engine: CountingEngine, n: int, label: 
             response = await service.answer(QUESTIONS[i % len(QUESTIONS)])
             parse_answer(json.dumps(response.answer_only().model_dump()))
             ok += response.mode == "generated"
+            corrected += bool(response.context.corrected_citations)
+            check_ms.append(response.timings_ms.get("citations_ms", 0.0))
         except InvalidModelOutput:
             pass
         retried += engine.calls - before > 1
     print(f"JSON validity [{label}]: {ok}/{n} valid ({100 * ok / n:.1f}%), {retried} needed the retry, {time.perf_counter() - t0:.0f} s", flush=True)
+    if check_ms:
+        print(f"citation check [{label}]: {corrected}/{len(check_ms)} answers had a citation moved; {pct(check_ms)}", flush=True)
 
 
 async def main() -> None:

@@ -22,7 +22,7 @@ EXAMPLES = {
     "eval": "examples:\n  ragtune eval retrieval ../shared/data/scifact --split train\n  ragtune eval retrieval DATA --mode bm25 --json",
     "search": "examples:\n  ragtune search \"how do I get a refund\"\n  ragtune search \"reset password\" --mode bm25 -k 3",
     "status": "examples:\n  ragtune status --json",
-    "config": "examples:\n  ragtune config            # effective settings as JSON\n  ragtune config --docs     # every setting with its description",
+    "config": "examples:\n  ragtune config            # effective settings as JSON\n  ragtune config --docs     # every setting with its description\n  ragtune config --markdown > docs/settings.md",
 }
 
 
@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("config", "Print the effective settings.")
     p.add_argument("--docs", action="store_true", help="list every setting with its default and description")
+    p.add_argument("--markdown", action="store_true", help="the settings reference as Markdown (docs/settings.md)")
     return parser
 
 
@@ -177,7 +178,23 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+SETTINGS_DOC_HEAD = """# Settings reference
+
+Generated from `ragtune/settings.py` by `ragtune config --markdown > docs/settings.md` (`ragtune config --docs`
+prints the same as text). Set them in `ragtune.toml` (`[section]` tables) or as environment variables
+`RAGTUNE_<SECTION>__<FIELD>` (`RAGTUNE_DATA_DIR` for the top level).
+
+| setting | default | description |
+|---|---|---|"""
+
+
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    if args.markdown:
+        print(SETTINGS_DOC_HEAD)
+        for name, default, description in describe():
+            cell = description.replace("|", r"\|")
+            print(f"| `{name}` | `{default}` | {cell} |")
+        return 0
     if args.docs:
         for name, default, description in describe():
             print(f"{name} = {default}\n    {description}")

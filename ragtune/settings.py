@@ -119,6 +119,13 @@ class ChatSettings(_Section):
     history_turns: int = Field(6, ge=0, le=50, description="Earlier turns of the session put into the prompt.")
     rewrite_followups: bool = Field(True, description="Rewrite follow-up questions into standalone queries before retrieval.")
     context_tokens: int | None = Field(None, ge=64, description="Token budget for retrieved context. Default: what is left of n_ctx after the rest of the prompt and max_tokens.")
+    verify_citations: bool = Field(
+        True, description="Check each citation against the answer (embedding similarity) and move it to the given chunk "
+        "that supports the answer when the cited one clearly does not; an answer citing nothing gets its best source."
+    )
+    citation_margin: float = Field(
+        0.1, ge=0, le=1, description="How much less a cited chunk may support the answer than the best given chunk (cosine) before the citation is moved."
+    )
     max_message_chars: int = Field(4000, ge=1, description="Longest accepted user message; longer ones get a 413.")
     max_history_messages: int = Field(40, ge=0, description="Most messages accepted in one OpenAI-style request.")
     company_name: str = Field("Northwind Cloud", description="Company the assistant speaks for (used in the system prompt).")

@@ -8,7 +8,8 @@ Routers stay thin; everything an answer is made of happens here:
    answer and `llm.n_ctx`; what does not fit is reported, never silently cut by the model server;
 4. the engine generates under the answer schema; the reply is validated, retried once with the
    error, and otherwise becomes an `InvalidModelOutput` error;
-5. citations outside the chunks given to the model are dropped.
+5. citations outside the chunks given to the model are dropped; a citation of a given chunk that
+   does not support the answer is moved to the one that does (serve/citations.py).
 """
 
 from __future__ import annotations
@@ -190,7 +191,14 @@ class ChatService:
 
     async def _finish(self, p: Prepared, answer: Answer, mode: str, started: float) -> ChatResponse:
         given = {h.id: h for h in (p.used if mode == "generated" else p.evidence or p.retrieval.hits)}
-        kept, dropped = check_citations(answer.citations, given, answer.answer)
+        support = None
+        if mode == "generated" and self.settings.chat.verify_citations:
+            t0 = time.perf_counter()
+            support = await asyncio.to_thread(self.retriever.support, answer.answer, list(given))
+            p.timings["citations_ms"] = _ms(t0)
+        check = check_citations(answer.citations, given, answer.answer, support,
+                                self.settings.chat.citation_margin, cite_if_none=not answer.handoff)
+        kept = check.kept
         cited = {c.id for c in kept}
         shown = p.used if mode == "generated" else [given[c.id] for c in kept]
         sources = [_source(h, h.id in cited) for h in shown]
@@ -210,7 +218,7 @@ class ChatService:
             query=p.query,
             context=ContextReport(
                 used=[h.id for h in p.used], omitted=[h.id for h in p.omitted], prompt_tokens=p.prompt_tokens,
-                budget_tokens=p.budget, dropped_citations=dropped,
+                budget_tokens=p.budget, dropped_citations=check.dropped, corrected_citations=check.moved,
             ),
             timings_ms=p.timings | {f"retrieval_{k}": v for k, v in p.retrieval.timings_ms.items()},
         )

@@ -36,6 +36,10 @@ class ContextReport(BaseModel):
     prompt_tokens: int | None = None
     budget_tokens: int | None = None
     dropped_citations: list[str] = Field([], description="Ids the model cited that were not among the chunks given to it (removed).")
+    corrected_citations: list[dict[str, str | None]] = Field(
+        [], description="Citations moved to the chunk that supports the answer: {from, to}; from null: the answer "
+        "cited nothing and the best supporting chunk was added; to null: removed as unsupported."
+    )
 
 
 class ChatResponse(Answer):

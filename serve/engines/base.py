@@ -25,6 +25,7 @@ class Engine(Protocol):
     kind: str  # "llamacpp" | "ollama"
     name: str  # the model, as reported in answers
     n_ctx: int
+    unavailable_reason: str | None  # why ready() last said no, for /readyz and the log
 
     def count_tokens(self, messages: list[dict[str, str]]) -> int:
         """Tokens the formatted prompt takes (an upper estimate where the engine cannot say)."""

@@ -70,6 +70,7 @@ class LlamaCppEngine:
         self._formatter = None
         self._lock = threading.Lock()  # one generation at a time: a llama.cpp context is not thread-safe
         self._load_lock = threading.Lock()
+        self.unavailable_reason: str | None = None
 
     @property
     def llm(self):
@@ -197,9 +198,11 @@ class LlamaCppEngine:
     async def ready(self) -> bool:
         try:
             await asyncio.to_thread(self.load)
-            return True
-        except ModelUnavailable:
+        except ModelUnavailable as exc:
+            self.unavailable_reason = str(exc)
             return False
+        self.unavailable_reason = None
+        return True
 
     async def aclose(self) -> None:
         if self._llm is not None:

@@ -34,6 +34,7 @@ class OllamaEngine:
         self.model = settings.ollama.model or "ragtune"
         self.name = settings.llm.name or self.model
         self.n_ctx = settings.llm.n_ctx
+        self.unavailable_reason: str | None = None
         self.client = client or AsyncClient(host=settings.ollama.host, timeout=settings.ollama.timeout_s)
 
     def count_tokens(self, messages: list[dict[str, str]]) -> int:
@@ -59,13 +60,16 @@ class OllamaEngine:
             },
         )
 
+    def _unavailable_model(self) -> ModelUnavailable:
+        return ModelUnavailable(
+            f"Ollama at {self.settings.ollama.host} has no model {self.model!r}: run `ollama create {self.model} -f Modelfile`"
+        )
+
     def _unavailable(self, exc: Exception) -> ModelUnavailable:
         from ollama import ResponseError
 
         if isinstance(exc, ResponseError) and exc.status_code == 404:
-            return ModelUnavailable(
-                f"Ollama at {self.settings.ollama.host} has no model {self.model!r}: run `ollama create {self.model} -f Modelfile`"
-            )
+            return self._unavailable_model()
         if isinstance(exc, ResponseError):
             return ModelUnavailable(f"Ollama at {self.settings.ollama.host} failed during the request: {exc.error}")
         return ModelUnavailable(f"Ollama at {self.settings.ollama.host} is not answering ({type(exc).__name__}: {exc})")
@@ -101,10 +105,15 @@ class OllamaEngine:
     async def ready(self) -> bool:
         try:
             listed = await self.client.list()
-        except Exception:
+        except Exception as exc:
+            self.unavailable_reason = str(self._unavailable(exc))
             return False
         names = {m.get("model") or m.get("name") for m in listed.get("models", [])}
-        return self.model in names or f"{self.model}:latest" in names
+        if self.model in names or f"{self.model}:latest" in names:
+            self.unavailable_reason = None
+            return True
+        self.unavailable_reason = str(self._unavailable_model())
+        return False
 
     async def aclose(self) -> None:
         inner = getattr(self.client, "_client", None)

@@ -28,5 +28,6 @@ async def readyz(chat: ChatDep) -> JSONResponse:
         if await chat.engine_ready():
             body["mode"] = "generated"
         else:
-            body["detail"] = f"{chat.engine.kind} model {chat.engine.name} is not available; answering retrieval-only until it is"
+            reason = getattr(chat.engine, "unavailable_reason", None) or "not available"
+            body["detail"] = f"{chat.engine.kind} model {chat.engine.name}: {reason}; answering retrieval-only until it is"
     return JSONResponse(status_code=200, content=body | {"status": "ready"})

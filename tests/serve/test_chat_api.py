@@ -156,6 +156,26 @@ def test_citations_outside_the_retrieved_chunks_are_dropped(ollama_settings, oll
     assert [s["id"] for s in body["sources"] if s["cited"]] == [good]
 
 
+def test_a_citation_of_the_wrong_source_is_moved_to_the_one_that_says_it(ollama_settings, ollama_stand_in, make_client, retriever):
+    question = "How long do I have to ask for a refund on an annual plan?"
+    hits = retriever.search(question).relevant(0.3)
+    right = next(h for h in hits if h.chunk.doc_id == "policies/refund-policy.pdf")
+    wrong = next(h for h in reversed(hits) if h.chunk.doc_id != "policies/refund-policy.pdf")
+    # The answer restates the refund policy, but the "model" cites another of its sources.
+    ollama_stand_in.replies = [_reply([wrong.id], answer=right.chunk.text[:300])]
+    client = make_client(ollama_settings)
+    body = client.post("/v1/chat", json={"message": question}).json()
+    assert [c["id"] for c in body["citations"]] == [right.id]
+    assert body["context"]["corrected_citations"] == [{"from": wrong.id, "to": right.id}]
+    assert " ".join(body["citations"][0]["quote"].split()) in " ".join(right.chunk.text.split())
+    assert [s["path"] for s in body["sources"] if s["cited"]] == ["policies/refund-policy.pdf"]
+
+    # With the check switched off, the model's citation stands as it gave it.
+    off = ollama_settings.model_copy(update={"chat": ollama_settings.chat.model_copy(update={"verify_citations": False})})
+    body = make_client(off).post("/v1/chat", json={"message": question}).json()
+    assert [c["id"] for c in body["citations"]] == [wrong.id] and body["context"]["corrected_citations"] == []
+
+
 def test_invalid_reply_is_retried_once_then_a_clear_502(ollama_settings, ollama_stand_in, make_client):
     ollama_stand_in.replies = ['{"answer": "half', _reply([])]
     client = make_client(ollama_settings)
@@ -184,7 +204,7 @@ def test_no_model_server_means_flagged_retrieval_only_answers(ollama_settings, m
     down = ollama_settings.model_copy(update={"ollama": ollama_settings.ollama.model_copy(update={"host": "http://127.0.0.1:9", "timeout_s": 2})})
     client = make_client(down)
     ready = client.get("/readyz").json()
-    assert ready["mode"] == "retrieval_only" and "not available" in ready["detail"]
+    assert ready["mode"] == "retrieval_only" and "is not answering" in ready["detail"]
     body = client.post("/v1/chat", json={"message": "How do I reset my password?"}).json()
     assert body["mode"] == "retrieval_only" and body["handoff"] is True and body["citations"]
 
@@ -194,3 +214,4 @@ def test_unknown_ollama_model_is_reported_by_readyz(ollama_settings, make_client
     client = make_client(other)
     ready = client.get("/readyz").json()
     assert ready["mode"] == "retrieval_only" and ready["model"] == "missing"
+    assert "has no model 'missing': run `ollama create missing -f Modelfile`" in ready["detail"]

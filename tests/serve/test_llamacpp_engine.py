@@ -36,7 +36,7 @@ def test_counted_prompt_tokens_equal_what_llama_cpp_evaluates(serve_settings):
     assert len(start) == 1
 
 
-def test_a_gguf_without_a_chat_template_is_refused_with_the_reason(serve_settings, tmp_path):
+def test_a_gguf_without_a_chat_template_is_refused_with_the_reason(serve_settings, make_client, tmp_path):
     import json
 
     hf = build_hf_model(tmp_path)
@@ -48,3 +48,9 @@ def test_a_gguf_without_a_chat_template_is_refused_with_the_reason(serve_setting
     with pytest.raises(ModelUnavailable, match="no chat template"):
         engine.load()
     assert asyncio.run(engine.ready()) is False
+    # Served, it means flagged retrieval-only answers, and /readyz says why.
+    settings = serve_settings.model_copy(update={"llm": serve_settings.llm.model_copy(update={"gguf_path": gguf})})
+    client = make_client(settings)
+    ready = client.get("/readyz").json()
+    assert ready["mode"] == "retrieval_only" and "carries no chat template" in ready["detail"]
+    assert client.post("/v1/chat", json={"message": "How do I reset my password?"}).json()["mode"] == "retrieval_only"
