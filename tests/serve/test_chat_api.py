@@ -74,13 +74,17 @@ def test_follow_up_is_rewritten_and_history_kept(serve_settings, make_client):
     assert paths & {"policies/data-retention.docx", "products/plans-comparison.html"}
 
 
-def test_streaming_sends_deltas_then_the_validated_answer(serve_settings, make_client):
-    client = make_client(serve_settings)
-    with client.stream("POST", "/v1/chat", json={"message": "How do I reset my password?", "stream": True}) as response:
+def _stream_events(client, message: str) -> list[tuple[str, dict]]:
+    """POST a streamed chat and return its server-sent events as (event, data) pairs."""
+    with client.stream("POST", "/v1/chat", json={"message": message, "stream": True}) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        events = [block for block in response.read().decode().split("\n\n") if block.strip()]
-    parsed = [(b.split("\n")[0].removeprefix("event: "), json.loads(b.split("\n")[1].removeprefix("data: "))) for b in events]
+        blocks = [block for block in response.read().decode().split("\n\n") if block.strip()]
+    return [(b.split("\n")[0].removeprefix("event: "), json.loads(b.split("\n")[1].removeprefix("data: "))) for b in blocks]
+
+
+def test_streaming_sends_deltas_then_the_validated_answer(serve_settings, make_client):
+    parsed = _stream_events(make_client(serve_settings), "How do I reset my password?")
     kinds = [k for k, _ in parsed]
     assert kinds[-1] == "answer" and kinds.count("answer") == 1
     assert "delta" in kinds and all(k == "delta" for k in kinds[:-1])
@@ -215,3 +219,15 @@ def test_unknown_ollama_model_is_reported_by_readyz(ollama_settings, make_client
     ready = client.get("/readyz").json()
     assert ready["mode"] == "retrieval_only" and ready["model"] == "missing"
     assert "has no model 'missing': run `ollama create missing -f Modelfile`" in ready["detail"]
+
+
+def test_ollama_streaming_sends_the_answer_text_as_it_arrives(ollama_settings, ollama_stand_in, make_client):
+    answer = "Open the sign-in page, choose \"Forgot password\" and follow the link we email you."
+    ollama_stand_in.replies = [_reply([], answer=answer)]
+    parsed = _stream_events(make_client(ollama_settings), "How do I reset my password?")
+    deltas = [data["text"] for kind, data in parsed if kind == "delta"]
+    assert len(deltas) > 3, "the stand-in sends 7 characters a line: the text must arrive in pieces"
+    assert "".join(deltas) == answer
+    assert [kind for kind, _ in parsed][-1] == "answer" and parsed[-1][1]["answer"] == answer
+    sent = ollama_stand_in.requests_for_chat()
+    assert len(sent) == 1 and sent[0]["stream"] is True and sent[0]["options"]["num_ctx"] == 4096
