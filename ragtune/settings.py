@@ -104,6 +104,14 @@ class LLMSettings(_Section):
     )
     seed: int = Field(0, description="Sampling seed, for repeatable answers.")
     threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp (default: all cores).")
+    timeout_s: float = Field(
+        120.0, gt=0, description="Seconds one llama.cpp generation may take; past it the model process is stopped, the "
+        "request gets a 503 and the next request starts a fresh process."
+    )
+    load_timeout_s: float = Field(
+        300.0, gt=0, description="Seconds the llama.cpp model process may take to load the model and pass its start-up "
+        "self-check (a multi-token decode in the child process) before it counts as failed."
+    )
     name: str | None = Field(None, description="Model name reported in answers (default: derived from the file or Ollama model).")
 
 

