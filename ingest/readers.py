@@ -64,9 +64,16 @@ def _check_container(data: bytes, path: Path) -> zipfile.ZipFile:
         raise ParseError(f"{kind} holds {len(entries)} files (over {ZIP_MAX_ENTRIES}); refusing a possible zip bomb")
     if inflated > ZIP_MAX_INFLATED or (inflated > ZIP_RATIO_FROM and inflated / compressed > ZIP_MAX_RATIO):
         raise ParseError(
-            f"{kind} would inflate to {inflated / 1048576:.0f} MB from {len(data) / 1048576:.1f} MB; refusing a possible zip bomb"
+            f"{kind} would inflate to {_size(inflated)} from {_size(len(data))}; refusing a possible zip bomb"
         )
     return archive
+
+
+def _size(n: int) -> str:
+    return f"{n / 1048576:.1f} MB" if n >= 1048576 else f"{n / 1024:.0f} KB"
+
+
+_TEMP_PATH = re.compile(r"[^\s'\"]*ragtune-read-[^/\\]+[/\\]document\.\w+")
 
 
 def _run_reader(path: Path, load: Callable[[], list]) -> list:
@@ -84,7 +91,8 @@ def _run_reader(path: Path, load: Callable[[], list]) -> list:
     except ParseError:
         raise
     except Exception as exc:  # readers raise anything from KeyError to lxml errors on bad input
-        raise ParseError(f"corrupt or unreadable {kind} ({type(exc).__name__}: {exc})") from exc
+        reason = _TEMP_PATH.sub(path.name, str(exc))  # the reader saw a temporary copy
+        raise ParseError(f"corrupt or unreadable {kind} ({type(exc).__name__}: {reason})") from exc
 
 
 def _with_temp_file(data: bytes, suffix: str, use: Callable[[Path], list]) -> list:
@@ -259,7 +267,10 @@ def _normalised_notebook(data: bytes) -> bytes:
         raise ParseError(f"corrupt or unreadable IPYNB (not a Jupyter notebook: {exc})") from exc
     if not isinstance(cells, list) or notebook.get("nbformat", 0) < 4:
         raise ParseError("unsupported IPYNB: only nbformat 4 notebooks are read; open and save it in a current Jupyter")
-    notebook.setdefault("metadata", {}).setdefault("language_info", {})["nbconvert_exporter"] = "python"
+    metadata = notebook.setdefault("metadata", {})
+    language = metadata.setdefault("language_info", {})
+    language.setdefault("name", (metadata.get("kernelspec") or {}).get("language") or "python")  # nbformat requires it
+    language["nbconvert_exporter"] = "python"
     notebook["cells"] = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": ""}] + cells
     count = 0
     for cell in notebook["cells"]:
