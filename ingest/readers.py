@@ -86,7 +86,7 @@ def _run_reader(path: Path, load: Callable[[], list]) -> list:
     except ImportError as exc:
         package = EXTRA_PACKAGES.get(path.suffix.lower(), "llama-index-readers-file")
         raise ParseError(
-            f"reading {kind} files needs the package(s) {package}: pip install {package} ({exc})"
+            f"reading {kind} files needs {package}: pip install {package} ({exc})"
         ) from exc
     except ParseError:
         raise
