@@ -123,8 +123,8 @@ def _import_readers():
 def read_pptx(data: bytes, path: Path) -> ParsedDocument:
     _check_container(data, path)
     readers = _import_readers()
-    # No image captioning, no LLM consolidation (both would load or call a model); serial, so a
-    # failure is raised rather than logged and turned into an empty deck.
+    # No image captioning, no LLM consolidation (both would load or call a model); raise_on_error,
+    # so a deck that cannot be opened fails instead of becoming an empty list; no thread pool.
     reader = readers.PptxReader(extract_images=False, context_consolidation_with_llm=False, llm=None, num_workers=0, raise_on_error=True)
     slides = _run_reader(path, lambda: _with_temp_file(data, ".pptx", reader.load_data))
     sections = []
