@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import re
 import sys
 import zipfile
 from datetime import datetime, timezone
@@ -165,8 +166,6 @@ def write_xlsx(path: Path, title: str, sheets) -> None:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
         for info, data in entries:
             if info.filename == "docProps/core.xml":
-                import re
-
                 stamp = FIXED_DATE.strftime("%Y-%m-%dT%H:%M:%SZ")
                 data = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>" + stamp.encode(), data)
             target.writestr(info, data)
