@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import tempfile
 import warnings
@@ -108,12 +109,19 @@ def _paragraphs(lines: list[str]) -> str:
 
 
 def _import_readers():
+    # Importing the PptxReader module calls logging.basicConfig(level=INFO), which would print
+    # every library's INFO logs on stderr from then on; the root logger is put back as it was.
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     try:
         import llama_index.readers.file as readers
     except ImportError as exc:
         raise ParseError(
             f"reading this file type needs llama-index: pip install llama-index-core llama-index-readers-file ({exc})"
         ) from exc
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
     return readers
 
 

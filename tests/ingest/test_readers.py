@@ -190,6 +190,24 @@ def test_md_and_pdf_ingestion_does_not_import_llama_index(tmp_path):
     assert out.stdout.strip() == "[]"
 
 
+def test_reading_leaves_logging_and_environment_as_they_were(tmp_path):
+    # Run in a fresh process: the first import of llama-index's readers is what changes things.
+    code = (
+        "import logging, os\n"
+        "from pathlib import Path\n"
+        "from ingest.parsers import parse_file\n"
+        "before = (list(logging.getLogger().handlers), logging.getLogger().level, dict(os.environ))\n"
+        f"for rel in {NEW_FILES!r}:\n"
+        f"    p = Path({str(KNOWLEDGE)!r}) / rel\n"
+        "    parse_file(p.read_bytes(), p)\n"
+        "after = (list(logging.getLogger().handlers), logging.getLogger().level, dict(os.environ))\n"
+        "print(before == after)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True" and out.stderr == ""
+
+
 def test_bundled_knowledge_ingests_every_new_format(knowledge_index):
     _, index = knowledge_index  # the fixture asserts that nothing failed
     documents = index.current_manifest().documents
