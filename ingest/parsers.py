@@ -206,3 +206,6 @@ def parse_file(data: bytes, path: Path) -> ParsedDocument:
     if document.word_count == 0:
         raise ParseError("no text found in the file")
     return document
+
+
+import ingest.readers  # noqa: E402,F401  registers .pptx .csv .xlsx .epub .ipynb (read through llama-index)

@@ -68,7 +68,7 @@ class IngestSettings(_Section):
     source_dir: Path = Field(Path("knowledge"), description="Folder ingested when `ragtune ingest` is given no path.")
     max_file_mb: float = Field(20.0, gt=0, description="Files larger than this are reported and skipped.")
     extensions: list[str] = Field(
-        [".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx"],
+        [".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ".pptx", ".csv", ".xlsx", ".epub", ".ipynb"],
         description="File types read; any other file in the folder is reported as unsupported.",
     )
     keep_versions: int = Field(2, ge=1, description="Index versions kept on disk (the current one included).")

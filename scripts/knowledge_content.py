@@ -2,6 +2,13 @@
 
 Each entry is (path under knowledge/, title, [(heading, [paragraph, ...]), ...]). The path's
 extension picks the format `make_knowledge.py` writes it in, so the base has every supported type.
+For the tabular and notebook formats the "sections" are shaped as the format is:
+- .pptx: (slide title, [bullet, ...]) per slide; a bullet starting "Notes: " is the speaker notes.
+- .csv: one section ("", [header row, row, ...]) with rows as tuples.
+- .xlsx: (sheet name, [header row, row, ...]) per sheet.
+- .ipynb: (heading, [markdown paragraph or ("code", source), ...]) per notebook section.
+- .epub: (chapter title, [paragraph, ...]) per chapter.
+These documents add facts found nowhere else in the base (tests search for them).
 """
 
 DOCS = [
@@ -381,6 +388,78 @@ DOCS = [
         ]),
         ("During an incident", [
             "We post the first update within 15 minutes of detecting a major incident and update at least every 30 minutes until it is resolved. A post-incident report follows within 5 business days.",
+        ]),
+    ]),
+    ("products/release-notes-2026-q1.pptx", "Release notes Q1 2026", [
+        ("What is new in Northwind Cloud", [
+            "January to March 2026: desktop app 5.2, mobile app 8.0, file requests and storage reports.",
+            "Notes: Every feature in this deck is live for all customers since 31 March 2026.",
+        ]),
+        ("Desktop app 5.2", [
+            "Metered connections: the desktop app detects metered Wi-Fi and mobile hotspots and holds back uploads larger than 100 MB until an unmetered network is available.",
+            "The tray menu now shows the upload queue with an estimated time to finish.",
+        ]),
+        ("Mobile app 8.0", [
+            "Document scanner: tap + > Scan to photograph paper documents; the app straightens the pages and saves them as a searchable PDF in the folder you choose.",
+            "Notes: The scanner reads text in English, German, French, Spanish and Italian.",
+        ]),
+        ("File requests", [
+            "Pro, Business and Enterprise users can create a file request: an upload-only link that lets anyone send files into a folder without seeing what is already in it.",
+            "The folder owner gets an email for every upload and can close the request at any time from Share > File requests.",
+        ]),
+        ("Storage reports for admins", [
+            "Business and Enterprise admins can download a monthly storage report (CSV) with the storage used by every member under Admin > Reports > Storage.",
+        ]),
+    ]),
+    ("company/data-centres.csv", "Data centres", [
+        ("", [
+            ("Region", "Site", "Role", "Certifications", "Power", "In service since"),
+            ("EU", "Frankfurt am Main, Germany", "primary", "ISO 27001; BSI C5", "100% renewable (hydro and wind)", "2016"),
+            ("EU", "Amsterdam, Netherlands", "replica", "ISO 27001; NEN 7510", "100% renewable (wind)", "2018"),
+            ("US", "Ashburn, Virginia", "primary", "ISO 27001; SOC 2 Type II", "62% renewable", "2019"),
+            ("US", "Hillsboro, Oregon", "replica", "ISO 27001; SOC 2 Type II", "100% renewable (hydro)", "2021"),
+        ]),
+    ]),
+    ("products/add-on-prices.xlsx", "Add-on prices", [
+        ("Storage add-ons", [
+            ("Add-on", "Available on", "Price per month (EUR)", "Price per year (EUR)"),
+            ("Extra 1 TB storage", "Pro", 4.99, 49),
+            ("Extra 10 TB pooled storage", "Business", 39, 390),
+            ("Custom domain for shared links", "Business", 9, 90),
+        ]),
+        ("Service add-ons", [
+            ("Add-on", "Available on", "Price", "Details"),
+            ("Onboarding workshop", "Business, Enterprise", "390 EUR once", "Two-hour remote session with a Northwind onboarding specialist for up to 15 admins."),
+            ("Assisted migration", "Business, Enterprise", "0.02 EUR per GB once", "Our team moves your data from another provider; minimum charge 200 EUR."),
+            ("Advanced audit retention", "Enterprise", "150 EUR per month", "Keeps the audit log for 7 years instead of the standard 1 year."),
+        ]),
+    ]),
+    ("products/team-onboarding-guide.epub", "Team onboarding guide", [
+        ("Before you invite anyone", [
+            "Decide who will be admins: we recommend at least two, so that the account never depends on one person.",
+            "Open Admin > Getting started. The setup checklist there has seven steps and shows which are done.",
+        ]),
+        ("Moving files from another provider", [
+            "The Migration assistant under Admin > Migration copies files from Dropbox, Google Drive and Microsoft OneDrive into Northwind Cloud. It copies up to 2 TB per day and keeps folder structure and modification dates.",
+            "Shared links from the old provider are not carried over; share the folders again after the migration.",
+        ]),
+        ("Your first week", [
+            "Invite members in small groups, starting with the admins. Turn on enforced two-factor authentication before the first invitation, so nobody has to change their settings later.",
+            "Join the free welcome webinar for new admins, every Tuesday at 15:00 CET; sign up at northwind.example/webinars.",
+        ]),
+    ]),
+    ("products/api-examples.ipynb", "API examples", [
+        ("Setup", [
+            "All examples call the base URL https://api.northwind.example/v2 with a personal access token in the Authorization header.",
+            ("code", 'import requests\n\nBASE = "https://api.northwind.example/v2"\nHEADERS = {"Authorization": "Bearer YOUR_TOKEN"}'),
+        ]),
+        ("List the files in a folder", [
+            "Results come in pages of up to 500 items; pass the cursor from the previous response to get the next page.",
+            ("code", 'response = requests.get(f"{BASE}/folders/root/files", headers=HEADERS, params={"page_size": 500})\nresponse.raise_for_status()\nfor item in response.json()["items"]:\n    print(item["name"], item["size"])'),
+        ]),
+        ("Upload a large file", [
+            "Files over 100 MB must be uploaded through a resumable upload session: create the session, send the file in parts of 8 to 64 MB, then commit. An unfinished session expires after 24 hours.",
+            ("code", 'session = requests.post(f"{BASE}/uploads/sessions", headers=HEADERS, json={"name": "video.mp4", "folder": "root"}).json()\nwith open("video.mp4", "rb") as handle:\n    for number, part in enumerate(iter(lambda: handle.read(32 * 1024 * 1024), b""), start=1):\n        requests.put(f"{BASE}/uploads/sessions/{session[\'id\']}/parts/{number}", headers=HEADERS, data=part)\nrequests.post(f"{BASE}/uploads/sessions/{session[\'id\']}/commit", headers=HEADERS)'),
         ]),
     ]),
 ]

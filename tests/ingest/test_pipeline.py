@@ -49,7 +49,7 @@ def stored_ids(index: KnowledgeIndex) -> tuple[set[str], set[str]]:
 def test_reingest_edit_add_delete_leaves_exactly_the_right_chunks(settings, kb_copy, embedder):
     counting = CountingEmbedder(embedder)
     first = ingest(settings, kb_copy, counting)
-    assert first.published and len(first.added) == 36 and not first.failed
+    assert first.published and len(first.added) == 41 and not first.failed
     index = KnowledgeIndex(settings)
     old_trial_ids = set(index.current_manifest().documents["faq/free-trial.txt"].chunk_ids)
     removed_ids = set(index.current_manifest().documents["faq/mobile-app.md"].chunk_ids)
@@ -64,7 +64,7 @@ def test_reingest_edit_add_delete_leaves_exactly_the_right_chunks(settings, kb_c
 
     assert second.published and second.version != first.version
     assert (second.added, second.updated, second.removed) == (["faq/gift-cards.md"], ["faq/free-trial.txt"], ["faq/mobile-app.md"])
-    assert len(second.unchanged) == 34
+    assert len(second.unchanged) == 39
     assert counting.embedded == 2  # only the new and the edited document's chunks
 
     manifest = index.current_manifest()
@@ -88,7 +88,7 @@ def test_nothing_changed_costs_no_embedding_and_keeps_the_version(settings, kb_c
     again = ingest(settings, kb_copy, counting)
     assert counting.embedded == 0
     assert not again.published and again.version == first.version
-    assert len(again.unchanged) == 36
+    assert len(again.unchanged) == 41
 
 
 def test_failed_run_leaves_previous_version_serving_and_is_cleaned_up(settings, kb_copy, embedder):
@@ -150,7 +150,7 @@ def test_corrupt_and_unsupported_files_are_reported_and_skipped(settings, kb_cop
     assert set(reasons) == {"policies/broken.pdf", "faq/diagram.png", "faq/empty.md"}
     assert "PDF" in reasons["policies/broken.pdf"]
     assert "unsupported" in reasons["faq/diagram.png"]
-    assert report.published and len(report.added) == 36 and report.exit_code == 1
+    assert report.published and len(report.added) == 41 and report.exit_code == 1
 
 
 def test_a_document_corrupted_by_an_edit_keeps_its_previous_content(settings, kb_copy, embedder):
@@ -169,7 +169,7 @@ def test_changing_the_embedding_space_rebuilds_everything(settings, kb_copy, emb
     counting._model = embedder.model
     report = ingest(changed, kb_copy, counting)
     assert report.rebuild_reason and "rebuilding" in report.rebuild_reason
-    assert len(report.added) == 36 and counting.embedded == report.chunks_total
+    assert len(report.added) == 41 and counting.embedded == report.chunks_total
 
 
 def test_empty_folder_is_a_user_error(settings, tmp_path, embedder):
