@@ -1,0 +1,180 @@
+"""Verification of generated answers against the evidence the server selected.
+
+A small model restates facts badly: it flips "cannot" into "can", writes "100%" where the source
+says 99.9%, invents a "Family plan", or emits JSON debris that still fits the contract. Each rule
+below rejects one such failure; `verify_answer` returns the reasons (empty: the answer stands).
+The rules are lexical and deliberately strict: a false rejection only costs the extractive
+fallback (the evidence sentences themselves), a false acceptance puts a wrong fact in front of a
+customer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+DEBRIS, ECHO, LOOP, NUMBER, NAME, NEGATION, UNSUPPORTED, LEAK, MODEL_HANDOFF = (
+    "debris", "echo", "loop", "number", "name", "negation", "unsupported", "leak", "model_handoff",
+)
+REASONS = (DEBRIS, ECHO, LOOP, NUMBER, NAME, NEGATION, UNSUPPORTED, LEAK, MODEL_HANDOFF)
+
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d+(?:[.,:]\d+)*%?|[.!?;,:]")
+_WORD = re.compile(r"[A-Za-z]{2,}")
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
+_JSON_BITS = re.compile(r'[\[\]{}]|"\s*[,:]\s*"|\\"|"(?:answer|citations|confidence|handoff|quote|id)"')
+_TIMESTAMP = re.compile(r"\b\d{1,4}[-/:]\d{1,2}(?:[-/:T ]\d{1,2})*(?::\d{2})?\b")
+_NAMED_THING = re.compile(r"\b([A-Za-z][\w\-]*)\s+(plan|plans|tier|edition|package|subscription|membership|bundle|add-on)\b", re.I)
+
+NEGATIONS = {"not", "no", "never", "cannot", "nothing", "none", "nor", "neither", "nobody", "without"}
+STOP = set("""a an the and or but if then so of to in on at by for with from as is are was were be been being am do does did
+have has had having it its it's this that these those there here their they them you your yours we our us i me my mine
+he she his her can could will would shall should may might must about into over under up down out than too very also just
+what which who whom whose when where why how all any each some such only own same other more most per via please
+yes hi hello thanks thank sure happy help glad course let know get got go""".split())
+NUMBER_WORDS = {"one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8",
+                "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "fourteen": "14", "fifteen": "15",
+                "twenty": "20", "thirty": "30", "sixty": "60", "ninety": "90", "hundred": "100"}
+
+
+def stem(word: str) -> str:
+    """A crude suffix stripper: enough to match "deleted"/"delete", "refunds"/"refunded"."""
+    w = word.lower().strip("'-")
+    for suffix in ("ing", "ed", "es", "s", "e"):
+        if len(w) > len(suffix) + 3 and w.endswith(suffix):
+            return w[: -len(suffix)]
+    return w
+
+
+def _is_negation(token: str) -> bool:
+    t = token.lower()
+    return t in NEGATIONS or t.endswith("n't") or t.endswith("nt") and t in {"cant", "dont", "doesnt", "isnt", "wont", "arent", "didnt", "wasnt"}
+
+
+def content_stems(text: str) -> set[str]:
+    return {stem(w) for w in _WORD.findall(text) if w.lower() not in STOP and not _is_negation(w)}
+
+
+def _negation_scopes(text: str, width: int) -> tuple[set[str], set[str], bool]:
+    """(stems inside a negation's scope, stems outside any, whether a negation occurs).
+
+    A scope is the next `width` content words after a negation, up to punctuation."""
+    tokens = _TOKEN.findall(text)
+    negated: set[str] = set()
+    plain: set[str] = set()
+    found = False
+    remaining = 0
+    for token in tokens:
+        if token in ".!?;,:" or token in {"but", "however"}:
+            remaining = 0
+            continue
+        if _is_negation(token):
+            found, remaining = True, width
+            continue
+        if not token[0].isalpha() or token.lower() in STOP:
+            continue
+        if remaining > 0:
+            negated.add(stem(token))
+            remaining -= 1
+        else:
+            plain.add(stem(token))
+    return negated, plain, found
+
+
+def debris_reason(answer: str) -> str | None:
+    """Why `answer` is not text a customer can read: None when it is."""
+    text = answer.strip()
+    if _JSON_BITS.search(text):
+        return DEBRIS
+    without_times = _TIMESTAMP.sub(" ", text)
+    words = _WORD.findall(without_times)
+    if len(words) < 3:
+        return DEBRIS
+    visible = [c for c in text if not c.isspace()]
+    letters = sum(c.isalpha() for c in visible)
+    if letters < 0.6 * len(visible):
+        return DEBRIS
+    return None
+
+
+def _is_loop(answer: str) -> bool:
+    words = [w.lower() for w in re.findall(r"\w+", answer)]
+    if any(words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2)):
+        return True
+    grams = Counter(tuple(words[i:i + 3]) for i in range(len(words) - 2))
+    if grams and grams.most_common(1)[0][1] >= 3:
+        return True
+    return len(words) >= 16 and len(set(words)) < 0.45 * len(words)
+
+
+def _numbers(text: str) -> set[str]:
+    found = {n.replace(",", "") for n in _NUMBER.findall(text)}
+    found |= {NUMBER_WORDS[w.lower()] for w in _WORD.findall(text) if w.lower() in NUMBER_WORDS}
+    return {n.rstrip("0").rstrip(".") if "." in n else n for n in found}
+
+
+def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = [w.lower() for w in re.findall(r"\w+", text)]
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def leaks(answer: str, secrets: Iterable[str], n: int = 6) -> bool:
+    """Whether the answer repeats `n` consecutive words of any of `secrets` (the system prompt's rules)."""
+    grams = _ngrams(answer, n)
+    return any(grams & _ngrams(secret, n) for secret in secrets)
+
+
+def _names(answer: str) -> set[str]:
+    """Capitalised words inside a sentence and the word naming a plan/tier: what must not be invented."""
+    names = {m.group(1) for m in _NAMED_THING.finditer(answer)}
+    for sentence in re.split(r"(?<=[.!?:])\s+|\n+", answer):
+        words = re.findall(r"[A-Za-z][\w\-]*", sentence)
+        names |= {w for w in words[1:] if w[0].isupper() and w not in {"I", "OK"}}
+    return names
+
+
+def verify_answer(
+    answer: str,
+    question: str,
+    evidence: list[str],
+    allowed_names: Iterable[str] = (),
+    secrets: Iterable[str] = (),
+    min_support: float = 0.5,
+) -> list[str]:
+    """Reasons to reject `answer` as a restatement of `evidence` (sentences); [] when it passes.
+
+    `allowed_names` are words that may appear although the evidence lacks them (the company's
+    name); `secrets` are texts that must never be repeated (the system prompt)."""
+    reasons: list[str] = []
+    if debris_reason(answer):
+        return [DEBRIS]
+    source = " ".join(evidence)
+    answer_stems, question_stems = content_stems(answer), content_stems(question)
+    source_stems = content_stems(source)
+    if answer_stems and answer_stems <= question_stems:
+        reasons.append(ECHO)
+    if _is_loop(answer):
+        reasons.append(LOOP)
+    if _numbers(answer) - _numbers(source) - _numbers(question):
+        reasons.append(NUMBER)
+    known = {w.lower() for w in re.findall(r"[\w\-]+", f"{source} {' '.join(allowed_names)}")}
+    if any(n.lower() not in known for n in _names(answer)):
+        reasons.append(NAME)
+    if _contradicts(answer, source):
+        reasons.append(NEGATION)
+    support_pool = source_stems | question_stems | {stem(w) for w in allowed_names}
+    if answer_stems and len(answer_stems & support_pool) < min_support * len(answer_stems):
+        reasons.append(UNSUPPORTED)
+    if leaks(answer, secrets):
+        reasons.append(LEAK)
+    return reasons
+
+
+def _contradicts(answer: str, source: str) -> bool:
+    """A negation the evidence does not have, or a statement the evidence negates."""
+    ans_negated, ans_plain, ans_has = _negation_scopes(answer, 3)
+    src_negated, _src_plain, src_has = _negation_scopes(source, 2)
+    if ans_has and not src_has:
+        return True  # "No" / "you can't" where every source sentence is affirmative
+    # "We cannot reset it" vs "you can reset it": a stem the evidence negates, stated plainly.
+    return bool(src_negated & (ans_plain - ans_negated))
