@@ -173,8 +173,8 @@ def verify_answer(
 def _contradicts(answer: str, source: str) -> bool:
     """A negation the evidence does not have, or a statement the evidence negates."""
     ans_negated, ans_plain, ans_has = _negation_scopes(answer, 3)
-    src_negated, _src_plain, src_has = _negation_scopes(source, 2)
+    src_negated, src_plain, src_has = _negation_scopes(source, 2)
     if ans_has and not src_has:
         return True  # "No" / "you can't" where every source sentence is affirmative
-    # "We cannot reset it" vs "you can reset it": a stem the evidence negates, stated plainly.
-    return bool(src_negated & (ans_plain - ans_negated))
+    # "We cannot reset it" vs "you can reset it": a stem the evidence only ever negates, stated plainly.
+    return bool((src_negated - src_plain) & (ans_plain - ans_negated))

@@ -1,0 +1,48 @@
+"""Evidence selection with the real embedding model over the bundled knowledge base, and the
+numbered source ids the model sees."""
+
+import pytest
+
+from ragtune.answer import contract_shape
+from ragtune.evidence import EvidenceSelector, split_sentences
+from ragtune.prompt import ContextChunk, build_messages, number_sources
+
+
+def test_sentences_are_verbatim_and_fragments_join_the_next_one():
+    text = "Yes. Switching from monthly to annual takes effect immediately.\nSwitching back takes effect at the end of the paid year."
+    sentences = split_sentences(text)
+    assert sentences == [
+        "Yes. Switching from monthly to annual takes effect immediately.",
+        "Switching back takes effect at the end of the paid year.",
+    ]
+    # A decimal point is not a sentence end; a short fragment at the end joins the sentence before it.
+    assert split_sentences("Pro costs 9.99 EUR per month. Business costs more per user. Not Free.") == [
+        "Pro costs 9.99 EUR per month.", "Business costs more per user. Not Free."]
+
+
+@pytest.mark.parametrize(("question", "supporting"), [
+    ("I forgot my vault passphrase, can you reset it?", "We cannot reset it."),
+    ("what availability do you commit to for business plans", "99.9% monthly availability"),
+    ("how long does the password reset link work", "The reset link is valid for 1 hour."),
+    ("do you sell my personal data", "We do not sell personal data"),
+    ("how long are deleted files kept in the trash on business", "180 days on Business and Enterprise"),
+])
+def test_the_supporting_sentence_is_selected(retriever, question, supporting):
+    hits = retriever.search(question).relevant(0.3)
+    selected = EvidenceSelector(retriever.embedder).select(question, hits, max_sentences=3, margin=0.1)
+    assert selected and supporting in " ".join(e.sentence for e in selected)
+    for item in selected:  # verbatim by construction: every sentence occurs in its chunk
+        assert item.sentence in " ".join(item.hit.chunk.text.split())
+    assert selected[0].score >= max(e.score for e in selected)
+
+
+def test_numbered_ids_map_back_and_the_prompt_lists_them():
+    chunks = [ContextChunk("7f26486b63c3c0e58487", "Refund policy", "Annual plans", "Refunds within 30 days."),
+              ContextChunk("aa11bb22cc33dd44ee55", "Pricing", "Pro", "9.99 EUR per month.")]
+    numbered = number_sources(chunks)
+    assert [c.id for c in numbered.chunks] == ["S1", "S2"]
+    assert numbered.chunk_id("S2") == "aa11bb22cc33dd44ee55" and numbered.chunk_id("S3") is None
+    system = build_messages("refund?", numbered.chunks, [], "Acme")[0]["content"]
+    assert "[id: S1] Refund policy > Annual plans" in system and "7f26486b" not in system
+    # The contract in the prompt is generated from the Answer model, with the ids the grammar allows.
+    assert contract_shape(["S1", "S2"]) in system and '"id": "S1" | "S2"' in system
