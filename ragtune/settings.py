@@ -130,7 +130,7 @@ class ChatSettings(_Section):
         0.1, ge=0, le=1, description="A sentence after the best is kept only when its score is within this much of the best's."
     )
     evidence_min_score: float = Field(
-        0.42, ge=0, le=1, description="Similarity (cosine, question vs sentence with its title and section) the best "
+        0.40, ge=0, le=1, description="Similarity (cosine, question vs sentence with its title and section) the best "
         "sentence needs; below it the answer is a hand-off. Chosen on bench/answer_tuning.jsonl."
     )
     evidence_high_score: float = Field(0.6, ge=0, le=1, description="Best-sentence score from which an answer's confidence is 'high' (else 'medium').")

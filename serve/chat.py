@@ -34,7 +34,7 @@ from serve.conversations import ConversationStore, check_session_id, new_session
 from serve.engines import Engine
 from serve.handoff import HandoffDecision, decide
 from serve.schemas import ChatResponse, ContextReport, EvidenceItem, Source, Verification
-from serve.verify import MODEL_HANDOFF, verify_answer
+from serve.verify import verify_answer
 
 REPAIR_HINT = "Your previous reply was rejected: {error}. Reply again with only the JSON object described in the instructions."
 INVALID = "invalid"  # verification reason: the reply broke the JSON contract twice
@@ -223,8 +223,9 @@ class ChatService:
             reply.answer, p.question, [e.sentence for e in p.evidence],
             allowed_names=self.settings.chat.company_name.split(), secrets=[PROMPT_RULES],
         )
-        if reply.handoff:
-            reasons.append(MODEL_HANDOFF)  # the evidence answers the question; the model gave up
+        # The model's own handoff flag is not a verdict: the evidence decided that the question is
+        # answered (a 135M model sets the flag at random); a reply that says it cannot help is caught
+        # by the refusal rule.
         return reasons
 
     def _confidence(self, p: Prepared) -> str:

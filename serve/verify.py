@@ -14,16 +14,19 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-DEBRIS, ECHO, LOOP, NUMBER, NAME, NEGATION, UNSUPPORTED, LEAK, MODEL_HANDOFF = (
-    "debris", "echo", "loop", "number", "name", "negation", "unsupported", "leak", "model_handoff",
+DEBRIS, ECHO, LOOP, NUMBER, NAME, NEGATION, UNSUPPORTED, INCOMPLETE, REFUSAL, LEAK = (
+    "debris", "echo", "loop", "number", "name", "negation", "unsupported", "incomplete", "refusal", "leak",
 )
-REASONS = (DEBRIS, ECHO, LOOP, NUMBER, NAME, NEGATION, UNSUPPORTED, LEAK, MODEL_HANDOFF)
+REASONS = (DEBRIS, ECHO, LOOP, NUMBER, NAME, NEGATION, UNSUPPORTED, INCOMPLETE, REFUSAL, LEAK)
 
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d+(?:[.,:]\d+)*%?|[.!?;,:]")
 _WORD = re.compile(r"[A-Za-z]{2,}")
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![A-Za-z])")
 _JSON_BITS = re.compile(r'[\[\]{}]|"\s*[,:]\s*"|\\"|"(?:answer|citations|confidence|handoff|quote|id)"')
 _TIMESTAMP = re.compile(r"\b\d{1,4}[-/:]\d{1,2}(?:[-/:T ]\d{1,2})*(?::\d{2})?\b")
+_CLAUSE = re.compile(r"[,;.!?](?=\s|$)|\s(?:and|or|but|while|whereas)\s|\n")
+_REFUSAL = re.compile(r"\b(i (?:do not|don't|cannot|can't) (?:know|find|help|answer)|no information|not sure|unable to (?:find|answer|help)"
+                      r"|(?:hand|handing|transfer|pass)(?:ing)? you (?:over|on)|contact (?:our )?support for)\b", re.I)
 _NAMED_THING = re.compile(r"\b([A-Za-z][\w\-]*)\s+(plan|plans|tier|edition|package|subscription|membership|bundle|add-on)\b", re.I)
 
 NEGATIONS = {"not", "no", "never", "cannot", "nothing", "none", "nor", "neither", "nobody", "without"}
@@ -87,12 +90,13 @@ def debris_reason(answer: str) -> str | None:
     if _JSON_BITS.search(text):
         return DEBRIS
     without_times = _TIMESTAMP.sub(" ", text)
-    words = _WORD.findall(without_times)
-    if len(words) < 3:
-        return DEBRIS
+    if re.search(r"https?://|www\.", text) and len(_WORD.findall(re.sub(r"\S*(?:https?://|www\.)\S*", " ", text))) < 3:
+        return DEBRIS  # a bare (usually invented) URL
+    if not _WORD.findall(without_times):
+        return DEBRIS  # no word: punctuation, numbers, a timestamp ("10 years" is a word and a fact, and may stand)
     visible = [c for c in text if not c.isspace()]
     letters = sum(c.isalpha() for c in visible)
-    if letters < 0.6 * len(visible):
+    if letters < 0.5 * len(visible):
         return DEBRIS
     return None
 
@@ -155,7 +159,7 @@ def verify_answer(
         reasons.append(ECHO)
     if _is_loop(answer):
         reasons.append(LOOP)
-    if _numbers(answer) - _numbers(source) - _numbers(question):
+    if _numbers(answer) - _numbers(source) - _numbers(question) or _misbound(answer, source):
         reasons.append(NUMBER)
     known = {w.lower() for w in re.findall(r"[\w\-]+", f"{source} {' '.join(allowed_names)}")}
     if any(n.lower() not in known for n in _names(answer)):
@@ -165,9 +169,44 @@ def verify_answer(
     support_pool = source_stems | question_stems | {stem(w) for w in allowed_names}
     if answer_stems and len(answer_stems & support_pool) < min_support * len(answer_stems):
         reasons.append(UNSUPPORTED)
+    if _incomplete(answer, answer_stems, question_stems, source_stems, evidence[0] if evidence else ""):
+        reasons.append(INCOMPLETE)
+    if _REFUSAL.search(answer):
+        reasons.append(REFUSAL)  # the evidence answers the question; the model says it cannot
     if leaks(answer, secrets):
         reasons.append(LEAK)
     return reasons
+
+
+def _incomplete(answer: str, answer_stems: set[str], question_stems: set[str], source_stems: set[str], best: str) -> bool:
+    """An answer that brings nothing of the evidence ("Yes.", "no"), or leaves out every figure of
+    the best evidence sentence when that sentence has figures (the price, the duration asked for)."""
+    figures = _numbers(best)
+    if figures and not figures & _numbers(answer):
+        return True
+    if len(_WORD.findall(answer)) < 3 and not _numbers(answer):
+        return True  # a bare "Yes." / "No" states no fact
+    # A "cannot" restated from the evidence is information too ("Sorry, we cannot reset it").
+    negates = _negation_scopes(answer, 3)[2] and _negation_scopes(best, 2)[2]
+    return not ((answer_stems & source_stems) - question_stems) and not _numbers(answer) and not negates
+
+
+def _misbound(answer: str, source: str) -> bool:
+    """A number stated for a plan or product the evidence gives it for no such thing.
+
+    "The Free plan allows 250 GB" against "250 GB on every paid plan and 5 GB on the Free plan":
+    every number is in the evidence, but tied to the wrong name. Names are the words the evidence
+    capitalises inside a sentence (Free, Pro, Business, Vault); a number of the answer must occur
+    in an evidence clause that mentions the names of its own answer clause."""
+    names = {w.lower() for sent in re.split(r"(?<=[.!?])\s+", source) for w in re.findall(r"[A-Za-z][\w\-]*", sent)[1:] if w[0].isupper()}
+    clauses = [(_numbers(c), {w.lower() for w in re.findall(r"[\w\-]+", c)}) for c in _CLAUSE.split(source)]
+    for clause in _CLAUSE.split(answer):
+        words = {w.lower() for w in re.findall(r"[\w\-]+", clause)}
+        wanted = words & names
+        for number in _numbers(clause) if wanted else ():
+            if not any(number in nums and wanted <= cwords for nums, cwords in clauses):
+                return True
+    return False
 
 
 def _contradicts(answer: str, source: str) -> bool:
