@@ -153,7 +153,7 @@ async def _in_process(settings: Settings, questions: list[Question], engine: Any
     if KnowledgeIndex(settings).current_manifest() is None:
         raise RagtuneError(f"no index in {settings.data_dir}: run `ragtune ingest` first")
     retriever = Retriever(KnowledgeIndex(settings), Embedder(settings.embedding), settings.retrieval)
-    own_engine = engine is None
+    own_engine = engine is None and settings.chat.answer_mode != "extractive"  # extractive answers need no model
     engine = create_engine(settings) if own_engine else engine
     rows = []
     with tempfile.TemporaryDirectory(prefix="ragtune-eval-") as tmp:
