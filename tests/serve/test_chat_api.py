@@ -273,3 +273,14 @@ def test_ollama_streaming_sends_the_answer_text_as_it_arrives(ollama_settings, o
     assert [kind for kind, _ in parsed][-1] == "answer" and parsed[-1][1]["answer"] == answer
     sent = ollama_stand_in.requests_for_chat()
     assert len(sent) == 1 and sent[0]["stream"] is True and sent[0]["options"]["num_ctx"] == 4096
+
+
+def test_auto_mode_streams_only_verified_text(ollama_settings, ollama_stand_in, make_client):
+    rejected = "Yes, we can reset your Vault passphrase for you."
+    ollama_stand_in.replies = [_reply(["S1"], answer=rejected)]
+    parsed = _stream_events(make_client(ollama_settings), "I forgot my Vault passphrase, can you reset it?")
+    deltas = [data["text"] for kind, data in parsed if kind == "delta"]
+    final = parsed[-1][1]
+    assert final["mode"] == "extractive" and final["verification"]["fallback"] is True
+    assert deltas == [final["answer"]] and rejected not in "".join(deltas)
+    assert final["timings_ms"]["first_token_ms"] > 0
