@@ -222,6 +222,7 @@ class ChatService:
         reasons = verify_answer(
             reply.answer, p.question, [e.sentence for e in p.evidence],
             allowed_names=self.settings.chat.company_name.split(), secrets=[PROMPT_RULES],
+            headings=[f"{e.hit.chunk.title} {e.hit.chunk.section}" for e in p.evidence],
         )
         # The model's own handoff flag is not a verdict: the evidence decided that the question is
         # answered (a 135M model sets the flag at random); a reply that says it cannot help is caught

@@ -144,12 +144,15 @@ def verify_answer(
     allowed_names: Iterable[str] = (),
     secrets: Iterable[str] = (),
     min_support: float = 0.5,
+    headings: list[str] | None = None,
 ) -> list[str]:
-    """Reasons to reject `answer` as a restatement of `evidence` (sentences); [] when it passes.
+    """Reasons to reject `answer` as a restatement of `evidence` (sentences, best first); [] when it passes.
 
     `allowed_names` are words that may appear although the evidence lacks them (the company's
-    name); `secrets` are texts that must never be repeated (the system prompt)."""
+    name); `secrets` are texts that must never be repeated (the system prompt); `headings` are the
+    title and section of each evidence sentence (they say which plan a price is for)."""
     reasons: list[str] = []
+    allowed_names = list(allowed_names)
     if debris_reason(answer):
         return [DEBRIS]
     source = " ".join(evidence)
@@ -159,7 +162,8 @@ def verify_answer(
         reasons.append(ECHO)
     if _is_loop(answer):
         reasons.append(LOOP)
-    if _numbers(answer) - _numbers(source) - _numbers(question) or _misbound(answer, source):
+    if (_numbers(answer) - _numbers(source) - _numbers(question) or _misbound(answer, source)
+            or _wrong_unit(answer, source) or _off_focus(answer, question, evidence, headings)):
         reasons.append(NUMBER)
     known = {w.lower() for w in re.findall(r"[\w\-]+", f"{source} {' '.join(allowed_names)}")}
     if any(n.lower() not in known for n in _names(answer)):
@@ -169,7 +173,7 @@ def verify_answer(
     support_pool = source_stems | question_stems | {stem(w) for w in allowed_names}
     if answer_stems and len(answer_stems & support_pool) < min_support * len(answer_stems):
         reasons.append(UNSUPPORTED)
-    if _incomplete(answer, answer_stems, question_stems, source_stems, evidence[0] if evidence else ""):
+    if _incomplete(answer, answer_stems, question_stems, source_stems, evidence[0] if evidence else "", allowed_names):
         reasons.append(INCOMPLETE)
     if _REFUSAL.search(answer):
         reasons.append(REFUSAL)  # the evidence answers the question; the model says it cannot
@@ -178,12 +182,62 @@ def verify_answer(
     return reasons
 
 
-def _incomplete(answer: str, answer_stems: set[str], question_stems: set[str], source_stems: set[str], best: str) -> bool:
+def _wrong_unit(answer: str, source: str) -> bool:
+    """A number with another unit than the evidence gives it: "10 minutes" from "10 failed
+    attempts ... locked for 30 minutes", "10 days" from "5 to 10 business days"."""
+    def pairs(text: str) -> set[tuple[str, str]]:
+        found = set()
+        for match in re.finditer(r"(?<![\w.])(\d+(?:[.,]\d+)*)%?\s+([A-Za-z]+)", text):
+            if match.group(2).lower() not in STOP:
+                found.add((match.group(1).replace(",", ""), stem(match.group(2))))
+        return found
+
+    evidence_pairs = pairs(source)
+    evidence_numbers = {n for n, _ in evidence_pairs}
+    return any(number in evidence_numbers and (number, unit) not in evidence_pairs for number, unit in pairs(answer))
+
+
+def _off_focus(answer: str, question: str, evidence: list[str], headings: list[str] | None) -> bool:
+    """Figures taken from the part of the evidence that does not answer the question: asked for
+    the first update, "every 30 minutes" instead of "within 15 minutes"; asked about Business,
+    the Enterprise figure. The evidence clauses holding figures are ranked by the question words
+    they share (with their sentence's heading); the answer's figures must include one of the best."""
+    answer_figures = _numbers(answer) - _numbers(question)
+    if not answer_figures:
+        return False
+    wanted = content_stems(question)
+    names = {w.lower() for sent in evidence for w in re.findall(r"[A-Za-z][\w\-]*", sent)[1:] if w[0].isupper()}
+    asked_names = {stem(w) for w in re.findall(r"[\w\-]+", question.lower()) if w in names}
+    scored: list[tuple[int, set[str]]] = []
+    for i, sentence in enumerate(evidence):
+        heading = headings[i] if headings and i < len(headings) else ""
+        sentence_names = {w.lower() for w in re.findall(r"[A-Za-z][\w\-]*", sentence)[1:] if w[0].isupper()}
+        for clause in _CLAUSE.split(sentence):
+            figures = _numbers(clause)
+            if not figures:
+                continue
+            # A sentence naming no plan itself takes its names from its heading ("Pricing > Business").
+            context = clause if sentence_names else f"{heading} {clause}"
+            stems = content_stems(f"{heading} {clause}")
+            score = len(wanted & stems) + 2 * len(asked_names & content_stems(context))
+            scored.append((score, figures))
+    if not scored:
+        return False
+    best = max(score for score, _ in scored)
+    allowed = set().union(*(figures for score, figures in scored if score == best))
+    return not answer_figures & allowed
+
+
+def _incomplete(answer: str, answer_stems: set[str], question_stems: set[str], source_stems: set[str], best: str,
+                known: Iterable[str] = ()) -> bool:
     """An answer that brings nothing of the evidence ("Yes.", "no"), or leaves out every figure of
     the best evidence sentence when that sentence has figures (the price, the duration asked for)."""
     figures = _numbers(best)
     if figures and not figures & _numbers(answer):
         return True
+    names = {w.lower() for w in re.findall(r"[A-Za-z][\w\-]*", best)[1:] if w[0].isupper()} - {w.lower() for w in known}
+    if not figures and names and not names & {w.lower() for w in re.findall(r"[\w\-]+", answer)}:
+        return True  # "When the trial ends ... the account moves to the Free plan": the answer must name the plan
     if len(_WORD.findall(answer)) < 3 and not _numbers(answer):
         return True  # a bare "Yes." / "No" states no fact
     # A "cannot" restated from the evidence is information too ("Sorry, we cannot reset it").
