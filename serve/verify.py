@@ -197,6 +197,11 @@ def _wrong_unit(answer: str, source: str) -> bool:
     return any(number in evidence_numbers and (number, unit) not in evidence_pairs for number, unit in pairs(answer))
 
 
+def _overlap(wanted: set[str], stems: set[str]) -> int:
+    """Question words found in a clause; a prefix counts ("mac" in "macOS", "sync" in "syncing")."""
+    return sum(1 for w in wanted if any(s.startswith(w) or (len(s) >= 3 and w.startswith(s)) for s in stems))
+
+
 def _off_focus(answer: str, question: str, evidence: list[str], headings: list[str] | None) -> bool:
     """Figures taken from the part of the evidence that does not answer the question: asked for
     the first update, "every 30 minutes" instead of "within 15 minutes"; asked about Business,
@@ -219,7 +224,7 @@ def _off_focus(answer: str, question: str, evidence: list[str], headings: list[s
             # A sentence naming no plan itself takes its names from its heading ("Pricing > Business").
             context = clause if sentence_names else f"{heading} {clause}"
             stems = content_stems(f"{heading} {clause}")
-            score = len(wanted & stems) + 2 * len(asked_names & content_stems(context))
+            score = _overlap(wanted, stems) + 2 * len(asked_names & content_stems(context))
             scored.append((score, figures))
     if not scored:
         return False

@@ -13,6 +13,7 @@ LOCKED = ["After 10 failed sign-in attempts the account is locked for 30 minutes
 VERSIONS = ["Northwind Cloud keeps earlier versions of every file: 30 days of versions on Pro, 180 days on Business, and 1 year on Enterprise."]
 INCIDENT = ["We post the first update within 15 minutes of detecting a major incident and update at least every 30 minutes until it is resolved."]
 TRIAL = ["When the trial ends without a plan being chosen, the account moves to the Free plan."]
+DESKTOP = ["It runs on Windows 10 and 11 (64-bit) and macOS 12 or later, on Intel and Apple silicon."]
 SIZES = ["Single files can be up to 250 GB on every paid plan and 5 GB on the Free plan."]
 PRICING = ["1 TB of storage for 1 user, unlimited devices. 9.99 EUR per month, or 99 EUR per year when paid annually."]
 
@@ -34,6 +35,7 @@ PRICING = ["1 TB of storage for 1 user, unlimited devices. 9.99 EUR per month, o
     ("1 year", "how long is version history on business", VERSIONS, "number"),
     ("We update every 30 minutes until it is resolved.", "how quickly do you post the first update", INCIDENT, "number"),
     ("The account becomes read-only.", "what happens when my trial ends", TRIAL, "incomplete"),
+    ("It runs on Windows 10 and 11.", "what mac versions does the desktop app support", DESKTOP, "number"),
     ("Yes.", "is my data encrypted", ENCRYPTED, "incomplete"),
     ("No", "can you reset my vault passphrase", VAULT, "incomplete"),
     ("Pro gives you unlimited devices.", "how much is pro", PRICING, "incomplete"),
