@@ -62,8 +62,14 @@ def _mentions(text: str, term: str, as_name: bool) -> bool:
         name = term[0].upper() + term[1:].lower()
         return bool(re.search(rf"\b{re.escape(name)}s?\b", text) or re.search(rf"\b{re.escape(term)}\s+(?:{_HEADS})\b", text, re.I))
     t = term.lower()
-    words = set(re.findall(r"[\w\-]+", text.lower()))
-    return t in words or t.rstrip("s") in words or f"{t}s" in words or f"{t}es" in words
+    tokens = re.findall(r"[\w\-]+", text.lower())
+    words = set(tokens)
+    if t in words or t.rstrip("s") in words or f"{t}s" in words or f"{t}es" in words:
+        return True
+    if term.isupper() and 2 <= len(term) <= 5:  # an acronym spelled out: "SLA" in "Service level agreement"
+        n = len(term)
+        return any("".join(w[0] for w in tokens[i:i + n]) == t for i in range(len(tokens) - n + 1))
+    return False
 
 
 def decide(question: str, evidence: list[Evidence], min_score: float, known: str = "") -> HandoffDecision:

@@ -284,3 +284,19 @@ def test_auto_mode_streams_only_verified_text(ollama_settings, ollama_stand_in, 
     assert final["mode"] == "extractive" and final["verification"]["fallback"] is True
     assert deltas == [final["answer"]] and rejected not in "".join(deltas)
     assert final["timings_ms"]["first_token_ms"] > 0
+
+
+def test_key_terms_of_a_question_are_looked_for_in_the_evidence():
+    from ragtune.documents import Chunk, Hit
+    from ragtune.evidence import Evidence
+    from serve.handoff import decide, key_terms
+
+    assert key_terms("how much is the family plan") == ["family"]
+    assert key_terms("Can I pay with PayPal on the Business plan?") == ["Business", "PayPal"]
+    assert key_terms("how much is pro per month") == [] and key_terms("WHY IS MY SYNC SLOW") == []
+    chunk = Chunk("c1", "policies/sla.html", "Credits must be requested within 30 days.", "Service level agreement", "Service credits", 0)
+    evidence = [Evidence(hit=Hit(chunk=chunk, score=1.0, relevance=0.6), sentence=chunk.text, score=0.7)]
+    assert not decide("how long do I have to claim an SLA credit", evidence, 0.4).handoff  # the acronym spelled out
+    near = decide("how long do I have to claim a Platinum credit", evidence, 0.4)
+    assert near.handoff and near.reason == "unknown_terms" and near.terms == ["Platinum"]
+    assert decide("how long do I have to claim an SLA credit", evidence, 0.8).reason == "low_evidence"
