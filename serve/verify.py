@@ -158,7 +158,8 @@ def verify_answer(
     source = " ".join(evidence)
     answer_stems, question_stems = content_stems(answer), content_stems(question)
     source_stems = content_stems(source)
-    if answer_stems and answer_stems <= question_stems:
+    # Nothing beyond the question's own words; a "cannot" the question lacks is news, not an echo.
+    if answer_stems and answer_stems <= question_stems and not (_negation_scopes(answer, 3)[2] and not _negation_scopes(question, 3)[2]):
         reasons.append(ECHO)
     if _is_loop(answer):
         reasons.append(LOOP)
@@ -168,7 +169,7 @@ def verify_answer(
     known = {w.lower() for w in re.findall(r"[\w\-]+", f"{source} {' '.join(allowed_names)}")}
     if any(n.lower() not in known for n in _names(answer)):
         reasons.append(NAME)
-    if _contradicts(answer, source):
+    if _contradicts(answer, source) or _flipped_reply(answer, evidence[0] if evidence else "") or _restricts(answer, source):
         reasons.append(NEGATION)
     support_pool = source_stems | question_stems | {stem(w) for w in allowed_names}
     if answer_stems and len(answer_stems & support_pool) < min_support * len(answer_stems):
@@ -266,6 +267,25 @@ def _misbound(answer: str, source: str) -> bool:
             if not any(number in nums and wanted <= cwords for nums, cwords in clauses):
                 return True
     return False
+
+
+RESTRICTIONS = {"except", "unless", "excluding", "only", "exclusively", "but"}
+
+
+def _restricts(answer: str, source: str) -> bool:
+    """A restriction the evidence does not make: "every hour, except for macOS" """
+    words = {w.lower() for w in _WORD.findall(source)}
+    return any(w.lower() in RESTRICTIONS and w.lower() not in words for w in _WORD.findall(answer))
+
+
+def _flipped_reply(answer: str, best: str) -> bool:
+    """A leading "No" against an affirmative best sentence ("No, links expire after 7 days"), or a
+    leading "Yes" against a negative one ("Yes" to a refund the policy rules out)."""
+    first = re.match(r"\s*(no|nope|yes|yeah|yep)\b", answer, re.I)
+    if not first or not best:
+        return False
+    best_negates = _negation_scopes(best, 2)[2]
+    return (first.group(1).lower() in {"no", "nope"}) != best_negates
 
 
 def _contradicts(answer: str, source: str) -> bool:

@@ -14,6 +14,9 @@ VERSIONS = ["Northwind Cloud keeps earlier versions of every file: 30 days of ve
 INCIDENT = ["We post the first update within 15 minutes of detecting a major incident and update at least every 30 minutes until it is resolved."]
 TRIAL = ["When the trial ends without a plan being chosen, the account moves to the Free plan."]
 DESKTOP = ["It runs on Windows 10 and 11 (64-bit) and macOS 12 or later, on Intel and Apple silicon."]
+LINKS = ["Links on the Free plan expire after 7 days.", "Nothing is deleted when you cancel."]
+BACKUP = ["Northwind Backup copies chosen folders of a computer to the cloud on a schedule, every hour by default.",
+          "Backup runs on Windows 10 and 11 and on macOS 12 (Monterey) or later."]
 SIZES = ["Single files can be up to 250 GB on every paid plan and 5 GB on the Free plan."]
 PRICING = ["1 TB of storage for 1 user, unlimited devices. 9.99 EUR per month, or 99 EUR per year when paid annually."]
 
@@ -36,6 +39,8 @@ PRICING = ["1 TB of storage for 1 user, unlimited devices. 9.99 EUR per month, o
     ("We update every 30 minutes until it is resolved.", "how quickly do you post the first update", INCIDENT, "number"),
     ("The account becomes read-only.", "what happens when my trial ends", TRIAL, "incomplete"),
     ("It runs on Windows 10 and 11.", "what mac versions does the desktop app support", DESKTOP, "number"),
+    ("No, shared links on the Free plan expire after 7 days.", "do free links expire", LINKS, "negation"),
+    ("Backup runs every hour, except on macOS 12.", "how often does backup run", BACKUP, "negation"),
     ("Yes.", "is my data encrypted", ENCRYPTED, "incomplete"),
     ("No", "can you reset my vault passphrase", VAULT, "incomplete"),
     ("Pro gives you unlimited devices.", "how much is pro", PRICING, "incomplete"),
@@ -60,6 +65,8 @@ def test_debris_is_rejected(debris):
     ("You are locked out for 30 minutes.", "locked out after too many logins, how long", LOCKED),
     ("Business keeps earlier versions for 180 days.", "how long is version history on business", VERSIONS),
     ("Your account moves to the Free plan.", "what happens when my trial ends", TRIAL),
+    ("Yes, links on the Free plan expire after 7 days.", "do free links expire", LINKS),
+    ("No, we cannot reset your Vault passphrase.", "can you reset my vault passphrase", VAULT),
 ])
 def test_faithful_restatements_pass(answer, question, evidence):
     assert verify_answer(answer, question, evidence, allowed_names=["Northwind", "Cloud"]) == []
