@@ -20,6 +20,7 @@ import numpy as np
 
 from ragtune.documents import Hit
 from ragtune.embedding import Embedder
+from ragtune.prompt import ContextChunk
 
 _BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n|\n(?=\s*(?:[-*\u2022]|\d+[.)])\s)")
 MIN_SENTENCE_WORDS = 4
@@ -60,6 +61,12 @@ class Evidence:
     @property
     def chunk_id(self) -> str:
         return self.hit.chunk.id
+
+
+def evidence_chunks(evidence: list[Evidence]) -> list[ContextChunk]:
+    """The evidence as prompt sources: each sentence one source under its document's title and
+    section. Serving and training both render the model's prompt from this (then `number_sources`)."""
+    return [ContextChunk(e.chunk_id, e.hit.chunk.title, e.hit.chunk.section, e.sentence) for e in evidence]
 
 
 def _heading(hit: Hit) -> str:

@@ -25,8 +25,8 @@ from typing import Any
 from ragtune.answer import Answer, parse_answer
 from ragtune.documents import Hit
 from ragtune.errors import InvalidModelOutput, PayloadTooLarge, UserInputError
-from ragtune.evidence import Evidence, EvidenceSelector
-from ragtune.prompt import SYSTEM_TEMPLATE, ContextChunk, NumberedSources, Turn, build_messages, number_sources, standalone_query
+from ragtune.evidence import Evidence, EvidenceSelector, evidence_chunks
+from ragtune.prompt import SYSTEM_TEMPLATE, NumberedSources, Turn, build_messages, number_sources, standalone_query
 from ragtune.retriever import RetrievalResult, Retriever
 from ragtune.settings import Settings
 from serve.citations import evidence_citations, model_cited
@@ -161,7 +161,7 @@ class ChatService:
         used: list[Evidence] = []
         for item in p.evidence:
             candidate = used + [item]
-            messages = build_messages(p.question, number_sources(_context(candidate)).chunks, history, chat.company_name)
+            messages = build_messages(p.question, number_sources(evidence_chunks(candidate)).chunks, history, chat.company_name)
             if self.engine.count_tokens(messages) - base_tokens <= budget:
                 used = candidate
             else:
@@ -169,7 +169,7 @@ class ChatService:
         if not used:
             raise PayloadTooLarge(f"no evidence sentence fits the {budget}-token context budget; raise llm.n_ctx")
         p.history, p.evidence, p.budget = history, used, budget
-        p.sources = number_sources(_context(used))
+        p.sources = number_sources(evidence_chunks(used))
         p.messages = build_messages(p.question, p.sources.chunks, history, chat.company_name)
         p.prompt_tokens = self.engine.count_tokens(p.messages)
 
@@ -377,11 +377,6 @@ def _safe_cut(body: str) -> int:
         if not complete:
             cut = backslash
     return cut
-
-
-def _context(evidence: list[Evidence]) -> list[ContextChunk]:
-    """Each evidence sentence is one source for the model, under its document's title and section."""
-    return [ContextChunk(e.chunk_id, e.hit.chunk.title, e.hit.chunk.section, e.sentence) for e in evidence]
 
 
 def _terms(terms: list[str]) -> str:

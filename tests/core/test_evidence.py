@@ -46,3 +46,14 @@ def test_numbered_ids_map_back_and_the_prompt_lists_them():
     assert "[id: S1] Refund policy > Annual plans" in system and "7f26486b" not in system
     # The contract in the prompt is generated from the Answer model, with the ids the grammar allows.
     assert contract_shape(["S1", "S2"]) in system and '"id": "S1" | "S2"' in system
+
+
+def test_evidence_becomes_the_numbered_sources_of_the_prompt(retriever):
+    from ragtune.evidence import evidence_chunks
+
+    question = "how long does the password reset link work"
+    selected = EvidenceSelector(retriever.embedder).select(question, retriever.search(question).relevant(0.3))
+    numbered = number_sources(evidence_chunks(selected))
+    assert [numbered.chunk_id(c.id) for c in numbered.chunks] == [e.chunk_id for e in selected]
+    system = build_messages(question, numbered.chunks, [], "Acme")[0]["content"]
+    assert all(f"[id: S{i}]" in system and e.sentence in system for i, e in enumerate(selected, start=1))
