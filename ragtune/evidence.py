@@ -27,8 +27,32 @@ MIN_SENTENCE_WORDS = 4
 CACHE_SIZE = 50_000
 
 
+MAX_HEADING_WORDS = 6
+
+
+def _is_heading(line: str, following: str) -> bool:
+    """A short line without closing punctuation, followed by a line starting a sentence: a heading
+    that text extraction (PDF) left inline ("Annual plans" above "If you are not satisfied...")."""
+    words = line.split()
+    return (0 < len(words) <= MAX_HEADING_WORDS and line.rstrip()[-1] not in ".!?:;,"
+            and following.lstrip()[:1].isupper())
+
+
+def split_with_headings(text: str) -> list[tuple[str, str]]:
+    """(inline heading or "", sentence) pairs: headings are kept apart from the sentences under them."""
+    lines = text.split("\n")
+    blocks: list[tuple[str, list[str]]] = [("", [])]
+    for i, line in enumerate(lines):
+        following = next((ln for ln in lines[i + 1:] if ln.strip()), "")
+        if _is_heading(line, following):
+            blocks.append((" ".join(line.split()), []))
+        else:
+            blocks[-1][1].append(line)
+    return [(heading, sentence) for heading, body in blocks for sentence in split_sentences("\n".join(body))]
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentences of a chunk, verbatim (whitespace collapsed); a fragment shorter than
+    """Sentences of a text, verbatim (whitespace collapsed); a fragment shorter than
     MIN_SENTENCE_WORDS words ("Yes.", "Free:") joins the sentence after it."""
     pieces = [" ".join(p.split()) for p in _BOUNDARY.split(text)]
     sentences: list[str] = []
@@ -94,14 +118,14 @@ class EvidenceSelector:
                 elif hit not in missing:
                     missing.append(hit)
         if missing:
-            split = [split_sentences(h.chunk.text) for h in missing]
-            texts = [f"{_heading(h)}: {s}" for h, sents in zip(missing, split) for s in sents]
+            split = [split_with_headings(h.chunk.text) for h in missing]
+            texts = [f"{_heading(h)}{' - ' + inner if inner else ''}: {s}" for h, pairs in zip(missing, split) for inner, s in pairs]
             vectors = self.embedder.embed_documents(texts) if texts else np.zeros((0, 1), dtype=np.float32)
             start = 0
             with self._lock:
-                for hit, sents in zip(missing, split):
-                    self._cache[hit.id] = (sents, vectors[start:start + len(sents)])
-                    start += len(sents)
+                for hit, pairs in zip(missing, split):
+                    self._cache[hit.id] = ([s for _, s in pairs], vectors[start:start + len(pairs)])
+                    start += len(pairs)
                 while len(self._cache) > CACHE_SIZE:
                     self._cache.popitem(last=False)
         with self._lock:

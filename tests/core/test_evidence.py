@@ -4,7 +4,7 @@ numbered source ids the model sees."""
 import pytest
 
 from ragtune.answer import contract_shape
-from ragtune.evidence import EvidenceSelector, split_sentences
+from ragtune.evidence import EvidenceSelector, split_sentences, split_with_headings
 from ragtune.prompt import ContextChunk, build_messages, number_sources
 
 
@@ -18,6 +18,15 @@ def test_sentences_are_verbatim_and_fragments_join_the_next_one():
     # A decimal point is not a sentence end; a short fragment at the end joins the sentence before it.
     assert split_sentences("Pro costs 9.99 EUR per month. Business costs more per user. Not Free.") == [
         "Pro costs 9.99 EUR per month.", "Business costs more per user. Not Free."]
+
+
+def test_headings_left_inline_by_pdf_extraction_are_kept_apart():
+    text = ("Refund policy\nAnnual plans\nIf you are not satisfied, you can cancel an annual plan within 30 days of the purchase and\n"
+            "receive a full refund.\nMonthly plans\nMonthly plans can be cancelled at any time.")
+    assert split_with_headings(text) == [
+        ("Annual plans", "If you are not satisfied, you can cancel an annual plan within 30 days of the purchase and receive a full refund."),
+        ("Monthly plans", "Monthly plans can be cancelled at any time."),
+    ]
 
 
 @pytest.mark.parametrize(("question", "supporting"), [
