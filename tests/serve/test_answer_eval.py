@@ -50,3 +50,36 @@ def test_the_cli_prints_the_report_and_refuses_a_bad_file(knowledge_index, tmp_p
         load_questions(bad)
     assert main(["eval", "answers", str(bad)]) == 2
     assert "bad.jsonl:1" in capsys.readouterr().err
+
+
+def test_a_running_server_is_evaluated_over_http(serve_settings, retriever, tmp_path, monkeypatch):
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from serve.app import create_app
+    from serve.conversations import ConversationStore
+
+    monkeypatch.setattr("serve.app.ConversationStore", lambda _path: ConversationStore(tmp_path / "c.sqlite3"))
+    settings = serve_settings.model_copy(update={"chat": serve_settings.chat.model_copy(update={"answer_mode": "extractive"})})
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, retriever=retriever), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    try:
+        report = evaluate_answers(settings, load_questions(SMALL), url=f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    s = report["summary"]
+    assert s["label"] == f"http://127.0.0.1:{port}" and s["errors"] == {}
+    assert s["fact_accuracy"] == 1.0 and s["near_scope_refused"] == 1.0 and s["schema_valid"] == 1.0
+    with pytest.raises(UserInputError, match="in process only"):
+        evaluate_answers(settings, load_questions(SMALL), mode="auto", url="http://127.0.0.1:9")
