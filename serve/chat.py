@@ -190,7 +190,10 @@ class ChatService:
         allowed = list(p.sources.ids)
         messages = p.messages
         error: InvalidModelOutput | None = None
-        for attempt in range(2):
+        # In auto mode an invalid reply is not retried: the extractive answer is as good and costs
+        # no second generation.
+        attempts = 1 if self.settings.chat.answer_mode == "auto" else 2
+        for attempt in range(attempts):
             if attempt == 0 and first_reply is not None:
                 raw = first_reply
             else:
@@ -204,7 +207,8 @@ class ChatService:
                 # The rejected reply itself is not sent back: it could be long enough to overflow
                 # the window; the error says what was wrong with it.
                 messages = p.messages + [{"role": "user", "content": REPAIR_HINT.format(error=str(exc)[:160])}]
-        raise InvalidModelOutput(f"{error}; the reply was rejected twice, so no answer is given")
+        times = "twice" if attempts == 2 else "once"
+        raise InvalidModelOutput(f"{error}; the reply was rejected {times}, so no answer is given")
 
     async def _conclude(self, p: Prepared, reply: Answer | None, started: float) -> ChatResponse:
         """Verify a generated reply; in auto mode a rejected one gives way to the extractive answer."""

@@ -230,9 +230,12 @@ def test_invalid_reply_is_retried_once_then_a_clear_502(ollama_settings, ollama_
     bad = client.post("/v1/chat", json={"message": "How do I reset my password?"})
     assert bad.status_code == 502
     assert "rejected twice" in bad.json()["detail"]
-    # In auto mode the customer gets the extractive answer instead, and the reason is counted.
+    # In auto mode the customer gets the extractive answer at once (no second generation), and the
+    # reason is counted.
+    ollama_stand_in.requests.clear()
     body = make_client(ollama_settings).post("/v1/chat", json={"message": "How do I reset my password?"}).json()
     assert body["mode"] == "extractive" and body["verification"]["reasons"] == ["invalid"]
+    assert len(ollama_stand_in.requests_for_chat()) == 1
 
 
 def test_model_server_down_mid_flight_gives_503(ollama_settings, ollama_stand_in, make_client):
