@@ -17,6 +17,9 @@ from ragtune.evidence import Evidence
 # Words that name a kind of thing: the word in front of one is the thing's name ("Family plan").
 _HEADS = r"plans?|tiers?|editions?|packages?|subscriptions?|memberships?|bundles?|add-ons?|modes?|extensions?|features?|deals?|licen[cs]es?|programs?|accounts?"
 _NAMED = re.compile(rf"\b([A-Za-z][\w\-]*)\s+(?:{_HEADS})\b", re.I)
+# Who or what an offer is for: "a discount for veterans", "an integration with Dropbox", "an app for Linux".
+_OFFERED_FOR = re.compile(r"\b(?:discounts?|integrations?|plugins?|plug-ins?|extensions?|apps?|clients?)\s+(?:for|with)\s+"
+                          r"(?:(?:the|a|an|my|our|your)\s+)?([A-Za-z][\w\-]*)", re.I)
 # Modifiers that do not name a plan or feature ("my plan", "the paid plans", "monthly subscription").
 GENERIC = set("""a an the my your our their his her its this that these those which what whose any every each some no
 current new old paid unpaid monthly annual yearly cheapest cheaper cheap expensive best better higher lower bigger smaller
@@ -35,7 +38,7 @@ class HandoffDecision:
 
 def _named(question: str) -> list[str]:
     """Words naming a plan, tier or feature: "family" in "the family plan"."""
-    words = [m.group(1) for m in _NAMED.finditer(question)]
+    words = [m.group(1) for m in _NAMED.finditer(question)] + [m.group(1) for m in _OFFERED_FOR.finditer(question)]
     return [w for w in words if w.lower() not in GENERIC and w.lower() not in ALWAYS_KNOWN]
 
 

@@ -297,6 +297,8 @@ def test_key_terms_of_a_question_are_looked_for_in_the_evidence():
     assert key_terms("how much is the family plan") == ["family"]
     assert key_terms("Can I pay with PayPal on the Business plan?") == ["Business", "PayPal"]
     assert key_terms("how much is pro per month") == [] and key_terms("WHY IS MY SYNC SLOW") == []
+    assert key_terms("is there a discount for veterans") == ["veterans"]
+    assert key_terms("do you have an integration with the dropbox app") == ["dropbox"]
     chunk = Chunk("c1", "policies/sla.html", "Credits must be requested within 30 days.", "Service level agreement", "Service credits", 0)
     evidence = [Evidence(hit=Hit(chunk=chunk, score=1.0, relevance=0.6), sentence=chunk.text, score=0.7)]
     assert not decide("how long do I have to claim an SLA credit", evidence, 0.4).handoff  # the acronym spelled out
