@@ -115,7 +115,10 @@ class OllamaSettings(_Section):
 
 
 class ChatSettings(_Section):
-    refuse_without_evidence: bool = Field(True, description="Answer with a hand-off, without calling the model, when retrieval finds nothing relevant.")
+    refuse_without_evidence: bool = Field(
+        True, description="Hand off, without calling the model, when no chunk clears retrieval.min_relevance. "
+        "False: the best chunks go to evidence selection anyway (chat.evidence_min_score still decides)."
+    )
     history_turns: int = Field(6, ge=0, le=50, description="Earlier turns of the session put into the prompt.")
     rewrite_followups: bool = Field(True, description="Rewrite follow-up questions into standalone queries before retrieval.")
     context_tokens: int | None = Field(None, ge=64, description="Token budget for retrieved context. Default: what is left of n_ctx after the rest of the prompt and max_tokens.")
