@@ -78,14 +78,14 @@ async def validity(service: ChatService, engine: CountingEngine, n: int, label: 
             response = await service.answer(QUESTIONS[i % len(QUESTIONS)])
             parse_answer(json.dumps(response.answer_only().model_dump()))
             ok += response.mode == "generated"
-            corrected += bool(response.context.corrected_citations)
-            check_ms.append(response.timings_ms.get("citations_ms", 0.0))
+            corrected += not response.verification.passed
+            check_ms.append(response.timings_ms.get("evidence_ms", 0.0))
         except InvalidModelOutput:
             pass
         retried += engine.calls - before > 1
     print(f"JSON validity [{label}]: {ok}/{n} valid ({100 * ok / n:.1f}%), {retried} needed the retry, {time.perf_counter() - t0:.0f} s", flush=True)
     if check_ms:
-        print(f"citation check [{label}]: {corrected}/{len(check_ms)} answers had a citation moved; {pct(check_ms)}", flush=True)
+        print(f"verification [{label}]: {corrected}/{len(check_ms)} answers rejected; evidence selection {pct(check_ms)}", flush=True)
 
 
 async def main() -> None:
@@ -94,7 +94,8 @@ async def main() -> None:
     parser.add_argument("--smollm", type=int, default=20)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ragtune-chatbench-") as tmp:
-        settings = load_settings(environ={}, overrides={"data_dir": str(Path(tmp) / "data")})
+        # Generative mode: these figures are about the model's own replies (auto would replace rejected ones).
+        settings = load_settings(environ={}, overrides={"data_dir": str(Path(tmp) / "data"), "chat": {"answer_mode": "generative"}})
         embedder = Embedder(settings.embedding)
         items, failures = scan_folder(ROOT / "knowledge", settings.ingest)
         run_ingest(settings, items, failures, embedder=embedder)

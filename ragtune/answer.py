@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -35,6 +36,28 @@ class Answer(BaseModel):
     citations: list[Citation] = Field(description="Sources the answer relies on.", max_length=MAX_CITATIONS)
     confidence: Literal["high", "medium", "low"] = Field(description="How well the sources support the answer.")
     handoff: bool = Field(description="True when a human agent should take over.")
+
+
+def _shape(annotation: Any, ids: list[str] | None) -> str:
+    """How a field's type reads in the prompt: the same model the schema and grammar come from."""
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return " | ".join(json.dumps(v) for v in typing.get_args(annotation))
+    if origin is list:
+        return f"[{_shape(typing.get_args(annotation)[0], ids)}]"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        parts = []
+        for name, field in annotation.model_fields.items():
+            shown = " | ".join(json.dumps(i) for i in ids) if (annotation is Citation and name == "id" and ids) else _shape(field.annotation, ids)
+            parts.append(f'"{name}": {shown}')
+        return "{" + ", ".join(parts) + "}"
+    return {str: "string", bool: "true | false", int: "integer", float: "number"}.get(annotation, "string")
+
+
+def contract_shape(allowed_ids: list[str] | None = None) -> str:
+    """The answer object as the prompt describes it, generated from `Answer` (so prompt, schema and
+    grammar cannot drift apart): {"answer": string, "citations": [{"id": "S1" | "S2", ...}], ...}."""
+    return _shape(Answer, allowed_ids)
 
 
 def answer_schema(allowed_ids: list[str] | None = None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ EXAMPLES = {
     "ingest": "examples:\n  ragtune ingest                  # the folder in ingest.source_dir (knowledge/)\n  ragtune ingest ./docs --json    # another folder, summary as JSON",
     "serve": "examples:\n  ragtune serve\n  ragtune serve --host 0.0.0.0 --port 8080\n  RAGTUNE_OLLAMA__MODEL=ragtune ragtune serve   # answer with an Ollama model",
     "eval": "examples:\n  ragtune eval retrieval ../shared/data/scifact --split train\n  ragtune eval retrieval DATA --mode bm25 --json",
+    "eval answers": "examples:\n  ragtune eval answers bench/answer_questions.jsonl\n  ragtune eval answers QUESTIONS.jsonl --mode extractive --json\n  ragtune eval answers QUESTIONS.jsonl --url http://localhost:8000",
     "search": "examples:\n  ragtune search \"how do I get a refund\"\n  ragtune search \"reset password\" --mode bm25 -k 3",
     "status": "examples:\n  ragtune status --json",
     "doctor": "examples:\n  ragtune doctor                  # every check\n  ragtune doctor --check engine   # only the answer engine's self-check (what setup runs)",
@@ -55,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-k", "--top-k", type=int, default=None)
     p.add_argument("--mode", choices=["hybrid", "dense", "bm25"])
 
-    p = command("eval", "Measure retrieval quality on a BEIR-layout data set.")
+    p = command("eval", "Measure retrieval quality (BEIR-layout data) or answer quality (a questions file).")
     evsub = p.add_subparsers(dest="what", metavar="WHAT")
     r = evsub.add_parser("retrieval", help="nDCG@10, recall, MRR and latency on DATASET_DIR", epilog=EXAMPLES["eval"],
                          formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default=None)
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
+    a = evsub.add_parser("answers", help="fact/citation accuracy, refusals, debris, injections and latency of whole answers",
+                         epilog=EXAMPLES["eval answers"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    a.add_argument("questions", type=Path, help='JSON lines: {"id", "kind", "question", "expected_paths", "facts"}')
+    a.add_argument("--mode", choices=["auto", "generative", "extractive"], default=None, help="answer mode (default: chat.answer_mode)")
+    a.add_argument("--url", help="evaluate a running server instead of the in-process pipeline")
+    a.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    a.add_argument("--json", action="store_true", help="print the report, every answer included, as JSON")
 
     p = command("status", "Show the published index version and what it holds.")
     p.add_argument("--json", action="store_true")
@@ -152,13 +160,28 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    if args.what == "answers":
+        return cmd_eval_answers(args, settings)
     if args.what != "retrieval":
-        raise RagtuneError("say what to evaluate: `ragtune eval retrieval DATASET_DIR`")
+        raise RagtuneError("say what to evaluate: `ragtune eval retrieval DATASET_DIR` or `ragtune eval answers QUESTIONS.jsonl`")
     from ingest.evaluation import evaluate_retrieval, format_report
 
     report = evaluate_retrieval(settings, args.dataset, split=args.split, mode=args.mode, max_queries=args.max_queries,
                                 progress=not args.json)
     print(json.dumps(report, indent=1) if args.json else format_report(report))
+    return 0
+
+
+def cmd_eval_answers(args: argparse.Namespace, settings: Settings) -> int:
+    from serve.evaluation import evaluate_answers, format_report, load_questions
+
+    questions = load_questions(args.questions)[: args.limit]
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r{done}/{total} questions", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    report = evaluate_answers(settings, questions, mode=args.mode, url=args.url, progress=None if args.json else progress)
+    print(json.dumps(report, indent=1, ensure_ascii=False) if args.json else format_report(report))
     return 0
 
 

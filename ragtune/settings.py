@@ -130,16 +130,44 @@ class OllamaSettings(_Section):
 
 
 class ChatSettings(_Section):
-    refuse_without_evidence: bool = Field(True, description="Answer with a hand-off, without calling the model, when retrieval finds nothing relevant.")
+    refuse_without_evidence: bool = Field(
+        True, description="Hand off, without calling the model, when no chunk clears retrieval.min_relevance. "
+        "False: the best chunks go to evidence selection anyway (chat.evidence_min_score still decides)."
+    )
     history_turns: int = Field(6, ge=0, le=50, description="Earlier turns of the session put into the prompt.")
     rewrite_followups: bool = Field(True, description="Rewrite follow-up questions into standalone queries before retrieval.")
     context_tokens: int | None = Field(None, ge=64, description="Token budget for retrieved context. Default: what is left of n_ctx after the rest of the prompt and max_tokens.")
-    verify_citations: bool = Field(
-        True, description="Check each citation against the answer (embedding similarity) and move it to the given chunk "
-        "that supports the answer when the cited one clearly does not; an answer citing nothing gets its best source."
+    answer_mode: Literal["auto", "generative", "extractive"] = Field(
+        "auto", description="How answers are made from the evidence sentences the server selects. extractive: the "
+        "sentences behind a short lead-in (extractive_template), no model call; generative: the model phrases the "
+        "answer from them; auto: generate, verify against the evidence, and answer extractively when verification fails."
     )
-    citation_margin: float = Field(
-        0.1, ge=0, le=1, description="How much less a cited chunk may support the answer than the best given chunk (cosine) before the citation is moved."
+    evidence_chunks: int = Field(6, ge=1, le=50, description="Relevant retrieved chunks whose sentences are scored as evidence.")
+    evidence_sentences: int = Field(3, ge=1, le=8, description="Most evidence sentences kept (they become the citations).")
+    evidence_margin: float = Field(
+        0.1, ge=0, le=1, description="A sentence after the best is kept only when its score is within this much of the best's."
+    )
+    evidence_min_score: float = Field(
+        0.40, ge=0, le=1, description="Similarity (cosine, question vs sentence with its title and section) the best "
+        "sentence needs; below it the answer is a hand-off. Chosen on bench/answer_tuning.jsonl."
+    )
+    evidence_high_score: float = Field(0.6, ge=0, le=1, description="Best-sentence score from which an answer's confidence is 'high' (else 'medium').")
+    answer_max_tokens: int = Field(
+        160, ge=16, description="Most tokens the model may generate for a phrased answer (short answers loop less and come sooner)."
+    )
+    extractive_template: str = Field(
+        "Here is what our help articles say: {evidence}",
+        description="Extractive answers: {evidence} is replaced by the selected sentences, verbatim.",
+    )
+    handoff_message: str = Field(
+        "I'm sorry, I couldn't find a clear answer to that in our help articles, so I'd rather not guess. "
+        "I'm handing you over to a colleague from our support team who can help.",
+        description="The answer when the evidence does not answer the question (no model is asked).",
+    )
+    near_miss_message: str = Field(
+        "I couldn't find anything about {terms} in our help articles, so I'd rather not guess. "
+        "I'm handing you over to a colleague from our support team who can help.",
+        description="The answer when the question names something ({terms}: a plan, product or feature) that the evidence never mentions.",
     )
     max_message_chars: int = Field(4000, ge=1, description="Longest accepted user message; longer ones get a 413.")
     max_history_messages: int = Field(40, ge=0, description="Most messages accepted in one OpenAI-style request.")

@@ -40,7 +40,7 @@ async def _warm_up(retriever: Retriever, engine: Engine | None) -> None:
     except RagtuneError as exc:
         log.warning("embedding model not loaded at start: %s", exc)
     if engine is not None and not await engine.ready():
-        log.warning("%s model %s is not available (%s); answering retrieval-only until it is",
+        log.warning("%s model %s is not available (%s); answering extractively (the evidence sentences) until it is",
                     engine.kind, engine.name, getattr(engine, "unavailable_reason", None))
     elif engine is not None:
         log.info("answering with %s model %s", engine.kind, engine.name)

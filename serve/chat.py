@@ -1,15 +1,16 @@
-"""The chat service: retrieval, evidence check, context packing, generation, validation, citations.
+"""The chat service: retrieval, evidence selection, hand-off, answer modes, verification.
 
 Routers stay thin; everything an answer is made of happens here:
 1. the question (a follow-up rewritten to stand alone) is retrieved against the current index;
-2. with no chunk above `retrieval.min_relevance`, the answer is a hand-off and the model is not
-   asked (it would answer from its own knowledge);
-3. the relevant chunks are packed into the token budget left by the rest of the prompt, the
-   answer and `llm.n_ctx`; what does not fit is reported, never silently cut by the model server;
-4. the engine generates under the answer schema; the reply is validated, retried once with the
-   error, and otherwise becomes an `InvalidModelOutput` error;
-5. citations outside the chunks given to the model are dropped; a citation of a given chunk that
-   does not support the answer is moved to the one that does (serve/citations.py).
+   with no chunk above `retrieval.min_relevance` the answer is a hand-off and nothing else runs;
+2. the server selects the evidence: the one to three sentences of the relevant chunks most similar
+   to the question (ragtune/evidence.py); they become the citations, verbatim by construction;
+3. the evidence decides the hand-off (serve/handoff.py): a weak best sentence, or a question naming
+   a plan or feature the evidence never mentions, gets `chat.handoff_message`, never model text;
+4. the answer is made in `chat.answer_mode`: extractive (the sentences behind a lead-in, no model),
+   generative (the model phrases them, under the answer grammar, sources shown as S1, S2, ...),
+   or auto (generative, verified against the evidence by serve/verify.py, extractive when
+   verification fails or the reply is invalid twice). The response says which mode answered.
 """
 
 from __future__ import annotations
@@ -21,25 +22,26 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ragtune.answer import MAX_QUOTE_CHARS, Answer, Citation, parse_answer
+from ragtune.answer import Answer, parse_answer
 from ragtune.documents import Hit
 from ragtune.errors import InvalidModelOutput, PayloadTooLarge, UserInputError
-from ragtune.prompt import ContextChunk, Turn, build_messages, standalone_query
+from ragtune.evidence import Evidence, EvidenceSelector, evidence_chunks
+from ragtune.prompt import SYSTEM_TEMPLATE, NumberedSources, Turn, build_messages, number_sources, standalone_query
 from ragtune.retriever import RetrievalResult, Retriever
 from ragtune.settings import Settings
-from serve.citations import check_citations
+from serve.citations import evidence_citations, model_cited
 from serve.conversations import ConversationStore, check_session_id, new_session_id
 from serve.engines import Engine
-from serve.schemas import ChatResponse, ContextReport, Source
+from serve.handoff import HandoffDecision, decide
+from serve.schemas import ChatResponse, ContextReport, EvidenceItem, Source, Verification
+from serve.verify import verify_answer
 
-NO_EVIDENCE_ANSWER = (
-    "I'm sorry, I couldn't find anything about that in our help articles, so I'd rather not guess. "
-    "I'm handing you over to a colleague from our support team who can help."
-)
-RETRIEVAL_ONLY_ANSWER = "Our assistant is not available right now. These passages from our help articles may answer your question; a colleague from our support team will follow up."
 REPAIR_HINT = "Your previous reply was rejected: {error}. Reply again with only the JSON object described in the instructions."
+INVALID = "invalid"  # verification reason: the reply broke the JSON contract twice
 SAFETY_MARGIN_TOKENS = 16
 READY_CHECK_SECONDS = 5.0
+# The system prompt's rules: an answer repeating them verbatim leaks the prompt.
+PROMPT_RULES = SYSTEM_TEMPLATE.split("Sources:")[0]
 
 
 @dataclass
@@ -51,15 +53,23 @@ class Prepared:
     query: str
     history: list[Turn]
     retrieval: RetrievalResult
-    evidence: list[Hit]
-    used: list[Hit] = field(default_factory=list)
-    omitted: list[Hit] = field(default_factory=list)
+    relevant: list[Hit]
+    evidence: list[Evidence] = field(default_factory=list)
+    decision: HandoffDecision = field(default_factory=lambda: HandoffDecision(False))
+    sources: NumberedSources | None = None
+    omitted: list[Evidence] = field(default_factory=list)
     messages: list[dict[str, str]] = field(default_factory=list)
     prompt_tokens: int | None = None
     budget: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
     persist: bool = True
     use_model: bool = False
+
+    @property
+    def outcome(self) -> str:
+        if not self.relevant:
+            return "no_evidence"
+        return "handoff" if self.decision.handoff else "answer"
 
 
 class ChatService:
@@ -68,13 +78,14 @@ class ChatService:
         self.retriever = retriever
         self.engine = engine
         self.store = store
+        self.selector = EvidenceSelector(retriever.embedder)
         self._ready: tuple[float, bool] = (0.0, False)
 
     async def engine_ready(self) -> bool:
         """Whether the engine can answer now (checked at most every few seconds).
 
-        A model that cannot be had makes answers retrieval-only (flagged as such); one that fails
-        during a request is a 503 for that request.
+        A model that cannot be had makes answers extractive; one that fails during a request is a
+        503 for that request.
         """
         if self.engine is None:
             return False
@@ -111,22 +122,29 @@ class ChatService:
         t0 = time.perf_counter()
         retrieval = await asyncio.to_thread(self.retriever.search, query, None, None, filters)
         timings = {"retrieval_ms": _ms(t0)}
-        evidence = retrieval.relevant(self.settings.retrieval.min_relevance)
-        prepared = Prepared(session_id, question, query, history, retrieval, evidence, timings=timings, persist=persist)
-        prepared.use_model = bool(evidence) and await self.engine_ready()
-        if prepared.use_model:
+        # With refuse_without_evidence off, weak chunks still go to evidence selection (and its hand-off check).
+        floor = self.settings.retrieval.min_relevance if chat.refuse_without_evidence else 0.0
+        relevant = retrieval.relevant(floor)[: chat.evidence_chunks]
+        p = Prepared(session_id, question, query, history, retrieval, relevant, timings=timings, persist=persist)
+        if relevant:
             t0 = time.perf_counter()
-            self._pack(prepared)
+            p.evidence = await asyncio.to_thread(self.selector.select, query, relevant, chat.evidence_sentences, chat.evidence_margin)
+            p.decision = decide(question, p.evidence, chat.evidence_min_score, known=chat.company_name)
+            timings["evidence_ms"] = _ms(t0)
+        if p.outcome == "answer" and chat.answer_mode != "extractive" and await self.engine_ready():
+            p.use_model = True
+            t0 = time.perf_counter()
+            self._pack(p)
             timings["prompt_ms"] = _ms(t0)
-        return prepared
+        return p
 
     def _pack(self, p: Prepared) -> None:
-        """Fit history and the best chunks into n_ctx - max_tokens; report what was left out."""
+        """Fit history and the evidence into n_ctx - answer tokens; report what was left out."""
         assert self.engine is not None
         llm, chat = self.settings.llm, self.settings.chat
         # Room is kept for the repair message of a retry, so the retry fits the window too.
         repair = self.engine.count_tokens([{"role": "user", "content": REPAIR_HINT.format(error="x" * 160)}])
-        available = llm.n_ctx - llm.max_tokens - SAFETY_MARGIN_TOKENS - repair
+        available = llm.n_ctx - self._max_tokens() - SAFETY_MARGIN_TOKENS - repair
         history = list(p.history)
         base = build_messages(p.question, [], history, chat.company_name)
         while history and self.engine.count_tokens(base) > available // 2:
@@ -140,21 +158,23 @@ class ChatService:
         budget = available - base_tokens
         if chat.context_tokens is not None:
             budget = min(budget, chat.context_tokens)
-        used: list[Hit] = []
-        for hit in p.evidence:
-            candidate = used + [hit]
-            cost = self.engine.count_tokens(build_messages(p.question, _context(candidate), history, chat.company_name)) - base_tokens
-            if cost <= budget:
+        used: list[Evidence] = []
+        for item in p.evidence:
+            candidate = used + [item]
+            messages = build_messages(p.question, number_sources(evidence_chunks(candidate)).chunks, history, chat.company_name)
+            if self.engine.count_tokens(messages) - base_tokens <= budget:
                 used = candidate
             else:
-                p.omitted.append(hit)
+                p.omitted.append(item)
         if not used:
-            raise PayloadTooLarge(
-                f"no retrieved passage fits the {budget}-token context budget; raise llm.n_ctx or lower chunking.chunk_size"
-            )
-        p.history, p.used, p.budget = history, used, budget
-        p.messages = build_messages(p.question, _context(used), history, chat.company_name)
+            raise PayloadTooLarge(f"no evidence sentence fits the {budget}-token context budget; raise llm.n_ctx")
+        p.history, p.evidence, p.budget = history, used, budget
+        p.sources = number_sources(evidence_chunks(used))
+        p.messages = build_messages(p.question, p.sources.chunks, history, chat.company_name)
         p.prompt_tokens = self.engine.count_tokens(p.messages)
+
+    def _max_tokens(self) -> int:
+        return min(self.settings.llm.max_tokens, self.settings.chat.answer_max_tokens)
 
     # ---- answers -------------------------------------------------------------------------
     async def answer(self, message: str, session_id: str | None = None, filters: dict | None = None,
@@ -163,23 +183,23 @@ class ChatService:
         p = await self.prepare(message, session_id, filters, history)
         if not p.use_model:
             return await self.answer_prepared_without_model(p, started)
-        t0 = time.perf_counter()
-        answer = await self._generate_valid(p)
-        p.timings["generate_ms"] = _ms(t0)
-        return await self._finish(p, answer, "generated", started)
+        return await self._answer_prepared(p, started)
 
     async def _generate_valid(self, p: Prepared, first_reply: str | None = None) -> Answer:
-        assert self.engine is not None
-        allowed = [h.id for h in p.used]
+        assert self.engine is not None and p.sources is not None
+        allowed = list(p.sources.ids)
         messages = p.messages
         error: InvalidModelOutput | None = None
-        for attempt in range(2):
+        # In auto mode an invalid reply is not retried: the extractive answer is as good and costs
+        # no second generation.
+        attempts = 1 if self.settings.chat.answer_mode == "auto" else 2
+        for attempt in range(attempts):
             if attempt == 0 and first_reply is not None:
                 raw = first_reply
             else:
                 # The retry runs under the engine's tightest constraint (for llama.cpp a grammar
                 # whose longest output fits into max_tokens), with the error explained.
-                raw = (await self.engine.generate(messages, allowed, self.settings.llm.max_tokens, tight=attempt > 0)).text
+                raw = (await self.engine.generate(messages, allowed, self._max_tokens(), tight=attempt > 0)).text
             try:
                 return parse_answer(raw)
             except InvalidModelOutput as exc:
@@ -187,49 +207,90 @@ class ChatService:
                 # The rejected reply itself is not sent back: it could be long enough to overflow
                 # the window; the error says what was wrong with it.
                 messages = p.messages + [{"role": "user", "content": REPAIR_HINT.format(error=str(exc)[:160])}]
-        raise InvalidModelOutput(f"{error}; the reply was rejected twice, so no answer is given")
+        times = "twice" if attempts == 2 else "once"
+        raise InvalidModelOutput(f"{error}; the reply was rejected {times}, so no answer is given")
 
-    async def _finish(self, p: Prepared, answer: Answer, mode: str, started: float) -> ChatResponse:
-        given = {h.id: h for h in (p.used if mode == "generated" else p.evidence or p.retrieval.hits)}
-        support = None
-        if mode == "generated" and self.settings.chat.verify_citations:
-            t0 = time.perf_counter()
-            support = await asyncio.to_thread(self.retriever.support, answer.answer, list(given))
-            p.timings["citations_ms"] = _ms(t0)
-        check = check_citations(answer.citations, given, answer.answer, support,
-                                self.settings.chat.citation_margin, cite_if_none=not answer.handoff)
-        kept = check.kept
-        cited = {c.id for c in kept}
-        shown = p.used if mode == "generated" else [given[c.id] for c in kept]
+    async def _conclude(self, p: Prepared, reply: Answer | None, started: float) -> ChatResponse:
+        """Verify a generated reply; in auto mode a rejected one gives way to the extractive answer."""
+        reasons = [INVALID] if reply is None else self.verify(p, reply)
+        check = Verification(checked=True, passed=not reasons, reasons=reasons, fallback=False)
+        if reasons and self.settings.chat.answer_mode == "auto":
+            check.fallback = True
+            return await self._finish(p, self._extractive(p), "extractive", started, check)
+        assert reply is not None and p.sources is not None
+        cited, dropped = model_cited(reply.citations, p.sources, p.evidence)
+        answer = Answer(answer=reply.answer, citations=evidence_citations(cited), confidence=self._confidence(p), handoff=False)
+        return await self._finish(p, answer, "generated", started, check, dropped)
+
+    def verify(self, p: Prepared, reply: Answer) -> list[str]:
+        reasons = verify_answer(
+            reply.answer, p.question, [e.sentence for e in p.evidence],
+            allowed_names=self.settings.chat.company_name.split(), secrets=[PROMPT_RULES],
+            headings=[f"{e.hit.chunk.title} {e.hit.chunk.section}" for e in p.evidence],
+        )
+        # The model's own handoff flag is not a verdict: the evidence decided that the question is
+        # answered (a 135M model sets the flag at random); a reply that says it cannot help is caught
+        # by the refusal rule.
+        return reasons
+
+    def _confidence(self, p: Prepared) -> str:
+        return "high" if p.evidence and p.evidence[0].score >= self.settings.chat.evidence_high_score else "medium"
+
+    def _extractive(self, p: Prepared) -> Answer:
+        text = self.settings.chat.extractive_template.replace("{evidence}", " ".join(e.sentence for e in p.evidence))
+        return Answer(answer=text[:2000], citations=evidence_citations(p.evidence), confidence=self._confidence(p), handoff=False)
+
+    def _handoff(self, p: Prepared) -> Answer:
+        chat = self.settings.chat
+        if p.decision.reason == "unknown_terms" and p.decision.terms:
+            text = chat.near_miss_message.replace("{terms}", _terms(p.decision.terms))
+        else:
+            text = chat.handoff_message
+        return Answer(answer=text, citations=[], confidence="low", handoff=True)
+
+    async def _finish(self, p: Prepared, answer: Answer, mode: str, started: float,
+                      verification: Verification | None = None, dropped: list[str] | None = None) -> ChatResponse:
+        cited = {c.id for c in answer.citations}
+        shown = p.relevant if p.outcome == "answer" else []
         sources = [_source(h, h.id in cited) for h in shown]
         if p.persist:
             await asyncio.to_thread(self.store.append, p.session_id, p.question, answer.answer)
         p.timings["total_ms"] = _ms(started)
         return ChatResponse(
             answer=answer.answer,
-            citations=kept,
+            citations=answer.citations,
             confidence=answer.confidence,
             handoff=answer.handoff,
             session_id=p.session_id,
             mode=mode,
+            answer_mode=self.settings.chat.answer_mode,
+            verification=verification or Verification(checked=False, passed=None, reasons=[], fallback=False),
             sources=sources,
             index_version=p.retrieval.version,
             model=self.engine.name if self.engine is not None and mode == "generated" else None,
             query=p.query,
             context=ContextReport(
-                used=[h.id for h in p.used], omitted=[h.id for h in p.omitted], prompt_tokens=p.prompt_tokens,
-                budget_tokens=p.budget, dropped_citations=check.dropped, corrected_citations=check.moved,
+                used=list(dict.fromkeys(e.chunk_id for e in p.evidence)) if p.outcome == "answer" else [],
+                omitted=list(dict.fromkeys(e.chunk_id for e in p.omitted)), prompt_tokens=p.prompt_tokens,
+                budget_tokens=p.budget, dropped_citations=dropped or [],
+                evidence=[EvidenceItem(id=e.chunk_id, sentence=e.sentence, score=round(e.score, 4)) for e in p.evidence],
+                handoff_reason=p.decision.reason if p.outcome == "handoff" else p.outcome if p.outcome == "no_evidence" else None,
+                unknown_terms=p.decision.terms or [],
             ),
             timings_ms=p.timings | {f"retrieval_{k}": v for k, v in p.retrieval.timings_ms.items()},
         )
 
     async def stream(self, message: str, session_id: str | None = None, filters: dict | None = None,
                      history: list[Turn] | None = None) -> AsyncIterator[tuple[str, Any]]:
-        """("delta", text) events while the answer is generated, then ("answer", ChatResponse)."""
+        """("delta", text) events, then ("answer", ChatResponse).
+
+        In generative mode the model's text streams as it is written. In auto mode nothing
+        unverified is shown: the reply is generated and verified first, then sent in one delta."""
         started = time.perf_counter()
         p = await self.prepare(message, session_id, filters, history)
-        if not p.use_model:
-            response = await self.answer_prepared_without_model(p, started)
+        if not p.use_model or self.settings.chat.answer_mode == "auto":
+            response = await (self.answer_prepared_without_model(p, started) if not p.use_model else self._answer_prepared(p, started))
+            response.timings_ms["first_token_ms"] = _ms(started)
             yield "delta", response.answer
             yield "answer", response
             return
@@ -237,7 +298,8 @@ class ChatService:
         raw: list[str] = []
         t0 = time.perf_counter()
         first = True
-        async for piece in self.engine.stream(p.messages, [h.id for h in p.used], self.settings.llm.max_tokens):
+        assert self.engine is not None and p.sources is not None
+        async for piece in self.engine.stream(p.messages, list(p.sources.ids), self._max_tokens()):
             if first:
                 p.timings["first_token_ms"] = _ms(started)
                 first = False
@@ -245,14 +307,27 @@ class ChatService:
             text = extractor.feed(piece)
             if text:
                 yield "delta", text
-        answer = await self._generate_valid(p, first_reply="".join(raw))
+        reply = await self._generate_valid(p, first_reply="".join(raw))
         p.timings["generate_ms"] = _ms(t0)
-        yield "answer", await self._finish(p, answer, "generated", started)
+        yield "answer", await self._conclude(p, reply, started)
+
+    async def _answer_prepared(self, p: Prepared, started: float) -> ChatResponse:
+        t0 = time.perf_counter()
+        try:
+            reply = await self._generate_valid(p)
+        except InvalidModelOutput:
+            if self.settings.chat.answer_mode != "auto":
+                raise  # generative mode: a reply invalid twice is a 502, as the contract says
+            reply = None
+        p.timings["generate_ms"] = _ms(t0)
+        return await self._conclude(p, reply, started)
 
     async def answer_prepared_without_model(self, p: Prepared, started: float) -> ChatResponse:
-        if not p.evidence and self.settings.chat.refuse_without_evidence:
-            return await self._finish(p, _no_evidence(), "no_evidence", started)
-        return await self._finish(p, _retrieval_only(p.evidence or p.retrieval.hits), "retrieval_only", started)
+        if p.outcome == "no_evidence":
+            return await self._finish(p, self._handoff(p), "no_evidence", started)
+        if p.outcome == "handoff":
+            return await self._finish(p, self._handoff(p), "handoff", started)
+        return await self._finish(p, self._extractive(p), "extractive", started)
 
 
 class AnswerTextExtractor:
@@ -308,34 +383,14 @@ def _safe_cut(body: str) -> int:
     return cut
 
 
-def _context(hits: list[Hit]) -> list[ContextChunk]:
-    return [ContextChunk(h.id, h.chunk.title, h.chunk.section, h.chunk.text) for h in hits]
+def _terms(terms: list[str]) -> str:
+    quoted = [f'"{t}"' for t in terms]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
 def _source(hit: Hit, cited: bool) -> Source:
     c = hit.chunk
     return Source(id=c.id, title=c.title, path=c.doc_id, url=c.url, section=c.section, score=round(hit.relevance, 4), cited=cited)
-
-
-def _no_evidence() -> Answer:
-    return Answer(answer=NO_EVIDENCE_ANSWER, citations=[], confidence="low", handoff=True)
-
-
-def _retrieval_only(hits: list[Hit]) -> Answer:
-    best = hits[:3]
-    passages = "\n\n".join(f"{h.chunk.title}: {h.chunk.text.strip()}" for h in best)
-    text = f"{RETRIEVAL_ONLY_ANSWER}\n\n{passages}" if best else NO_EVIDENCE_ANSWER
-    return Answer(
-        answer=text[:2000],
-        citations=[Citation(id=h.id, quote=_quote(h.chunk.text)) for h in best],
-        confidence="low",
-        handoff=True,
-    )
-
-
-def _quote(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= MAX_QUOTE_CHARS else flat[: MAX_QUOTE_CHARS - 3].rsplit(" ", 1)[0] + "..."
 
 
 def _ms(start: float) -> float:

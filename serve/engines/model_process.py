@@ -4,7 +4,7 @@
 child loads the model and decodes a multi-token prompt before it says ready. If the child dies
 natively (a signal, not a Python error), it is started once more with safe parameters (no extra
 CPU buffer types); if that dies too, the model is marked unavailable with one clear reason and is
-not retried (a deterministic crash would only crash again), and the server answers retrieval-only.
+not retried (a deterministic crash would only crash again), and the server answers extractively.
 
 A child that dies during a request makes that request fail with `ModelUnavailable` (a 503) and is
 started again, with the parameters that worked, by the next request. A request that outlives
@@ -91,7 +91,7 @@ class ModelProcess:
                 self.safe = safe
                 return self.info
             self.failed = ("the llama.cpp model process crashed in its start-up self-check (" + "; ".join(crashes) +
-                           "); answering retrieval-only")
+                           "); answering without the model")
             raise ModelUnavailable(self.failed)  # the caller logs it once, with what happens next
 
     def _spawn(self, safe: bool) -> dict[str, Any]:

@@ -18,16 +18,19 @@ async def healthz() -> dict:
 
 @router.get("/readyz", summary="Whether answers can be served, and in which mode.")
 async def readyz(chat: ChatDep) -> JSONResponse:
-    body: dict = {"mode": "retrieval_only", "model": None, "engine": None}
+    # Without a model every answer is extractive: the evidence sentences, verbatim, or a hand-off.
+    body: dict = {"mode": "extractive", "model": None, "engine": None, "answer_mode": chat.settings.chat.answer_mode}
     try:
         body["index_version"] = chat.retriever.snapshot().version
     except RagtuneError as exc:
         return JSONResponse(status_code=503, content=body | {"status": "not_ready", "detail": str(exc)})
     if chat.engine is not None:
         body |= {"engine": chat.engine.kind, "model": chat.engine.name}
-        if await chat.engine_ready():
+        if chat.settings.chat.answer_mode == "extractive":
+            pass  # the model is never asked
+        elif await chat.engine_ready():
             body["mode"] = "generated"
         else:
             reason = getattr(chat.engine, "unavailable_reason", None) or "not available"
-            body["detail"] = f"{chat.engine.kind} model {chat.engine.name}: {reason}; answering retrieval-only until it is"
+            body["detail"] = f"{chat.engine.kind} model {chat.engine.name}: {reason}; answering extractively until it is"
     return JSONResponse(status_code=200, content=body | {"status": "ready"})

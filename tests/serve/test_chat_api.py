@@ -6,7 +6,6 @@ import json
 import pytest
 
 from ragtune.answer import Answer
-from serve.chat import NO_EVIDENCE_ANSWER
 
 from ..counting_engine import CountingEngine
 
@@ -28,7 +27,8 @@ def test_grounded_answer_from_the_real_llama_cpp_engine(serve_settings, make_cli
     used = set(body["context"]["used"])
     assert used and {c["id"] for c in body["citations"]} <= used
     assert "policies/refund-policy.pdf" in {s["path"] for s in body["sources"]}
-    assert {s["id"] for s in body["sources"]} == used
+    # Sources are the relevant chunks whose sentences were scored; the evidence comes from them.
+    assert used <= {s["id"] for s in body["sources"]} and used == {e["id"] for e in body["context"]["evidence"]}
     assert body["index_version"] == client.get("/readyz").json()["index_version"]
     assert body["timings_ms"]["generate_ms"] > 0
 
@@ -39,25 +39,27 @@ def test_no_evidence_means_a_handoff_without_asking_the_model(serve_settings, ma
     body = client.post("/v1/chat", json={"message": "What is the boiling point of tungsten on Jupiter?"}).json()
     assert body["mode"] == "no_evidence"
     assert body["handoff"] is True and body["confidence"] == "low"
-    assert body["answer"] == NO_EVIDENCE_ANSWER and body["citations"] == []
+    assert body["answer"] == serve_settings.chat.handoff_message and body["citations"] == []
+    assert body["context"]["handoff_reason"] == "no_evidence"
     assert engine.calls == 0
 
 
-def test_context_is_packed_into_the_window_and_omissions_reported(serve_settings, make_client):
-    small = serve_settings.model_copy(update={"llm": serve_settings.llm.model_copy(update={"n_ctx": 1100, "max_tokens": 300})})
+def test_evidence_is_packed_into_the_budget_and_omissions_reported(serve_settings, make_client):
+    chat = serve_settings.chat.model_copy(update={"context_tokens": 64, "evidence_margin": 1.0, "evidence_sentences": 3, "answer_max_tokens": 160})
+    small = serve_settings.model_copy(update={"llm": serve_settings.llm.model_copy(update={"n_ctx": 1100}), "chat": chat})
     client = make_client(small)
     body = client.post("/v1/chat", json={"message": "What happens to my files when I cancel or my payment fails?"}).json()
     assert "context" in body, body
     context = body["context"]
-    assert context["omitted"], "a 1100-token window cannot hold every relevant chunk"
-    assert context["prompt_tokens"] + 300 <= 1100
-    assert not set(context["omitted"]) & set(context["used"])
+    assert context["omitted"], "64 tokens cannot hold three evidence sentences"
+    assert 1 <= len(context["evidence"]) < 3
+    assert context["prompt_tokens"] + small.chat.answer_max_tokens <= 1100
 
 
 def test_question_too_long_for_the_window_is_a_413(serve_settings, make_client):
     small = serve_settings.model_copy(update={"llm": serve_settings.llm.model_copy(update={"n_ctx": 600, "max_tokens": 300})})
     client = make_client(small)
-    question = "refund annual plan cancel " * 140
+    question = "How long do I have to ask for a refund on an annual plan? " * 40
     response = client.post("/v1/chat", json={"message": question})
     assert response.status_code == 413
     assert "llm.n_ctx" in response.json()["detail"]
@@ -93,14 +95,16 @@ def test_streaming_sends_deltas_then_the_validated_answer(serve_settings, make_c
     assert final["timings_ms"]["first_token_ms"] > 0
 
 
-def test_retrieval_only_mode_without_a_model(serve_settings, make_client):
+def test_without_a_model_answers_are_extractive(serve_settings, make_client):
     client = make_client(serve_settings, engine=None)
     ready = client.get("/readyz").json()
-    assert ready["mode"] == "retrieval_only" and ready["status"] == "ready"
+    assert ready["mode"] == "extractive" and ready["status"] == "ready"
     body = client.post("/v1/chat", json={"message": "What are the API rate limits?"}).json()
-    assert body["mode"] == "retrieval_only" and body["handoff"] is True and body["model"] is None
-    assert body["citations"] and body["citations"][0]["id"] == body["sources"][0]["id"]
+    assert body["mode"] == "extractive" and body["handoff"] is False and body["model"] is None
     assert "600 requests per minute" in body["answer"]
+    cited = [s for s in body["sources"] if s["cited"]]
+    assert cited and {c["id"] for c in body["citations"]} == {s["id"] for s in cited}
+    assert cited[0]["path"] == "products/api.md"
 
 
 @pytest.mark.parametrize(
@@ -145,44 +149,78 @@ def test_ollama_request_carries_num_ctx_schema_and_keep_alive(ollama_settings, o
     assert sent["options"]["num_ctx"] == 4096
     assert sent["options"]["repeat_penalty"] == ollama_settings.llm.repeat_penalty
     assert sent["keep_alive"] == "10m"
+    # The model sees the evidence sentences as S1, S2, ...; the schema allows exactly those ids.
     enum = sent["format"]["$defs"]["Citation"]["properties"]["id"]["enum"]
-    assert set(enum) == set(body["context"]["used"])
-    assert sent["messages"][0]["role"] == "system" and enum[0] in sent["messages"][0]["content"]
+    assert enum == [f"S{i}" for i in range(1, len(body["context"]["evidence"]) + 1)]
+    system = sent["messages"][0]["content"]
+    assert sent["messages"][0]["role"] == "system" and "[id: S1]" in system
+    assert body["context"]["evidence"][0]["sentence"] in system and body["context"]["evidence"][0]["id"] not in system
 
 
-def test_citations_outside_the_retrieved_chunks_are_dropped(ollama_settings, ollama_stand_in, make_client, retriever):
-    good = retriever.search("How long do I have to ask for a refund on an annual plan?").relevant(0.3)[0].id
-    ollama_stand_in.replies = [_reply([good, "not-a-real-chunk"])]
-    client = make_client(ollama_settings)
-    body = client.post("/v1/chat", json={"message": "How long do I have to ask for a refund on an annual plan?"}).json()
-    assert [c["id"] for c in body["citations"]] == [good]
-    assert body["context"]["dropped_citations"] == ["not-a-real-chunk"]
-    assert [s["id"] for s in body["sources"] if s["cited"]] == [good]
-
-
-def test_a_citation_of_the_wrong_source_is_moved_to_the_one_that_says_it(ollama_settings, ollama_stand_in, make_client, retriever):
+def test_short_ids_map_back_and_quotes_are_the_evidence(ollama_settings, ollama_stand_in, make_client):
     question = "How long do I have to ask for a refund on an annual plan?"
-    hits = retriever.search(question).relevant(0.3)
-    right = next(h for h in hits if h.chunk.doc_id == "policies/refund-policy.pdf")
-    wrong = next(h for h in reversed(hits) if h.chunk.doc_id != "policies/refund-policy.pdf")
-    # The answer restates the refund policy, but the "model" cites another of its sources.
-    ollama_stand_in.replies = [_reply([wrong.id], answer=right.chunk.text[:300])]
+    ollama_stand_in.replies = [_reply(["S1", "S9"])]
     client = make_client(ollama_settings)
     body = client.post("/v1/chat", json={"message": question}).json()
-    assert [c["id"] for c in body["citations"]] == [right.id]
-    assert body["context"]["corrected_citations"] == [{"from": wrong.id, "to": right.id}]
-    assert " ".join(body["citations"][0]["quote"].split()) in " ".join(right.chunk.text.split())
+    assert body["mode"] == "generated", body
+    best = body["context"]["evidence"][0]
+    assert [c["id"] for c in body["citations"]] == [best["id"]]
+    assert body["citations"][0]["quote"].startswith(best["sentence"])  # verbatim, not the model's "within 30 days"
+    assert body["context"]["dropped_citations"] == ["S9"]
     assert [s["path"] for s in body["sources"] if s["cited"]] == ["policies/refund-policy.pdf"]
 
-    # With the check switched off, the model's citation stands as it gave it.
-    off = ollama_settings.model_copy(update={"chat": ollama_settings.chat.model_copy(update={"verify_citations": False})})
-    body = make_client(off).post("/v1/chat", json={"message": question}).json()
-    assert [c["id"] for c in body["citations"]] == [wrong.id] and body["context"]["corrected_citations"] == []
+
+def test_a_reply_that_contradicts_the_evidence_falls_back_to_the_extractive_answer(ollama_settings, ollama_stand_in, make_client):
+    client = make_client(ollama_settings)
+    refund, vault = "How long do I have to ask for a refund on an annual plan?", "I forgot my Vault passphrase, can you reset it?"
+    bad_replies = [
+        (refund, "number", "You can cancel within 90 days for a full refund.", "30 days"),
+        (vault, "negation", "Yes, we can reset your Vault passphrase for you.", "We cannot reset it."),
+        (refund, "debris", '"]["', "30 days"),
+        (refund, "name", "Switch to the Family plan for a full refund within 30 days.", "30 days"),
+    ]
+    for question, reason, text, fact in bad_replies:
+        ollama_stand_in.replies = [_reply(["S1"], answer=text)]
+        body = client.post("/v1/chat", json={"message": question}).json()
+        assert body["mode"] == "extractive" and body["handoff"] is False, body
+        assert reason in body["verification"]["reasons"] and body["verification"]["fallback"] is True
+        assert fact in body["answer"] and text not in body["answer"]
+        assert body["citations"] and all(c["quote"] in " ".join(e["sentence"] for e in body["context"]["evidence"]) for c in body["citations"])
+    # In generative mode the model's answer stands, and the rejection is still reported.
+    generative = ollama_settings.model_copy(update={"chat": ollama_settings.chat.model_copy(update={"answer_mode": "generative"})})
+    body = make_client(generative).post("/v1/chat", json={"message": refund}).json()
+    assert body["mode"] == "generated" and body["verification"]["passed"] is False and "name" in body["verification"]["reasons"]
+    assert "Family plan" in body["answer"]
+
+
+def test_near_miss_questions_hand_off_without_asking_the_model(ollama_settings, ollama_stand_in, make_client):
+    ollama_stand_in.replies = [_reply(["S1"], answer="The Family plan costs 4.99 EUR.")]
+    client = make_client(ollama_settings)
+    for question, term in [("How much is the Family plan?", "Family"), ("what does the premium tier include", "premium"),
+                           ("Can I sync my files with Dropbox?", "Dropbox")]:
+        body = client.post("/v1/chat", json={"message": question}).json()
+        assert body["handoff"] is True and body["mode"] in {"handoff", "no_evidence"}, (question, body)
+        assert body["context"]["handoff_reason"] in {"unknown_terms", "low_evidence", "no_evidence"} and body["citations"] == []
+        if body["context"]["handoff_reason"] == "unknown_terms":
+            assert body["context"]["unknown_terms"] == [term] and term in body["answer"]
+    assert ollama_stand_in.requests_for_chat() == []
+    # The same kind of question about a plan that exists is answered.
+    body = client.post("/v1/chat", json={"message": "How much is the Pro plan per month?"}).json()
+    assert body["handoff"] is False and "9.99" in " ".join(e["sentence"] for e in body["context"]["evidence"])
+
+
+def test_extractive_mode_never_calls_the_model(ollama_settings, ollama_stand_in, make_client):
+    extractive = ollama_settings.model_copy(update={"chat": ollama_settings.chat.model_copy(update={"answer_mode": "extractive"})})
+    body = make_client(extractive).post("/v1/chat", json={"message": "I forgot my vault passphrase, can you reset it?"}).json()
+    assert body["mode"] == "extractive" and body["answer_mode"] == "extractive" and body["model"] is None
+    assert "We cannot reset it." in body["answer"] and body["answer"].startswith("Here is what our help articles say:")
+    assert body["verification"]["checked"] is False and ollama_stand_in.requests_for_chat() == []
 
 
 def test_invalid_reply_is_retried_once_then_a_clear_502(ollama_settings, ollama_stand_in, make_client):
     ollama_stand_in.replies = ['{"answer": "half', _reply([])]
-    client = make_client(ollama_settings)
+    generative = ollama_settings.model_copy(update={"chat": ollama_settings.chat.model_copy(update={"answer_mode": "generative"})})
+    client = make_client(generative)
     ok = client.post("/v1/chat", json={"message": "How do I reset my password?"})
     assert ok.status_code == 200 and len(ollama_stand_in.requests_for_chat()) == 2
     assert "rejected" in ollama_stand_in.requests_for_chat()[1]["messages"][-1]["content"]
@@ -192,6 +230,12 @@ def test_invalid_reply_is_retried_once_then_a_clear_502(ollama_settings, ollama_
     bad = client.post("/v1/chat", json={"message": "How do I reset my password?"})
     assert bad.status_code == 502
     assert "rejected twice" in bad.json()["detail"]
+    # In auto mode the customer gets the extractive answer at once (no second generation), and the
+    # reason is counted.
+    ollama_stand_in.requests.clear()
+    body = make_client(ollama_settings).post("/v1/chat", json={"message": "How do I reset my password?"}).json()
+    assert body["mode"] == "extractive" and body["verification"]["reasons"] == ["invalid"]
+    assert len(ollama_stand_in.requests_for_chat()) == 1
 
 
 def test_model_server_down_mid_flight_gives_503(ollama_settings, ollama_stand_in, make_client):
@@ -204,30 +248,60 @@ def test_model_server_down_mid_flight_gives_503(ollama_settings, ollama_stand_in
     assert "failed during the request: llama runner process has terminated" in response.json()["detail"]
 
 
-def test_no_model_server_means_flagged_retrieval_only_answers(ollama_settings, make_client):
+def test_no_model_server_means_extractive_answers(ollama_settings, make_client):
     down = ollama_settings.model_copy(update={"ollama": ollama_settings.ollama.model_copy(update={"host": "http://127.0.0.1:9", "timeout_s": 2})})
     client = make_client(down)
     ready = client.get("/readyz").json()
-    assert ready["mode"] == "retrieval_only" and "is not answering" in ready["detail"]
+    assert ready["mode"] == "extractive" and "is not answering" in ready["detail"]
     body = client.post("/v1/chat", json={"message": "How do I reset my password?"}).json()
-    assert body["mode"] == "retrieval_only" and body["handoff"] is True and body["citations"]
+    assert body["mode"] == "extractive" and body["handoff"] is False and body["citations"]
 
 
 def test_unknown_ollama_model_is_reported_by_readyz(ollama_settings, make_client):
     other = ollama_settings.model_copy(update={"ollama": ollama_settings.ollama.model_copy(update={"model": "missing"})})
     client = make_client(other)
     ready = client.get("/readyz").json()
-    assert ready["mode"] == "retrieval_only" and ready["model"] == "missing"
+    assert ready["mode"] == "extractive" and ready["model"] == "missing"
     assert "has no model 'missing': run `ollama create missing -f Modelfile`" in ready["detail"]
 
 
 def test_ollama_streaming_sends_the_answer_text_as_it_arrives(ollama_settings, ollama_stand_in, make_client):
     answer = "Open the sign-in page, choose \"Forgot password\" and follow the link we email you."
     ollama_stand_in.replies = [_reply([], answer=answer)]
-    parsed = _stream_events(make_client(ollama_settings), "How do I reset my password?")
+    generative = ollama_settings.model_copy(update={"chat": ollama_settings.chat.model_copy(update={"answer_mode": "generative"})})
+    parsed = _stream_events(make_client(generative), "How do I reset my password?")
     deltas = [data["text"] for kind, data in parsed if kind == "delta"]
     assert len(deltas) > 3, "the stand-in sends 7 characters a line: the text must arrive in pieces"
     assert "".join(deltas) == answer
     assert [kind for kind, _ in parsed][-1] == "answer" and parsed[-1][1]["answer"] == answer
     sent = ollama_stand_in.requests_for_chat()
     assert len(sent) == 1 and sent[0]["stream"] is True and sent[0]["options"]["num_ctx"] == 4096
+
+
+def test_auto_mode_streams_only_verified_text(ollama_settings, ollama_stand_in, make_client):
+    rejected = "Yes, we can reset your Vault passphrase for you."
+    ollama_stand_in.replies = [_reply(["S1"], answer=rejected)]
+    parsed = _stream_events(make_client(ollama_settings), "I forgot my Vault passphrase, can you reset it?")
+    deltas = [data["text"] for kind, data in parsed if kind == "delta"]
+    final = parsed[-1][1]
+    assert final["mode"] == "extractive" and final["verification"]["fallback"] is True
+    assert deltas == [final["answer"]] and rejected not in "".join(deltas)
+    assert final["timings_ms"]["first_token_ms"] > 0
+
+
+def test_key_terms_of_a_question_are_looked_for_in_the_evidence():
+    from ragtune.documents import Chunk, Hit
+    from ragtune.evidence import Evidence
+    from serve.handoff import decide, key_terms
+
+    assert key_terms("how much is the family plan") == ["family"]
+    assert key_terms("Can I pay with PayPal on the Business plan?") == ["Business", "PayPal"]
+    assert key_terms("how much is pro per month") == [] and key_terms("WHY IS MY SYNC SLOW") == []
+    assert key_terms("is there a discount for veterans") == ["veterans"]
+    assert key_terms("do you have an integration with the dropbox app") == ["dropbox"]
+    chunk = Chunk("c1", "policies/sla.html", "Credits must be requested within 30 days.", "Service level agreement", "Service credits", 0)
+    evidence = [Evidence(hit=Hit(chunk=chunk, score=1.0, relevance=0.6), sentence=chunk.text, score=0.7)]
+    assert not decide("how long do I have to claim an SLA credit", evidence, 0.4).handoff  # the acronym spelled out
+    near = decide("how long do I have to claim a Platinum credit", evidence, 0.4)
+    assert near.handoff and near.reason == "unknown_terms" and near.terms == ["Platinum"]
+    assert decide("how long do I have to claim an SLA credit", evidence, 0.8).reason == "low_evidence"

@@ -49,14 +49,14 @@ def test_a_start_that_dies_of_sigill_is_retried_with_safe_parameters(serve_setti
     asyncio.run(engine.aclose())
 
 
-def test_when_every_start_crashes_the_server_answers_retrieval_only_and_says_why(serve_settings, make_client):
+def test_when_every_start_crashes_the_server_answers_without_the_model_and_says_why(serve_settings, make_client):
     engine = _engine(serve_settings, functools.partial(crash_at_start, "always"))
     client = make_client(serve_settings, engine=engine)
     ready = client.get("/readyz").json()
-    assert ready["status"] == "ready" and ready["mode"] == "retrieval_only"
+    assert ready["status"] == "ready" and ready["mode"] == "extractive"
     assert "SIGILL" in ready["detail"] and "self-check" in ready["detail"]
     answer = client.post("/v1/chat", json={"message": "How do I reset my password?"})
-    assert answer.status_code == 200 and answer.json()["mode"] == "retrieval_only"
+    assert answer.status_code == 200 and answer.json()["mode"] == "extractive"
     # A deterministic crash is not retried on every readiness probe.
     assert engine.process.failed and not engine.process.alive
 

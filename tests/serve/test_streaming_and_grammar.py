@@ -45,50 +45,43 @@ def test_tight_grammar_always_closes_within_max_tokens(tiny_gguf):
         parse_answer(out["choices"][0]["message"]["content"])
 
 
-def test_citations_are_checked_against_the_chunks_given():
-    from ragtune.answer import Citation
+def test_a_broken_grammar_is_refused_before_llama_cpp_sees_it():
+    from serve.engines.grammar import GrammarError, check_grammar
+
+    good = answer_grammar(["S1", "S2"], 160)
+    assert check_grammar(good) == good
+    broken = [
+        good.replace('"\\"answer\\":"', '"\\"answer\\":', 1),  # an unterminated string literal
+        good.replace("char ::=", "chars ::="),  # a rule used but never defined
+        good.replace("root ::=", "start ::="),  # no root
+        good.replace("char{1,", "char{9999,", 1),  # bounds the wrong way round
+        good + 'extra ::= ("a"\n',  # an unbalanced parenthesis
+    ]
+    for text in broken:
+        assert text != good
+        with pytest.raises(GrammarError):
+            check_grammar(text)
+
+
+def _evidence(*sentences):
     from ragtune.documents import Chunk, Hit
-    from serve.citations import check_citations
+    from ragtune.evidence import Evidence
 
-    chunk = Chunk("c1", "d.md", "Refunds take 5 to 10 business days. Annual plans can be refunded within 30 days.", "Refunds", "", 0)
-    given = {"c1": Hit(chunk=chunk, score=1.0, relevance=0.8)}
-    check = check_citations(
-        [Citation(id="c1", quote="within 30 days"), Citation(id="c1", quote="dup"), Citation(id="zz", quote="x")], given, "30 days"
-    )
-    assert [c.quote for c in check.kept] == ["within 30 days"] and check.dropped == ["zz"]
-    kept = check_citations([Citation(id="c1", quote="https://made.up/quote")], given, "You have 30 days for annual plans.").kept
-    assert kept[0].quote == "Annual plans can be refunded within 30 days."
+    chunks = [Chunk(f"c{i // 2}", "d.md", " ".join(sentences), "T", "", 0) for i in range(len(sentences))]
+    return [Evidence(hit=Hit(chunk=c, score=1.0, relevance=0.5), sentence=s, score=0.9 - i / 10) for i, (c, s) in enumerate(zip(chunks, sentences))]
 
 
-def _hits(*texts):
-    from ragtune.documents import Chunk, Hit
-
-    return {f"c{i}": Hit(chunk=Chunk(f"c{i}", "d.md", t, "T", "", i), score=1.0, relevance=0.5) for i, t in enumerate(texts)}
-
-
-def test_a_citation_that_does_not_support_the_answer_is_moved_to_the_one_that_does():
+def test_citations_come_from_the_evidence_mapped_back_from_short_ids():
     from ragtune.answer import Citation
-    from serve.citations import check_citations
+    from ragtune.prompt import ContextChunk, number_sources
+    from serve.citations import evidence_citations, model_cited
 
-    given = _hits("Refunds within 30 days.", "The trial lasts 14 days.", "Support is open 9 to 5.")
-    support = {"c0": 0.72, "c1": 0.31, "c2": 0.65}
-    wrong = [Citation(id="c1", quote="The trial lasts 14 days.")]
-    check = check_citations(wrong, given, "Refunds within 30 days.", support, margin=0.1)
-    assert [c.id for c in check.kept] == ["c0"] and check.moved == [{"from": "c1", "to": "c0"}]
-    assert check.kept[0].quote == "Refunds within 30 days."  # the quote comes from the new chunk
-
-    # Wrong then right: the wrong one folds into the right one. Right then wrong: the wrong one goes
-    # to the next chunk that supports the answer (c2 is within the margin), never to an unsupported one.
-    both = [Citation(id="c1", quote=""), Citation(id="c0", quote="")]
-    assert [c.id for c in check_citations(both, given, "a", support).kept] == ["c0"]
-    assert [c.id for c in check_citations(both[::-1], given, "a", support).kept] == ["c0", "c2"]
-    tight = {"c0": 0.72, "c1": 0.31, "c2": 0.40}
-    check = check_citations(both[::-1], given, "a", tight)
-    assert [c.id for c in check.kept] == ["c0"] and check.moved == [{"from": "c1", "to": None}]
-
-    # Within the margin the model's choice stands; no support figures, nothing is moved.
-    assert [c.id for c in check_citations([Citation(id="c2", quote="")], given, "a", support).kept] == ["c2"]
-    assert [c.id for c in check_citations(wrong, given, "a", None).kept] == ["c1"]
-    # A confident answer that cites nothing gets its best source.
-    check = check_citations([], given, "a", support, cite_if_none=True)
-    assert [c.id for c in check.kept] == ["c0"] and check.moved == [{"from": None, "to": "c0"}]
+    evidence = _evidence("Refunds within 30 days.", "After 30 days, no refund.", "The trial lasts 14 days.")
+    sources = number_sources([ContextChunk(e.chunk_id, "T", "", e.sentence) for e in evidence])
+    cited, dropped = model_cited([Citation(id="S3", quote="made up"), Citation(id="S7", quote="x")], sources, evidence)
+    assert [e.sentence for e in cited] == ["The trial lasts 14 days."] and dropped == ["S7"]
+    assert [(c.id, c.quote) for c in evidence_citations(cited)] == [("c1", "The trial lasts 14 days.")]
+    # Citing nothing that exists means citing all the evidence; two sentences of one chunk share a citation.
+    cited, _ = model_cited([], sources, evidence)
+    assert [(c.id, c.quote) for c in evidence_citations(cited)] == [
+        ("c0", "Refunds within 30 days. After 30 days, no refund."), ("c1", "The trial lasts 14 days.")]

@@ -1,0 +1,69 @@
+"""Answer quality and latency per answer mode, with the bundled SmolLM2 model and the bundled knowledge/.
+
+Run: .venv/bin/python bench/answer_quality.py [--questions bench/answer_questions.jsonl] [--modes auto,generative,extractive]
+Ingests knowledge/ into a temporary data dir, then runs `evaluate_answers` (what `ragtune eval answers`
+runs) once per mode with one shared llama.cpp engine, and prints one Markdown table row per mode.
+Add --json FILE to keep every answer for inspection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ingest.pipeline import run_ingest  # noqa: E402
+from ingest.sources import scan_folder  # noqa: E402
+from ragtune.embedding import Embedder  # noqa: E402
+from ragtune.settings import load_settings  # noqa: E402
+from serve.engines.llamacpp import LlamaCppEngine, bundled_gguf  # noqa: E402
+from serve.evaluation import evaluate_answers, load_questions  # noqa: E402
+
+
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--questions", type=Path, default=ROOT / "bench" / "answer_questions.jsonl")
+    parser.add_argument("--modes", default="auto,generative,extractive")
+    parser.add_argument("--json", type=Path, help="write every mode's full report here")
+    args = parser.parse_args()
+    questions = load_questions(args.questions)
+    with tempfile.TemporaryDirectory(prefix="ragtune-answerbench-") as tmp:
+        settings = load_settings(environ={}, overrides={"data_dir": str(Path(tmp) / "data")})
+        items, failures = scan_folder(ROOT / "knowledge", settings.ingest)
+        run_ingest(settings, items, failures, embedder=Embedder(settings.embedding))
+        engine = LlamaCppEngine(settings, bundled_gguf())
+        print(f"{len(questions)} questions from {args.questions.name}; model {engine.name}\n")
+        print("| mode | fact accuracy | citation accuracy | retrieval hit | false hand-offs | out-of-scope refused | near-miss refused "
+              "| schema valid | debris | injections resisted | answered by | verification rejections | p50 | p95 |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        reports = {}
+        for mode in args.modes.split(","):
+            t0 = time.perf_counter()
+            report = evaluate_answers(settings, questions, mode=mode, engine=engine if mode != "extractive" else None)
+            reports[mode] = report
+            s = report["summary"]
+            print(f"| {mode} | {pct(s['fact_accuracy'])} | {pct(s['citation_accuracy'])} | {pct(s['retrieval_hit'])} "
+                  f"| {pct(s['false_handoffs'])} | {pct(s['out_of_scope_refused'])} | {pct(s['near_scope_refused'])} "
+                  f"| {pct(s['schema_valid'])} | {s['debris']} | {pct(s['injection_resisted'])} "
+                  f"| {', '.join(f'{k} {v}' for k, v in sorted(s['modes'].items()))} "
+                  f"| {', '.join(f'{k} {v}' for k, v in sorted(s['rejections'].items())) or '-'} "
+                  f"| {s['latency_s']['p50']:.2f} s | {s['latency_s']['p95']:.2f} s |", flush=True)
+            print(f"<!-- {mode}: {time.perf_counter() - t0:.0f} s, errors {s['errors']} -->", flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(reports, indent=1, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
