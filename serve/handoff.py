@@ -44,13 +44,16 @@ def _named(question: str) -> list[str]:
 
 def key_terms(question: str) -> list[str]:
     """Names in the question that the answer must be about: the word naming a plan/tier/feature,
-    and capitalised words inside a sentence (customers capitalise product names)."""
+    capitalised words inside a sentence (customers capitalise product names), and words with a
+    capital inside them (iCloud)."""
     terms = _named(question)
     for sentence in re.split(r"(?<=[.!?])\s+", question.strip()):
         words = re.findall(r"[A-Za-z][\w\-]*", sentence)
         if len(words) > 2 and sum(w[0].isupper() for w in words) > 0.6 * len(words):
             continue  # Title Case or SHOUTING: the capitals say nothing about names
         terms += [w for w in words[1:] if w[0].isupper() and w.lower() not in ALWAYS_KNOWN]
+        # Brand-style names with a capital inside (iCloud, WeTransfer) are names wherever they stand.
+        terms += [w for w in words if any(c.isupper() for c in w[1:]) and not w.isupper()]
     seen: dict[str, str] = {}
     for term in terms:
         seen.setdefault(term.lower(), term)

@@ -197,7 +197,7 @@ def test_near_miss_questions_hand_off_without_asking_the_model(ollama_settings, 
     ollama_stand_in.replies = [_reply(["S1"], answer="The Family plan costs 4.99 EUR.")]
     client = make_client(ollama_settings)
     for question, term in [("How much is the Family plan?", "Family"), ("what does the premium tier include", "premium"),
-                           ("Can I sync my files with Dropbox?", "Dropbox")]:
+                           ("Can I sync my files with iCloud?", "iCloud")]:
         body = client.post("/v1/chat", json={"message": question}).json()
         assert body["handoff"] is True and body["mode"] in {"handoff", "no_evidence"}, (question, body)
         assert body["context"]["handoff_reason"] in {"unknown_terms", "low_evidence", "no_evidence"} and body["citations"] == []

@@ -79,9 +79,11 @@ def test_a_model_process_dying_mid_request_is_a_503_and_the_next_request_is_answ
 def test_a_crash_while_streaming_is_a_503_and_the_next_stream_is_answered(serve_settings, make_client):
     engine = _engine(serve_settings, functools.partial(crash_on_trigger, signal.SIGSEGV))
     client = make_client(serve_settings, engine=engine)
-    # The process dies before its first piece, so the error is still a proper HTTP status.
     crashed = client.post("/v1/chat", json={"message": f"reset my password {TRIGGER}", "stream": True})
-    assert crashed.status_code == 503 and "SIGSEGV" in crashed.json()["detail"]
+    if crashed.status_code == 200:  # the stream had started: it ends with an error event, not an answer
+        assert "event: error" in crashed.text and "SIGSEGV" in crashed.text and "event: answer" not in crashed.text
+    else:
+        assert crashed.status_code == 503 and "SIGSEGV" in crashed.json()["detail"]
     with client.stream("POST", "/v1/chat", json={"message": "How do I reset my password?", "stream": True}) as r:
         body = "".join(r.iter_text())
     assert r.status_code == 200 and "event: answer" in body
