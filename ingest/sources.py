@@ -22,7 +22,7 @@ from ragtune.errors import UserInputError
 from ragtune.settings import IngestSettings
 
 DOC_TYPES = {".markdown": "md", ".htm": "html"}
-PARSER_VERSION = "1"  # bump when parsing changes, so every document is re-read
+PARSER_VERSION = "2"  # bump when parsing changes, so every document is re-read
 
 
 @dataclass
