@@ -7,8 +7,9 @@ Layout under `<data_dir>/index/`:
     versions/<version>/bm25/           the BM25 index, built at ingest time
     .lock                        held by the one ingest run allowed at a time
 Vectors live in Chroma, one collection per version. A version is complete before `current.json`
-points at it, so a failed or killed run leaves the previous version serving; its leftovers are
-removed by the next run.
+points at it, so a failed or killed run leaves the previous version serving; its leftovers (the
+version folder, the Chroma collection and the segment folder Chroma leaves on disk) are removed
+by the next run.
 """
 
 from __future__ import annotations
@@ -232,6 +233,7 @@ class KnowledgeIndex:
         for name in self.store.names():
             if name not in live:
                 self.store.drop(name)
+        self.store.sweep_orphans()  # dropped collections leave their segment folders behind
         return removed
 
 
