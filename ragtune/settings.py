@@ -163,6 +163,10 @@ class ServerSettings(_Section):
     host: str = Field("127.0.0.1", description="Address `ragtune serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `ragtune serve` listens on.")
     cors_origins: list[str] = Field([], description="Origins allowed to call the API from a browser (support widgets).")
+    max_body_mb: float = Field(
+        1.0, gt=0, description="Largest request body accepted, on every route; checked against Content-Length and "
+        "counted while the body streams in, so a larger one gets a 413 before it is buffered.",
+    )
 
 
 class Settings(BaseSettings):
