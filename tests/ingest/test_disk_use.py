@@ -103,3 +103,20 @@ def test_disk_use_is_flat_across_killed_runs(settings, tmp_path, embedder):
     leak_unit = min(tree_size(chroma / name) for name in segment_folders(chroma))
     print(f"chroma folder: {steady} bytes at steady state, {sizes} after each kill and retry; one segment folder: {leak_unit}")
     assert all(abs(size - steady) < leak_unit / 2 for size in sizes), (steady, sizes, leak_unit)
+
+
+def test_pruning_keeps_the_published_chain_whatever_the_ids_sort_as(settings, tmp_path, embedder, monkeypatch):
+    """Versions built within one second get ids that sort at random; the kept ones must be the
+    current version and its parent, not the two largest ids."""
+    ids = iter(["v9-late-id-first", "v5-middle", "v1-smallest-last"])  # each new id sorts *before* the last
+    monkeypatch.setattr("ingest.pipeline.new_version_id", lambda: next(ids))
+    folder = tmp_path / "kb"
+    make_corpus(folder, 3, "a")
+    index = KnowledgeIndex(settings)
+    published = []
+    for round_ in range(3):
+        (folder / "doc-0.txt").write_text(f"Round {round_}\n\nThe storage quota changed in round {round_}.\n")
+        published.append(ingest(settings, folder, embedder).version)
+    assert index.current_version() == published[-1] == "v1-smallest-last"
+    assert set(index.list_versions()) == {published[-1], published[-2]}
+    assert set(index.store.names()) == {index.store.collection_name(v) for v in published[-2:]}
