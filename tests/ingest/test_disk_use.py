@@ -15,7 +15,6 @@ from ragtune.index import KnowledgeIndex
 
 from ..conftest import ROOT
 
-
 BULK = 300  # one-chunk documents: three embedding batches, so the kill lands mid-run
 
 

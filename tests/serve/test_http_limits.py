@@ -96,7 +96,7 @@ def test_a_declared_oversized_body_is_refused_before_a_byte_is_sent(server):
     with socket.create_connection((host, port), timeout=10) as sock:
         # 300 MB announced, none sent: the answer must come without waiting for the body.
         sock.sendall(b"POST /v1/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 314572800\r\n\r\n")
-        status, headers, body = read_response(sock)
+        status, _, body = read_response(sock)
     assert status == 413
     payload = json.loads(body)
     assert payload["error"] == "PayloadTooLarge" and "server.max_body_mb" in payload["detail"]
@@ -161,7 +161,7 @@ def test_every_native_error_has_detail_and_error(client):
 
 def test_an_unhandled_exception_is_a_500_without_internals(client):
     response = client.get("/v1/boom")
-    body = assert_native_error(response, 500, "InternalServerError")
+    assert_native_error(response, 500, "InternalServerError")
     assert "hunter2" not in response.text and "Traceback" not in response.text and "RuntimeError" not in response.text
 
 
