@@ -38,15 +38,61 @@ _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
 
 
+# A multi-byte UTF-8 sequence: its presence in a file that fails to decode as UTF-8 means the file
+# is UTF-8 with damaged bytes, and reading it as a legacy code page would turn "Café" into "CafÃ©".
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
 def _decode(data: bytes) -> str:
+    """Text of a file: UTF-8 (with or without BOM), else the encoding charset-normalizer finds with
+    confidence; damaged UTF-8 and undecidable bytes are refused instead of indexed as mojibake."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"invalid UTF-16 text at byte {exc.start}") from exc
     if b"\x00" in data[:4096]:
         raise ParseError("looks like a binary file, not text")
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise ParseError("text is neither UTF-8 nor Windows-1252")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        error = exc
+    if _UTF8_MULTIBYTE.search(data):
+        raise ParseError(
+            f"invalid UTF-8 at byte {error.start} in a file that is otherwise UTF-8; fix the damaged bytes or re-save it as UTF-8"
+        )
+    from charset_normalizer import from_bytes
+
+    # Only encodings that read ASCII as ASCII: a text document's markup, digits and punctuation
+    # are ASCII, so EBCDIC or BOM-less UTF-16 "fits" are artefacts of short texts.
+    matches = [m for m in from_bytes(data) if _ascii_compatible(m.encoding)]
+    if not matches:  # every candidate was too chaotic (charset-normalizer's default threshold)
+        raise ParseError("text is not UTF-8 and its encoding cannot be detected with confidence; re-save it as UTF-8")
+    least = min(m.chaos for m in matches)
+    clean = [m for m in matches if m.chaos <= least + 0.01]
+    fit = max(m.coherence for m in clean)  # how well the text reads as a known language
+    contenders = [m for m in clean if m.coherence >= fit - 0.05]
+    readings = {str(m) for m in contenders}
+    if len(readings) == 1:
+        return readings.pop()
+    # Several code pages read it cleanly but differently (short texts fit many). Windows-1252 is
+    # the legacy encoding Western documents are overwhelmingly in; without it among them, guessing
+    # would index mojibake half the time.
+    western = [m for m in contenders if m.encoding == "cp1252"]
+    if western:
+        return str(western[0])
+    names = ", ".join(sorted({m.encoding for m in contenders})[:4])
+    raise ParseError(f"text is not UTF-8 and its encoding is ambiguous ({names}, ...); re-save it as UTF-8")
+
+
+_ASCII_SAMPLE = bytes(range(0x20, 0x7F)) + b"\t\n\r"
+
+
+def _ascii_compatible(encoding: str) -> bool:
+    try:
+        return _ASCII_SAMPLE.decode(encoding) == _ASCII_SAMPLE.decode("ascii")
+    except (UnicodeDecodeError, LookupError):
+        return False
 
 
 def _fallback_title(path: Path) -> str:

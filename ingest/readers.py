@@ -30,13 +30,6 @@ from pathlib import Path
 
 from ingest.parsers import PARSERS, ParsedDocument, ParseError, Section, parse_markdown
 
-# Zip containers (pptx, xlsx, epub): refuse archives that would inflate far beyond their size.
-# Conservative stand-ins until the shared zip-bomb check of issue 7 replaces `_check_container`.
-ZIP_MAX_INFLATED = 512 * 1024 * 1024  # total declared uncompressed size
-ZIP_MAX_RATIO = 200  # declared uncompressed / compressed, over the whole archive...
-ZIP_RATIO_FROM = 1024 * 1024  # ...once it inflates past 1 MB (tiny XML parts compress well)
-ZIP_MAX_ENTRIES = 10_000
-
 # The package each reader needs beyond llama-index-readers-file, as pip names it.
 EXTRA_PACKAGES = {
     ".pptx": "python-pptx",
@@ -48,30 +41,16 @@ EXTRA_PACKAGES = {
 
 
 def _check_container(data: bytes, path: Path) -> zipfile.ZipFile:
-    """The single call site for the zip-bomb check of zip-based formats.
+    """Open a zip-based file (pptx, xlsx, epub), or say it is corrupt.
 
-    TODO(issue 7): point this at the shared zip-bomb check when it lands; until then it checks
-    the central directory's declared sizes against the constants above.
+    Decompression bombs never get here: `ingest.safety.admit_file` checked the container's
+    declared and actual inflated sizes, entry count and ratios before any parser runs.
     """
     kind = path.suffix.lstrip(".").upper()
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        entries = archive.infolist()
+        return zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise ParseError(f"corrupt or unreadable {kind} (not a valid zip container: {exc})") from exc
-    inflated = sum(info.file_size for info in entries)
-    compressed = sum(info.compress_size for info in entries) or 1
-    if len(entries) > ZIP_MAX_ENTRIES:
-        raise ParseError(f"{kind} holds {len(entries)} files (over {ZIP_MAX_ENTRIES}); refusing a possible zip bomb")
-    if inflated > ZIP_MAX_INFLATED or (inflated > ZIP_RATIO_FROM and inflated / compressed > ZIP_MAX_RATIO):
-        raise ParseError(
-            f"{kind} would inflate to {_size(inflated)} from {_size(len(data))}; refusing a possible zip bomb"
-        )
-    return archive
-
-
-def _size(n: int) -> str:
-    return f"{n / 1048576:.1f} MB" if n >= 1048576 else f"{n / 1024:.0f} KB"
 
 
 _TEMP_PATH = re.compile(r"[^\s'\"]*ragtune-read-[^/\\]+[/\\]document\.\w+")

@@ -1,23 +1,28 @@
 """Where documents come from: a folder of files, or a BEIR `corpus.jsonl` (for evaluation).
 
 Scanning reads every file once to hash it; parsing happens later and only for documents whose
-hash changed, so an unchanged knowledge base costs no parsing and no embedding.
+hash changed, so an unchanged knowledge base costs no parsing and no embedding. Both go through
+`ingest.safety` (real path inside the folder, regular file, size, zip-bomb limits), so a refused
+file is reported by name and never parsed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from ingest.parsers import PARSERS, ParsedDocument, Section, parse_file
+from ingest.parsers import ParsedDocument, ParseError, Section, parse_file
+from ingest.safety import Refused, admit_file, read_checked, resolve_inside
 from ragtune.errors import UserInputError
 from ragtune.settings import IngestSettings
 
 DOC_TYPES = {".markdown": "md", ".htm": "html"}
-PARSER_VERSION = "1"  # bump when parsing changes, so every document is re-read
+PARSER_VERSION = "2"  # bump when parsing changes, so every document is re-read
 
 
 @dataclass
@@ -40,49 +45,82 @@ def _hash(data: bytes) -> str:
     return hashlib.sha256(PARSER_VERSION.encode() + b"\x00" + data).hexdigest()
 
 
+def _walk(root: Path, failures: list[Failure]) -> list[Path]:
+    """Every entry below `root` that is not a real folder, in path order; links are not followed.
+
+    Hidden names (.git, .DS_Store) are skipped: they are not documents.
+    """
+    found: list[Path] = []
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            failures.append(Failure(Path(folder).relative_to(root).as_posix() + "/", f"cannot read folder: {exc.strerror}"))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            else:
+                found.append(Path(entry.path))
+    return sorted(found, key=lambda p: p.relative_to(root).parts)
+
+
+def _folder_link(path: Path, root: Path, settings: IngestSettings) -> str | None:
+    """Why a link to a folder is reported, or None to pass over it quietly."""
+    try:
+        resolve_inside(path, root, settings.follow_links)
+    except Refused as exc:
+        return str(exc)
+    return None  # allowed and inside: its target is scanned under its own path
+
+
 def scan_folder(root: Path, settings: IngestSettings) -> tuple[list[SourceItem], list[Failure]]:
+    """Hash every admissible file under `root`; refused files come back as failures with a reason."""
     root = Path(root)
     if not root.exists():
         raise UserInputError(f"{root} does not exist; give the folder holding your documents")
     if not root.is_dir():
         raise UserInputError(f"{root} is not a folder; give the folder holding your documents")
-    allowed = {e.lower() for e in settings.extensions} & set(PARSERS)
-    limit = int(settings.max_file_mb * 1024 * 1024)
     items: list[SourceItem] = []
     failures: list[Failure] = []
-    for path in sorted(root.rglob("*")):
+    for path in _walk(root, failures):
         rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
-            continue  # hidden files (.DS_Store, .git) are not documents
         doc_id = rel.as_posix()
-        suffix = path.suffix.lower()
-        if suffix not in allowed:
-            failures.append(Failure(doc_id, f"unsupported file type {suffix or '(none)'}; supported: {', '.join(sorted(allowed))}"))
-            continue
-        size = path.stat().st_size
-        if size > limit:
-            failures.append(Failure(doc_id, f"file is {size / 1048576:.1f} MB, over the {settings.max_file_mb:g} MB limit (ingest.max_file_mb)"))
-            continue
-        if size == 0:
-            failures.append(Failure(doc_id, "file is empty"))
+        if path.is_symlink() and path.is_dir():
+            reason = _folder_link(path, root, settings)
+            if reason:
+                failures.append(Failure(doc_id, reason))
             continue
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            failures.append(Failure(doc_id, f"cannot read file: {exc.strerror}"))
+            data = read_checked(path, root, settings)
+        except ParseError as exc:
+            failures.append(Failure(doc_id, str(exc)))
             continue
-        category = rel.parts[0] if len(rel.parts) > 1 else ""
+        suffix = path.suffix.lower()
+        content_hash = _hash(data)
         items.append(
             SourceItem(
                 doc_id=doc_id,
                 doc_type=DOC_TYPES.get(suffix, suffix.lstrip(".")),
-                size=size,
-                content_hash=_hash(data),
-                category=category,
-                load=lambda p=path: parse_file(p.read_bytes(), p),
+                size=len(data),
+                content_hash=content_hash,
+                category=rel.parts[0] if len(rel.parts) > 1 else "",
+                load=partial(_load, path, root, settings, content_hash),
             )
         )
     return items, failures
+
+
+def _load(path: Path, root: Path, settings: IngestSettings, content_hash: str) -> ParsedDocument:
+    # Read again through every check: the file may have been replaced (by a link, say) since the scan.
+    data = admit_file(path, root, settings)
+    if _hash(data) != content_hash:
+        raise ParseError("file changed while it was being ingested; run the ingest again")
+    return parse_file(data, path)
 
 
 def beir_items(corpus_path: Path) -> list[SourceItem]:

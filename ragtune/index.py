@@ -7,8 +7,9 @@ Layout under `<data_dir>/index/`:
     versions/<version>/bm25/           the BM25 index, built at ingest time
     .lock                        held by the one ingest run allowed at a time
 Vectors live in Chroma, one collection per version. A version is complete before `current.json`
-points at it, so a failed or killed run leaves the previous version serving; its leftovers are
-removed by the next run.
+points at it, so a failed or killed run leaves the previous version serving; its leftovers (the
+version folder, the Chroma collection and the segment folder Chroma leaves on disk) are removed
+by the next run.
 """
 
 from __future__ import annotations
@@ -217,11 +218,26 @@ class KnowledgeIndex:
             json.dumps({"version": version, "published_at": datetime.now(timezone.utc).isoformat()}),
         )
 
+    def lineage(self, keep: int) -> list[str]:
+        """The current version and its predecessors (by each manifest's `parent`), at most `keep`."""
+        chain: list[str] = []
+        version = self.current_version()
+        while version and len(chain) < keep:
+            chain.append(version)
+            try:
+                version = self.manifest(version).parent
+            except IndexNotReady:
+                break  # the parent was pruned already
+        return chain
+
     def prune(self, keep: int) -> list[str]:
-        """Remove unfinished builds and all but the `keep` newest finished versions (never the current)."""
-        current = self.current_version()
-        finished = self.list_versions()
-        keep_set = set(finished[-keep:]) | ({current} if current else set())
+        """Remove unfinished builds and every version but the current one and its `keep - 1`
+        predecessors, then the Chroma collections and segment folders of what was removed.
+
+        The kept versions follow the publish chain, not version-id order: ids carry whole seconds,
+        so several versions built within one second would otherwise be kept or dropped at random.
+        """
+        keep_set = set(self.lineage(keep)) or set(self.list_versions()[-keep:])
         removed: list[str] = []
         if self.versions_dir.is_dir():
             for folder in self.versions_dir.iterdir():
@@ -232,6 +248,7 @@ class KnowledgeIndex:
         for name in self.store.names():
             if name not in live:
                 self.store.drop(name)
+        self.store.sweep_orphans()  # dropped collections leave their segment folders behind
         return removed
 
 

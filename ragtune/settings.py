@@ -72,6 +72,19 @@ class IngestSettings(_Section):
         description="File types read; any other file in the folder is reported as unsupported.",
     )
     keep_versions: int = Field(2, ge=1, description="Index versions kept on disk (the current one included).")
+    follow_links: bool = Field(
+        False, description="Read symbolic links whose target stays inside the ingested folder. Links that lead out of "
+        "the folder are always refused and reported, whatever this says.",
+    )
+    max_unzipped_mb: float = Field(
+        100.0, gt=0, description="Most a zip-based file (docx, pptx, xlsx, epub) may inflate to, counted from its "
+        "declared sizes and again while inflating; more is refused as a decompression bomb.",
+    )
+    max_compression_ratio: float = Field(
+        100.0, gt=1, description="Highest inflated-to-compressed ratio of one entry of a zip-based file (entries under "
+        "1 MB inflated are exempt); higher is refused as a decompression bomb.",
+    )
+    max_zip_entries: int = Field(10000, ge=1, description="Most entries a zip-based file may hold.")
 
 
 class ChromaSettings(_Section):
@@ -178,6 +191,10 @@ class ServerSettings(_Section):
     host: str = Field("127.0.0.1", description="Address `ragtune serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `ragtune serve` listens on.")
     cors_origins: list[str] = Field([], description="Origins allowed to call the API from a browser (support widgets).")
+    max_body_mb: float = Field(
+        1.0, gt=0, description="Largest request body accepted, on every route; checked against Content-Length and "
+        "counted while the body streams in, so a larger one gets a 413 before it is buffered.",
+    )
 
 
 class Settings(BaseSettings):

@@ -3,10 +3,17 @@
 Each index version lives in its own collection, so a version being built is invisible to readers
 of the current one. We always pass embeddings ourselves: a text-only add or query would make
 Chroma fetch its own default model.
+
+Chroma's `delete_collection` leaves the collection's vector segment folder (`chroma/<uuid>/`) on
+disk, so every dropped version would leak an index's worth of disk; `sweep_orphans` removes the
+folders that Chroma's own catalogue (the `segments` table of chroma.sqlite3) no longer lists.
 """
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
+import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +51,7 @@ class VectorStore:
     def __init__(self, settings: ChromaSettings, data_dir: Path):
         self.settings = settings
         self.client = open_client(settings, data_dir)
+        self.path = None if settings.url else data_dir / "chroma"
         self._collections: dict[str, Any] = {}
 
     def collection_name(self, version: str) -> str:
@@ -70,6 +78,33 @@ class VectorStore:
             self.client.delete_collection(name=name)
         except Exception:
             pass  # already gone: dropping is idempotent
+
+    def sweep_orphans(self) -> list[str]:
+        """Remove segment folders no Chroma segment refers to (embedded Chroma only); their names.
+
+        Fails safe: when the catalogue cannot be read, or lists no segments table, nothing is
+        removed. Folders are listed before the catalogue is read, so a segment created meanwhile
+        is in the catalogue and kept.
+        """
+        if self.settings.url or self.path is None:
+            return []  # a Chroma server manages its own disk
+        candidates = [p for p in self.path.iterdir() if p.is_dir() and not p.is_symlink() and _is_uuid(p.name)]
+        if not candidates:
+            return []
+        try:
+            db = sqlite3.connect(f"file:{self.path / 'chroma.sqlite3'}?mode=ro", uri=True, timeout=10)
+            try:
+                referenced = {str(row[0]) for row in db.execute("SELECT id FROM segments")}
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return []
+        removed = []
+        for folder in candidates:
+            if folder.name not in referenced:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder.name)
+        return removed
 
     def names(self) -> list[str]:
         prefix = f"{self.settings.collection_prefix}_"
@@ -107,6 +142,13 @@ class VectorStore:
             query_embeddings=[vector], n_results=min(n, count), where=where or None, include=["distances"]
         )
         return [(cid, 1.0 - float(dist)) for cid, dist in zip(result["ids"][0], result["distances"][0])]
+
+
+def _is_uuid(name: str) -> bool:
+    try:
+        return str(uuid.UUID(name)) == name
+    except ValueError:
+        return False
 
 
 def chroma_where(filters: dict[str, Any] | None) -> dict | None:

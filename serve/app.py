@@ -2,7 +2,8 @@
 
 `create_app(settings, engine=..., retriever=...)` builds an app with no module-level state; tests
 pass other collaborators. The lifespan opens the conversation store, the retriever and the engine
-and closes them again. Domain errors become HTTP errors here, at the edge, with their message.
+and closes them again. Errors become HTTP errors at the edge, in one shape (`serve/errors.py`);
+request bodies are size-limited while they are read (`serve/body_limit.py`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 
 from ragtune import __version__
 from ragtune.embedding import Embedder
@@ -24,13 +23,14 @@ from ragtune.errors import RagtuneError
 from ragtune.index import KnowledgeIndex
 from ragtune.retriever import Retriever
 from ragtune.settings import Settings
+from serve.body_limit import BodyLimitMiddleware
 from serve.chat import ChatService
 from serve.conversations import ConversationStore
 from serve.engines import Engine, create_engine
+from serve.errors import error_content, install_error_handlers
 
 log = logging.getLogger("ragtune.serve")
 _UNSET: Any = object()
-OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
 
 
 async def _warm_up(retriever: Retriever, engine: Engine | None) -> None:
@@ -73,26 +73,12 @@ def create_app(
         "`/v1/chat/completions` and `/v1/models` follow the OpenAI API so existing SDKs work unchanged.",
         lifespan=lifespan,
     )
+    # Inside CORS, so a 413 still carries the headers a browser needs to show it.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=int(settings.server.max_body_mb * 1048576), error_content=error_content)
     if settings.server.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"])
 
-    def error_response(request: Request, status: int, message: str, kind: str) -> JSONResponse:
-        if request.url.path.startswith(OPENAI_PATHS):  # OpenAI SDKs read {"error": {"message": ...}}
-            body = {"error": {"message": message, "type": kind, "code": status}}
-        else:
-            body = {"detail": message, "error": kind}
-        return JSONResponse(status_code=status, content=body)
-
-    @app.exception_handler(RagtuneError)
-    async def domain_error(request: Request, exc: RagtuneError) -> JSONResponse:
-        if exc.status_code >= 500:
-            log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return error_response(request, exc.status_code, str(exc), type(exc).__name__)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in exc.errors())
-        return error_response(request, 422, f"invalid request: {problems}", "RequestValidationError")
+    install_error_handlers(app)
 
     from serve.routes import chat, health, openai_compat
 

@@ -54,3 +54,30 @@ def test_markdown_code_blocks_are_not_headings():
 def test_unreadable_files_raise_a_reason(name, data, reason):
     with pytest.raises(ParseError, match=reason):
         parse_file(data, Path(name))
+
+
+def test_damaged_utf8_is_refused_not_indexed_as_mojibake():
+    data = "Café opening hours\n\nThe café opens at 8.\n".encode() + b"\xff\xfe stray bytes\n"
+    with pytest.raises(ParseError, match="invalid UTF-8 at byte"):
+        parse_file(data, Path("cafe.txt"))
+
+
+def test_a_legacy_encoded_file_is_decoded_by_detection():
+    text = "Rückerstattung\n\nDie Größe der Rückerstattung hängt vom Tarif ab. Bitte prüfen Sie die Einstellungen für Übertragungen, bevor Sie größere Dateien hochladen.\n"
+    doc = parse_file(text.encode("cp1252"), Path("de.txt"))
+    assert doc.title == "Rückerstattung"
+    assert "Die Größe der Rückerstattung hängt vom Tarif ab." in doc.sections[0].text
+    russian = "# Возврат\n\nКлиенты могут запросить возврат в течение тридцати дней после покупки. Обратитесь в службу поддержки.\n" * 2
+    assert "тридцати дней" in parse_file(russian.encode("cp1251"), Path("ru.md")).sections[0].text
+
+
+def test_text_whose_encoding_cannot_be_told_is_refused():
+    with pytest.raises(ParseError, match="cannot be detected with confidence|ambiguous"):
+        parse_file(bytes(range(0x80, 0x100)) * 20, Path("noise.txt"))
+    with pytest.raises(ParseError, match="ambiguous"):  # 4 bytes: Café? Cafй? Cafι? No way to know
+        parse_file("Café".encode("cp1252"), Path("short.txt"))
+
+
+def test_utf8_with_bom_and_utf16_with_bom_are_read():
+    assert parse_file("\ufeffCafé\n\nThe café opens at 8.".encode("utf-8"), Path("a.txt")).title == "Café"
+    assert parse_file("Café\n\nThe café opens at 8.".encode("utf-16"), Path("b.txt")).sections[0].text == "The café opens at 8."

@@ -16,6 +16,8 @@ from ragtune.errors import UserInputError
 from ragtune.index import KnowledgeIndex
 from ragtune.retriever import Retriever
 
+from ..conftest import ROOT
+
 
 class CountingEmbedder(Embedder):
     """The real embedder, counting how many chunks it was asked to embed."""
@@ -120,7 +122,8 @@ def test_killed_run_leaves_previous_version_serving(settings, kb_copy, embedder,
     for i in range(400):  # enough work that the kill lands mid-embedding
         (kb_copy / f"bulk/doc-{i}.txt").parent.mkdir(exist_ok=True)
         (kb_copy / f"bulk/doc-{i}.txt").write_text(f"Bulk {i}\n\n" + f"Paragraph about topic {i} and storage quotas. " * 20)
-    env = dict(os.environ, RAGTUNE_DATA_DIR=str(settings.data_dir), HF_HUB_OFFLINE="1")
+    # PYTHONPATH: the code under test, not whichever ragtune is installed in the environment.
+    env = dict(os.environ, RAGTUNE_DATA_DIR=str(settings.data_dir), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
         [sys.executable, "-m", "ragtune.cli", "ingest", str(kb_copy)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
