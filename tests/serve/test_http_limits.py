@@ -130,7 +130,7 @@ def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(server):
 
 def test_a_body_within_the_limit_is_served(client):
     response = client.post("/v1/chat", json={"message": "How do I get a refund?"})
-    assert response.status_code == 200 and response.json()["mode"] == "retrieval_only"
+    assert response.status_code == 200 and response.json()["mode"] == "extractive"
 
 
 def test_oversized_bodies_get_413_in_the_shape_of_their_api(client):
