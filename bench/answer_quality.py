@@ -25,7 +25,7 @@ from ingest.sources import scan_folder  # noqa: E402
 from ragtune.embedding import Embedder  # noqa: E402
 from ragtune.settings import load_settings  # noqa: E402
 from serve.engines.llamacpp import LlamaCppEngine, bundled_gguf  # noqa: E402
-from serve.evaluation import evaluate_answers, load_questions  # noqa: E402
+from evaluation.answers import evaluate_answers, load_questions  # noqa: E402
 
 
 def pct(value: float | None) -> str:

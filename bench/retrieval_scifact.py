@@ -14,7 +14,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from ingest.evaluation import evaluate_retrieval  # noqa: E402
+from evaluation.retrieval import evaluate_retrieval  # noqa: E402
 from ragtune.settings import load_settings  # noqa: E402
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from ingest.evaluation import _score, load_beir  # noqa: E402
+from evaluation.retrieval import _score, load_beir  # noqa: E402
 from ingest.pipeline import run_ingest  # noqa: E402
 from ingest.sources import beir_items  # noqa: E402
 from ragtune.embedding import Embedder  # noqa: E402

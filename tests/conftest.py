@@ -71,3 +71,22 @@ def retriever(knowledge_index, embedder):
 
     settings, index = knowledge_index
     return Retriever(index, embedder, settings.retrieval)
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory) -> Path:
+    from .tiny_model import build_tiny_gguf
+
+    return build_tiny_gguf(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture
+def serve_settings(knowledge_index, tiny_gguf, tmp_path):
+    """Settings over the session's knowledge index and the tiny model, in generative answer mode: the
+    tiny model writes noise, which auto mode would (rightly) replace by the extractive answer, and
+    these tests are about the generation path itself."""
+    settings, _ = knowledge_index
+    return settings.model_copy(update={
+        "llm": settings.llm.model_copy(update={"engine": "llamacpp", "gguf_path": tiny_gguf, "max_tokens": 1024, "n_ctx": 4096}),
+        "chat": settings.chat.model_copy(update={"answer_mode": "generative", "answer_max_tokens": 1024}),
+    })

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ragtune.cli import main
+from cli.main import main
 
 from .conftest import KNOWLEDGE
 

@@ -46,7 +46,7 @@ def kill_mid_ingest(settings, folder: Path) -> None:
     # PYTHONPATH: the code under test, not whichever ragtune is installed in the environment.
     env = dict(os.environ, RAGTUNE_DATA_DIR=str(settings.data_dir), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ragtune.cli", "ingest", str(folder)],
+        [sys.executable, "-m", "cli", "ingest", str(folder)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )
     deadline = time.time() + 120

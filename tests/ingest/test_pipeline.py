@@ -125,7 +125,7 @@ def test_killed_run_leaves_previous_version_serving(settings, kb_copy, embedder,
     # PYTHONPATH: the code under test, not whichever ragtune is installed in the environment.
     env = dict(os.environ, RAGTUNE_DATA_DIR=str(settings.data_dir), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ragtune.cli", "ingest", str(kb_copy)],
+        [sys.executable, "-m", "cli", "ingest", str(kb_copy)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     deadline = time.time() + 120

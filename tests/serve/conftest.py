@@ -1,5 +1,5 @@
-"""Fixtures for the serving tests: the tiny real GGUF, apps over the bundled knowledge index,
-and a small stand-in for the Ollama server's HTTP API."""
+"""Fixtures for the serving tests: apps over the bundled knowledge index (the tiny real GGUF and
+`serve_settings` live in tests/conftest.py, shared with evaluation), and a small stand-in for the Ollama server's HTTP API."""
 
 from __future__ import annotations
 
@@ -9,25 +9,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
-from ..tiny_model import build_tiny_gguf
-
-
-@pytest.fixture(scope="session")
-def tiny_gguf(tmp_path_factory) -> Path:
-    return build_tiny_gguf(tmp_path_factory.mktemp("tiny-model"))
-
-
-@pytest.fixture
-def serve_settings(knowledge_index, tiny_gguf, tmp_path):
-    """Settings over the session's knowledge index and the tiny model, in generative answer mode: the
-    tiny model writes noise, which auto mode would (rightly) replace by the extractive answer, and
-    these tests are about the generation path itself."""
-    settings, _ = knowledge_index
-    return settings.model_copy(update={
-        "llm": settings.llm.model_copy(update={"engine": "llamacpp", "gguf_path": tiny_gguf, "max_tokens": 1024, "n_ctx": 4096}),
-        "chat": settings.chat.model_copy(update={"answer_mode": "generative", "answer_max_tokens": 1024}),
-    })
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 
 from ragtune.answer import Answer
 
-from ..counting_engine import CountingEngine
+from serve.engines.counting import CountingEngine
 
 
 def llama_engine(settings):

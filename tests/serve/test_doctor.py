@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ragtune.cli import main
+from cli.main import main
 
 
 def test_doctor_runs_the_engine_self_check_and_names_what_is_missing(capsys, monkeypatch, tiny_gguf):

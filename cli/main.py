@@ -1,4 +1,4 @@
-"""The `ragtune` command: one entry point, a subcommand per job.
+"""The `ragtune` command: one entry point, a subcommand per job, composing every part from above.
 
 `main(argv) -> int` so tests call it directly. Heavy packages are imported inside the commands,
 so `ragtune --help` is instant. A user error prints one line and exits 2; a partly failed ingest
@@ -164,7 +164,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         return cmd_eval_answers(args, settings)
     if args.what != "retrieval":
         raise RagtuneError("say what to evaluate: `ragtune eval retrieval DATASET_DIR` or `ragtune eval answers QUESTIONS.jsonl`")
-    from ingest.evaluation import evaluate_retrieval, format_report
+    from evaluation.retrieval import evaluate_retrieval, format_report
 
     report = evaluate_retrieval(settings, args.dataset, split=args.split, mode=args.mode, max_queries=args.max_queries,
                                 progress=not args.json)
@@ -173,7 +173,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval_answers(args: argparse.Namespace, settings: Settings) -> int:
-    from serve.evaluation import evaluate_answers, format_report, load_questions
+    from evaluation.answers import evaluate_answers, format_report, load_questions
 
     questions = load_questions(args.questions)[: args.limit]
 

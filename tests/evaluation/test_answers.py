@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from ragtune.cli import main
+from cli.main import main
 from ragtune.errors import UserInputError
-from serve.evaluation import evaluate_answers, load_questions
+from evaluation.answers import evaluate_answers, load_questions
 
 SMALL = Path(__file__).parent / "data" / "answers_small.jsonl"
 
