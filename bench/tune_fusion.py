@@ -14,7 +14,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from evaluation.retrieval import _score, load_beir  # noqa: E402
+from evaluation.retrieval import load_beir, score_mode  # noqa: E402
 from ingest.pipeline import run_ingest  # noqa: E402
 from ingest.sources import beir_items  # noqa: E402
 from ragtune.embedding import Embedder  # noqa: E402
@@ -47,7 +47,7 @@ def main() -> None:
     print(f"{run_ingest.__name__}: chunk_size={settings.chunking.chunk_size}", flush=True)
     for k, bw, cand in itertools.product(ks, weights, [50]):
         rs = settings.retrieval.model_copy(update={"rrf_k": k, "bm25_weight": bw, "candidates": cand})
-        figures = _score(Retriever(index, embedder, rs), "hybrid", queries, qrels, judged, None)
+        figures = score_mode(Retriever(index, embedder, rs), "hybrid", queries, qrels, judged)
         print(f"rrf_k={k:3d} bm25_weight={bw:.1f} candidates={cand:3d}  ndcg@10={figures['ndcg@10']:.4f} recall@100={figures['recall@100']:.4f} p50={figures['query_ms_p50']}", flush=True)
 
 

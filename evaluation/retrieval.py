@@ -109,7 +109,7 @@ def evaluate_retrieval(
             retriever = Retriever(index, embedder, run_settings.retrieval)
             results = {}
             for m in modes or [mode or settings.retrieval.mode]:
-                results[m] = _score(retriever, m, queries, qrels, judged, prog)
+                results[m] = score_mode(retriever, m, queries, qrels, judged, prog)
         finally:
             if prog is not None:
                 prog.__exit__(None, None, None)
@@ -118,7 +118,8 @@ def evaluate_retrieval(
         return results if modes else next(iter(results.values()))
 
 
-def _score(retriever: Retriever, mode: str, queries, qrels, judged: list[str], prog) -> dict[str, Any]:
+def score_mode(retriever: Retriever, mode: str, queries, qrels, judged: list[str], prog=None) -> dict[str, Any]:
+    """nDCG@10, recall@10/100, MRR@10 and query latency of one retrieval mode over the judged queries."""
     sums = {"ndcg@10": 0.0, "recall@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0}
     if prog:
         prog.start(f"eval {mode}", len(judged))
