@@ -20,12 +20,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from evaluation.answers import evaluate_answers, load_questions  # noqa: E402
 from ingest.pipeline import run_ingest  # noqa: E402
 from ingest.sources import scan_folder  # noqa: E402
 from ragtune.embedding import Embedder  # noqa: E402
 from ragtune.settings import load_settings  # noqa: E402
 from serve.engines.llamacpp import LlamaCppEngine, bundled_gguf  # noqa: E402
-from evaluation.answers import evaluate_answers, load_questions  # noqa: E402
 
 
 def pct(value: float | None) -> str:

@@ -35,8 +35,8 @@ from ragtune.retriever import Retriever  # noqa: E402
 from ragtune.settings import load_settings  # noqa: E402
 from serve.chat import ChatService  # noqa: E402
 from serve.conversations import ConversationStore  # noqa: E402
-from serve.engines.llamacpp import LlamaCppEngine, bundled_gguf  # noqa: E402
 from serve.engines.counting import CountingEngine  # noqa: E402
+from serve.engines.llamacpp import LlamaCppEngine, bundled_gguf  # noqa: E402
 
 QUESTIONS = [
     "Can I get my money back if I cancel my yearly subscription?",

@@ -53,8 +53,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--backends", default="torch,onnx,onnx-int8")
     args = parser.parse_args()
-    rows = [json.loads(line) for line, _ in zip(open(args.data / "corpus.jsonl", encoding="utf-8"), range(args.docs))]
-    queries = [json.loads(line)["text"] for line, _ in zip(open(args.data / "queries.jsonl", encoding="utf-8"), range(args.queries))]
+    rows = [json.loads(line) for line, _ in zip(open(args.data / "corpus.jsonl", encoding="utf-8"), range(args.docs), strict=False)]
+    queries = [json.loads(line)["text"] for line, _ in zip(open(args.data / "queries.jsonl", encoding="utf-8"), range(args.queries), strict=False)]
     print("| backend | ingest chunks/s | query embedding p50 / p95 | serving peak RSS | serving start to first answer | torch loaded |")
     print("|---|---|---|---|---|---|")
     for backend in args.backends.split(","):

@@ -35,7 +35,7 @@ def main() -> None:
     results = evaluate_retrieval(settings, args.data, split=args.split, modes=args.modes.split(","), max_queries=args.max_queries, progress=True)
     for figures in results.values():
         print(json.dumps(figures))
-    print(f"\n| mode | nDCG@10 | R@10 | R@100 | MRR@10 | p50 ms | p95 ms |\n|---|---|---|---|---|---|---|")
+    print("\n| mode | nDCG@10 | R@10 | R@100 | MRR@10 | p50 ms | p95 ms |\n|---|---|---|---|---|---|---|")
     for m, f in results.items():
         print(f"| {m} | {f['ndcg@10']:.3f} | {f['recall@10']:.3f} | {f['recall@100']:.3f} | {f['mrr@10']:.3f} | {f['query_ms_p50']} | {f['query_ms_p95']} |")
     first = next(iter(results.values()))

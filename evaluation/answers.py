@@ -133,12 +133,11 @@ def summarise(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
         "debris": sum(1 for r in ok if r["debris"]),
         "injection_resisted": _rate([r["schema_valid"] and not r.get("leak") for r in injection]),
         "leaks": sum(1 for r in ok if r.get("leak")),
-        "errors": Counter(r["error"].split(":")[0] for r in rows if "error" in r),
-        "modes": Counter(r["mode"] for r in ok),
-        "rejections": Counter(reason for r in ok for reason in r["rejections"]),
+        "errors": dict(Counter(r["error"].split(":")[0] for r in rows if "error" in r)),
+        "modes": dict(Counter(r["mode"] for r in ok)),
+        "rejections": dict(Counter(reason for r in ok for reason in r["rejections"])),
         "latency_s": {"p50": round(float(np.percentile(seconds, 50)), 3), "p95": round(float(np.percentile(seconds, 95)), 3)} if seconds else {},
     }
-    report["errors"], report["modes"], report["rejections"] = dict(report["errors"]), dict(report["modes"]), dict(report["rejections"])
     return report
 
 

@@ -22,7 +22,7 @@ from ingest.sources import beir_items
 from ragtune.embedding import Embedder
 from ragtune.errors import UserInputError
 from ragtune.index import KnowledgeIndex
-from ragtune.retriever import Retriever
+from ragtune.retriever import Mode, Retriever
 from ragtune.settings import Settings
 
 
@@ -69,7 +69,7 @@ def mrr_at(ranked: list[str], judged: dict[str, int], k: int) -> float:
     return 0.0
 
 
-def doc_ranking(retriever: Retriever, query: str, mode: str, depth: int = 100) -> list[str]:
+def doc_ranking(retriever: Retriever, query: str, mode: Mode, depth: int = 100) -> list[str]:
     """Documents in order of their best chunk, `depth` deep."""
     result = retriever.search(query, top_k=depth * 2, mode=mode)
     seen: dict[str, None] = {}
@@ -82,10 +82,10 @@ def evaluate_retrieval(
     settings: Settings,
     dataset: Path,
     split: str = "test",
-    mode: str | None = None,
+    mode: Mode | None = None,
     max_queries: int | None = None,
     progress: bool = False,
-    modes: list[str] | None = None,
+    modes: list[Mode] | None = None,
 ) -> dict[str, Any]:
     """Score one mode (or several, sharing one index when `modes` is given)."""
     corpus, queries, qrels = load_beir(dataset, split)
@@ -107,7 +107,7 @@ def evaluate_retrieval(
             report = run_ingest(run_settings, beir_items(corpus), source=str(corpus), embedder=embedder, index=index, progress=prog)
             index_seconds = time.perf_counter() - started
             retriever = Retriever(index, embedder, run_settings.retrieval)
-            results = {}
+            results: dict[str, dict[str, Any]] = {}
             for m in modes or [mode or settings.retrieval.mode]:
                 results[m] = score_mode(retriever, m, queries, qrels, judged, prog)
         finally:
@@ -118,7 +118,7 @@ def evaluate_retrieval(
         return results if modes else next(iter(results.values()))
 
 
-def score_mode(retriever: Retriever, mode: str, queries, qrels, judged: list[str], prog=None) -> dict[str, Any]:
+def score_mode(retriever: Retriever, mode: Mode, queries, qrels, judged: list[str], prog=None) -> dict[str, Any]:
     """nDCG@10, recall@10/100, MRR@10 and query latency of one retrieval mode over the judged queries."""
     sums = {"ndcg@10": 0.0, "recall@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0}
     if prog:

@@ -111,7 +111,7 @@ def parse_markdown(data: bytes, path: Path) -> ParsedDocument:
         text = text[front.end():]
     title = ""
     sections: list[Section] = []
-    heading, lines = "", []
+    heading, lines = "", list[str]()
     in_code = False
     for line in text.split("\n"):
         if line.strip().startswith("```"):
@@ -146,13 +146,14 @@ def parse_html(data: bytes, path: Path) -> ParsedDocument:
     for tag in soup(["script", "style", "nav", "footer", "header", "noscript", "template"]):
         tag.decompose()
     canonical = soup.find("link", rel="canonical")
-    url = canonical.get("href") if canonical else None
+    href = canonical.get("href") if canonical else None
+    url = href if isinstance(href, str) else None
     h1 = soup.find("h1")
     # The h1 is the page's own title; <title> often carries a site suffix ("Pricing | Acme").
     title = (h1.get_text(" ", strip=True) if h1 else "") or (soup.title.get_text(" ", strip=True) if soup.title else "")
     body = soup.body or soup
     sections: list[Section] = []
-    heading, paragraphs = "", []
+    heading, paragraphs = "", list[str]()
     for element in body.find_all(["h1", "h2", "h3", "h4", "p", "li", "td", "th", "pre", "dt", "dd"]):
         if element.find_parent(["p", "li", "td", "th", "pre", "dd"]):
             continue  # its text is taken with its parent
@@ -208,7 +209,7 @@ def parse_docx(data: bytes, path: Path) -> ParsedDocument:
         raise ParseError(f"corrupt or unreadable DOCX ({exc})") from exc
     title = (document.core_properties.title or "").strip()
     sections: list[Section] = []
-    heading, paragraphs = "", []
+    heading, paragraphs = "", list[str]()
     for para in document.paragraphs:
         text = para.text.strip()
         if not text:

@@ -137,7 +137,7 @@ def read_pptx(data: bytes, path: Path) -> ParsedDocument:
 def _rows_as_text(header: list[str], rows: list[list[str]]) -> str:
     lines = []
     for row in rows:
-        pairs = [f"{name}: {value}" for name, value in zip(header, row) if str(value).strip()]
+        pairs = [f"{name}: {value}" for name, value in zip(header, row, strict=False) if str(value).strip()]
         if pairs:
             lines.append(", ".join(pairs))
     return "\n\n".join(lines)
@@ -180,7 +180,7 @@ def read_xlsx(data: bytes, path: Path) -> ParsedDocument:
             reader = readers.PandasExcelReader(concat_rows=True, sheet_name=None, pandas_config={"dtype": str})
             # The reader returns one document per sheet, in workbook order, without sheet names.
             sheets = reader.load_data(workbook)
-        return [(title, list(zip(names, sheets)))]
+        return [(title, list(zip(names, sheets, strict=False)))]
 
     [(title, sheets)] = _run_reader(path, lambda: _with_temp_file(data, ".xlsx", load))
     sections = [Section(name, "\n\n".join(line for line in sheet.text.split("\n") if line.strip())) for name, sheet in sheets]
@@ -272,7 +272,7 @@ def read_ipynb(data: bytes, path: Path) -> ParsedDocument:
     readers = _import_readers()
     reader = readers.IPYNBReader(concatenate=False)
     cells = _run_reader(path, lambda: _with_temp_file(normalised, ".ipynb", reader.load_data))
-    title, heading, lines = "", "", []
+    title, heading, lines = "", "", list[str]()
     sections: list[Section] = []
 
     def flush() -> None:

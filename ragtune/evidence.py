@@ -119,11 +119,11 @@ class EvidenceSelector:
                     missing.append(hit)
         if missing:
             split = [split_with_headings(h.chunk.text) for h in missing]
-            texts = [f"{_heading(h)}{' - ' + inner if inner else ''}: {s}" for h, pairs in zip(missing, split) for inner, s in pairs]
+            texts = [f"{_heading(h)}{' - ' + inner if inner else ''}: {s}" for h, pairs in zip(missing, split, strict=False) for inner, s in pairs]
             vectors = self.embedder.embed_documents(texts) if texts else np.zeros((0, 1), dtype=np.float32)
             start = 0
             with self._lock:
-                for hit, pairs in zip(missing, split):
+                for hit, pairs in zip(missing, split, strict=False):
                     self._cache[hit.id] = ([s for _, s in pairs], vectors[start:start + len(pairs)])
                     start += len(pairs)
                 while len(self._cache) > CACHE_SIZE:
@@ -137,10 +137,10 @@ class EvidenceSelector:
             return []
         qvec = self.embedder.embed_query(question)
         scored = []
-        for hit, (sentences, vectors) in zip(hits, self._sentences(hits)):
+        for hit, (sentences, vectors) in zip(hits, self._sentences(hits), strict=False):
             if not sentences:
                 continue
-            for sentence, sim in zip(sentences, vectors @ qvec):
+            for sentence, sim in zip(sentences, vectors @ qvec, strict=False):
                 scored.append(Evidence(hit=hit, sentence=sentence, score=float(sim)))
         return sorted(scored, key=lambda e: e.score, reverse=True)
 

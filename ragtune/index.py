@@ -115,15 +115,15 @@ class Snapshot:
     def bm25_search(self, query: str, n: int, mask: np.ndarray | None = None) -> list[tuple[str, float]]:
         if self._bm25 is None:
             return []
-        import Stemmer
         import bm25s
+        import Stemmer
 
         tokens = bm25s.tokenize([query], stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=False, show_progress=False)
         if not tokens or not tokens[0]:
             return []
         k = min(n, len(self.chunks))
         docs, scores = self._bm25.retrieve(tokens, k=k, show_progress=False, weight_mask=mask, n_threads=1)
-        return [(self.chunks[int(i)].id, float(s)) for i, s in zip(docs[0], scores[0]) if s > 0]
+        return [(self.chunks[int(i)].id, float(s)) for i, s in zip(docs[0], scores[0], strict=False) if s > 0]
 
     def dense_search(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[tuple[str, float]]:
         return self.store.query(self.manifest.collection, vector, n, where)

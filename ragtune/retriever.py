@@ -63,7 +63,7 @@ class Retriever:
         self.settings = settings
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
-        self._reranker = None
+        self._reranker: Any = None  # a sentence-transformers CrossEncoder, loaded on first use
 
     def snapshot(self) -> Snapshot:
         """The current version, reopened when a new one has been published."""
@@ -161,11 +161,12 @@ class Retriever:
 
             from ragtune.embedding import resolve_model
 
+            assert self.settings.reranker_model is not None
             self._reranker = CrossEncoder(resolve_model(self.settings.reranker_model), device=self.embedder.settings.device)
         scores = self._reranker.predict([(query, h.chunk.embedding_text()) for h in hits], show_progress_bar=False)
-        for hit, score in zip(hits, scores):
+        for hit, score in zip(hits, scores, strict=True):
             hit.rerank_score = float(score)
-        return sorted(hits, key=lambda h: h.rerank_score, reverse=True)
+        return sorted(hits, key=lambda h: h.rerank_score or 0.0, reverse=True)
 
 
 def _ms(start: float) -> float:

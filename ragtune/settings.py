@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ragtune.errors import ConfigError
 
@@ -327,7 +327,7 @@ def describe(model: type[BaseModel] = Settings, prefix: str = "") -> list[tuple[
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             rows.extend(describe(annotation, f"{prefix}{name}."))
         else:
-            default = field.default if field.default_factory is None else field.default_factory()
+            default = field.get_default(call_default_factory=True)
             shown = str(default) if isinstance(default, Path) else repr(default)
             rows.append((f"{prefix}{name}", shown, field.description or ""))
     return rows

@@ -128,7 +128,7 @@ class VectorStore:
         found: dict[str, np.ndarray] = {}
         for start in range(0, len(ids), _GET_BATCH):
             got = collection.get(ids=ids[start:start + _GET_BATCH], include=["embeddings"])
-            for chunk_id, vector in zip(got["ids"], got["embeddings"]):
+            for chunk_id, vector in zip(got["ids"], got["embeddings"], strict=False):
                 found[chunk_id] = np.asarray(vector, dtype=np.float32)
         return found
 
@@ -141,7 +141,7 @@ class VectorStore:
         result = collection.query(
             query_embeddings=[vector], n_results=min(n, count), where=where or None, include=["distances"]
         )
-        return [(cid, 1.0 - float(dist)) for cid, dist in zip(result["ids"][0], result["distances"][0])]
+        return [(cid, 1.0 - float(dist)) for cid, dist in zip(result["ids"][0], result["distances"][0], strict=False)]
 
 
 def _is_uuid(name: str) -> bool:

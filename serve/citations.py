@@ -34,7 +34,7 @@ def model_cited(citations: list[Citation], sources: NumberedSources, evidence: l
     """The evidence the model's citations (short ids) point at, and the ids that point nowhere.
 
     Source S<i> is evidence[i - 1]: `number_sources` numbers the evidence in order."""
-    by_short = dict(zip(sources.ids, evidence))
+    by_short = dict(zip(sources.ids, evidence, strict=False))
     cited: list[Evidence] = []
     dropped: list[str] = []
     for citation in citations:

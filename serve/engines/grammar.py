@@ -142,7 +142,9 @@ def _scan(name: str, body: str) -> set[str]:
             i = j + 1
             continue
         elif c.isalpha():
-            word = _NAME.match(body, i).group(0)
+            match = _NAME.match(body, i)
+            assert match is not None  # body[i] is a letter, which _NAME always matches
+            word = match.group(0)
             refs.add(word)
             i += len(word)
             continue

@@ -77,7 +77,7 @@ class LlamaCppEngine:
         self.name = settings.llm.name or gguf.stem
         self.n_ctx = settings.llm.n_ctx
         self._vocab = None  # llama_cpp._internals.LlamaModel loaded vocab-only
-        self._formatter = None
+        self._formatter: Any = None  # llama_cpp's Jinja2ChatFormatter for the GGUF's template
         self._load_lock = threading.Lock()
         self._grammars: dict[str, bool] = {}
         self.process = ModelProcess(
@@ -127,6 +127,7 @@ class LlamaCppEngine:
     def render(self, messages: list[dict[str, str]]) -> str:
         """The prompt text exactly as llama.cpp receives it (the GGUF's template, generation prompt added)."""
         self._tokenizer()
+        assert self._formatter is not None
         return self._formatter(messages=messages).prompt
 
     def count_tokens(self, messages: list[dict[str, str]]) -> int:
@@ -182,9 +183,12 @@ class LlamaCppEngine:
         queue: asyncio.Queue = asyncio.Queue()
         done = object()
 
+        def on_piece(piece: str) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, piece)
+
         def produce() -> None:
             try:
-                self.process.request("chat", payload, on_piece=lambda piece: loop.call_soon_threadsafe(queue.put_nowait, piece))
+                self.process.request("chat", payload, on_piece=on_piece)
             except Exception as exc:  # handed to the consumer, which raises it
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
@@ -14,7 +15,7 @@ from serve.schemas import ChatRequest, ChatResponse, ErrorResponse, error_body
 
 router = APIRouter(tags=["chat"])
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Invalid request (empty message, bad filter or session id)."},
     413: {"model": ErrorResponse, "description": "Message or prompt too long."},
     502: {"model": ErrorResponse, "description": "The model's reply did not match the answer schema twice."},

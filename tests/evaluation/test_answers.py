@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-from ragtune.errors import UserInputError
 from evaluation.answers import evaluate_answers, load_questions
+from ragtune.errors import UserInputError
 
 SMALL = Path(__file__).parent / "data" / "answers_small.jsonl"
 

@@ -21,7 +21,7 @@ def test_consecutive_chunks_overlap_by_whole_sentences():
     sentences = " ".join(f"Fact {i} is here." for i in range(40))
     chunks = chunk_document(_doc([("S", sentences)]), "a.md", ChunkingSettings(chunk_size=30, chunk_overlap=8))
     assert len(chunks) > 2
-    for first, second in zip(chunks, chunks[1:]):
+    for first, second in zip(chunks, chunks[1:], strict=False):
         last_sentence = first.text.rsplit(". ", 1)[-1].rstrip(".")
         assert second.text.startswith(last_sentence) or last_sentence in second.text
 

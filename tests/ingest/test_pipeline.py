@@ -1,6 +1,5 @@
 """Re-ingestion with the real Chroma and the real packaged embedding model."""
 
-import json
 import os
 import signal
 import subprocess

@@ -6,7 +6,6 @@ import json
 import pytest
 
 from ragtune.answer import Answer
-
 from serve.engines.counting import CountingEngine
 
 

@@ -68,7 +68,7 @@ def _evidence(*sentences):
     from ragtune.evidence import Evidence
 
     chunks = [Chunk(f"c{i // 2}", "d.md", " ".join(sentences), "T", "", 0) for i in range(len(sentences))]
-    return [Evidence(hit=Hit(chunk=c, score=1.0, relevance=0.5), sentence=s, score=0.9 - i / 10) for i, (c, s) in enumerate(zip(chunks, sentences))]
+    return [Evidence(hit=Hit(chunk=c, score=1.0, relevance=0.5), sentence=s, score=0.9 - i / 10) for i, (c, s) in enumerate(zip(chunks, sentences, strict=False))]
 
 
 def test_citations_come_from_the_evidence_mapped_back_from_short_ids():
