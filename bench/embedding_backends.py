@@ -6,7 +6,8 @@ For each backend, on the SciFact corpus (../shared/data/scifact):
    data dir (parse, chunk, embed, Chroma, BM25, publish), chunks per second;
 2. query embedding latency, p50/p95 over --queries SciFact queries, one at a time;
 3. the serving process: a fresh `python` that builds the app (create_app, engine none) over that
-   index and answers one chat request: its peak RSS and the seconds from start to the answer.
+   index and answers one chat request: its RSS after the answer, its peak RSS, and the seconds
+   from start to the answer.
 Retrieval quality per backend comes from `bench/retrieval_scifact.py --set embedding.backend=NAME`.
 """
 
@@ -42,7 +43,8 @@ with TestClient(create_app(settings)) as client:
     r = client.post("/v1/chat", json={"message": "Does vitamin D reduce the risk of fractures?"})
     assert r.status_code == 200, r.text
     ready = time.perf_counter() - t0
-print(ready, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch" in sys.modules)
+rss = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:")) / 1024
+print(ready, rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch" in sys.modules)
 """
 
 
@@ -55,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = [json.loads(line) for line, _ in zip(open(args.data / "corpus.jsonl", encoding="utf-8"), range(args.docs), strict=False)]
     queries = [json.loads(line)["text"] for line, _ in zip(open(args.data / "queries.jsonl", encoding="utf-8"), range(args.queries), strict=False)]
-    print("| backend | ingest chunks/s | query embedding p50 / p95 | serving peak RSS | serving start to first answer | torch loaded |")
+    print("| backend | ingest chunks/s | query embedding p50 / p95 | serving RSS after the answer / peak | serving start to first answer | torch loaded |")
     print("|---|---|---|---|---|---|")
     for backend in args.backends.split(","):
         with tempfile.TemporaryDirectory(prefix="ragtune-emb-") as tmp:
@@ -79,9 +81,9 @@ def main() -> None:
             out = subprocess.run([sys.executable, "-c", SERVE, str(data), backend], capture_output=True, text=True, cwd=ROOT)
             if out.returncode != 0:
                 raise SystemExit(out.stderr[-3000:])
-            ready, rss, torch_loaded = out.stdout.split()[-3:]
+            ready, rss, peak, torch_loaded = out.stdout.split()[-4:]
             print(f"| {backend} | {rate:.1f} ({report.chunks_embedded} chunks) | {np.percentile(latencies, 50):.1f} / "
-                  f"{np.percentile(latencies, 95):.1f} ms | {float(rss):.0f} MB | {float(ready):.1f} s | {torch_loaded} |", flush=True)
+                  f"{np.percentile(latencies, 95):.1f} ms | {float(rss):.0f} / {float(peak):.0f} MB | {float(ready):.1f} s | {torch_loaded} |", flush=True)
 
 
 if __name__ == "__main__":
