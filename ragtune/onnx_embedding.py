@@ -23,6 +23,9 @@ import numpy as np
 from ragtune.errors import EmbeddingModelError
 
 
+MAX_BATCH_TOKENS = 2048  # padded tokens per onnxruntime call
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ragtune" / "onnx"
 
@@ -114,23 +117,27 @@ class OnnxEncoder:
         options.enable_cpu_mem_arena = False
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
-        self.dimension = int(self.session.get_outputs()[0].shape[-1] or self._probe_dimension())
-
-    def _probe_dimension(self) -> int:
-        return int(self.encode(["dimension"], 1).shape[1])
+        self.dimension = int(self._encode_batch(["dimension"]).shape[1])
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        # Sorted by length, like sentence-transformers, so a batch pads to similar lengths.
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        out = np.zeros((len(texts), 0), dtype=np.float32)
+        # Sorted by length, like sentence-transformers, so a batch pads to similar lengths; a batch
+        # also stops at MAX_BATCH_TOKENS padded tokens, since the unfused attention of the exported
+        # graph takes memory in proportion to batch x length^2 (32 x 256 tokens peaked at 800 MB).
+        order = [int(i) for i in np.argsort([-len(t) for t in texts], kind="stable")]
+        lengths = [len(e.ids) for e in self.tokenizer.encode_batch([texts[i] for i in order])] if texts else []
         parts: list[np.ndarray] = []
-        for start in range(0, len(texts), batch_size):
-            batch = [texts[i] for i in order[start:start + batch_size]]
-            parts.append(self._encode_batch(batch))
-        if parts:
-            vectors = np.concatenate(parts)
-            out = np.empty_like(vectors)
-            out[order] = vectors
+        start = 0
+        while start < len(order):
+            longest, end = lengths[start], start + 1  # sorted: the first of a batch is its longest
+            while end < len(order) and end - start < batch_size and (end - start + 1) * longest <= MAX_BATCH_TOKENS:
+                end += 1
+            parts.append(self._encode_batch([texts[i] for i in order[start:end]]))
+            start = end
+        if not parts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = np.concatenate(parts)
+        out = np.empty_like(vectors)
+        out[order] = vectors
         return out
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
