@@ -70,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     p = command("config", "Print the effective settings.")
     p.add_argument("--docs", action="store_true", help="list every setting with its default and description")
     p.add_argument("--markdown", action="store_true", help="the settings reference as Markdown (docs/settings.md)")
+
+    from ragtune import cli_train  # train subcommands (parsers only; the work is imported lazily)
+
+    cli_train.add_parser(sub)
     return parser
 
 
@@ -158,6 +162,12 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from ragtune.cli_train import cmd_train as train
+
+    return train(args, settings)
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from ragtune.index import KnowledgeIndex
 
@@ -210,6 +220,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "status": cmd_status,
     "config": cmd_config,
+    "train": cmd_train,
 }
 
 if __name__ == "__main__":

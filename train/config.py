@@ -89,6 +89,10 @@ class TrainConfig(_Section):
     max_length: int = Field(1024, ge=64, description="Longest record in tokens (the model's own tokenizer); longer ones are dropped by prepare.")
     epochs: float = Field(1.0, gt=0, description="Passes over the train split (ignored when max_steps is set).")
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps to run; overrides epochs.")
+    max_minutes: float | None = Field(
+        None, gt=0, description="Time budget: stop after the step that passes this many minutes of training and keep "
+        "what was learned (the adapter is saved as usual; run.json says the budget stopped it)."
+    )
     learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate (linear decay after warmup).")
     warmup_steps: int = Field(5, ge=0, description="Linear warmup steps.")
     batch_size: int = Field(2, ge=1, description="Records per device batch.")

@@ -65,9 +65,19 @@ def load_model(base: str, load_in_4bit: bool = False, dtype: str = "float32") ->
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=getattr(torch, dtype),
         )
     try:
-        return AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except OSError as exc:
         raise ConfigError(f"cannot load base_model {base}: {exc}") from exc
+    if gguf:
+        # transformers dequantizes a GGUF into ordinary tensors but still flags the model as
+        # "gguf-quantized", which blocks save_pretrained (needed to merge and export); the flag is
+        # stale once the weights are plain floats. The converter also needs the architecture name.
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.config.architectures = [type(model).__name__]
+    return model
 
 
 def add_lora(model: Any, lora: Any) -> Any:

@@ -107,6 +107,26 @@ def _metrics_callback(path: Path) -> Any:
     return MetricsLog()
 
 
+def _budget_callback(minutes: float) -> Any:
+    from transformers import TrainerCallback
+
+    class TimeBudget(TrainerCallback):
+        """Ends training after the step that exceeds the time budget (CPU runs on shared machines)."""
+
+        def __init__(self) -> None:
+            self.start = time.perf_counter()
+            self.stopped_at: int | None = None
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if time.perf_counter() - self.start > minutes * 60:
+                control.should_training_stop = True
+                control.should_save = True
+                self.stopped_at = state.global_step
+            return control
+
+    return TimeBudget()
+
+
 def load_for_training(config: TrainConfig) -> tuple[Any, Any, str]:
     """(model with LoRA, tokenizer, backend name)."""
     from train import unsloth_backend
@@ -144,7 +164,11 @@ def run(config: TrainConfig, dataset_dir: Path | None = None, resume: bool = Fal
         raise UserInputError(f"{dataset_dir / 'train.jsonl'} holds no records")
     model, tokenizer, backend = load_for_training(config)
     log(f"training {config.base_model} with {backend} on {len(train)} records ({len(evaluation)} eval) -> {out}")
-    trainer = build_trainer(config, model, tokenizer, train, evaluation, out, [_metrics_callback(out / "metrics.jsonl")])
+    callbacks = [_metrics_callback(out / "metrics.jsonl")]
+    budget = _budget_callback(config.max_minutes) if config.max_minutes else None
+    if budget is not None:
+        callbacks.append(budget)
+    trainer = build_trainer(config, model, tokenizer, train, evaluation, out, callbacks)
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
     wall = time.perf_counter() - started
@@ -158,6 +182,7 @@ def run(config: TrainConfig, dataset_dir: Path | None = None, resume: bool = Fal
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "train_loss": round(result.training_loss, 4), "eval_loss": round(final_eval.get("eval_loss", float("nan")), 4) if final_eval else None,
         "resumed_from": checkpoints[-1].name if resume and checkpoints else None,
+        "max_steps": config.max_steps, "stopped_by_time_budget": bool(budget and budget.stopped_at),
         "dataset_hash": json.loads(summary_path.read_text()).get("dataset_hash") if summary_path.is_file() else None,
     }
     (out / "run.json").write_text(json.dumps(info, indent=1))

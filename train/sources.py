@@ -167,7 +167,7 @@ def default_placeholders(company: str) -> dict[str, str]:
     """Company values for the common Bitext placeholders (the bundled knowledge base's facts)."""
     return {
         "Company Name": company,
-        "Website Name": "northwind.example", "Website URL": "northwind.example",
+        "Website Name": "website (northwind.example)", "Website URL": "northwind.example",
         "Live Chat": "the chat in our app", "Live Chat Support": "the chat in our app",
         "Customer Support Phone Number": "+49 30 1234 5678", "Support Phone Number": "+49 30 1234 5678",
         "Customer Support Email": "support@northwind.example", "Customer Support Email Address": "support@northwind.example",
@@ -189,12 +189,12 @@ def fill_placeholders(text: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(replace, text)
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_SENTENCE_END = re.compile(r"(?<=[^\d\s][.!?])\s+")  # not after "2." of a numbered list
 
 
 def shorten(text: str, max_words: int) -> str:
     """Cut at the last sentence end before `max_words` words (keeps at least the first sentence)."""
-    text = re.sub(r"[ \t]+", " ", text).strip()
+    text = re.sub(r"[ \t]+", " ", text.replace("\r\n", "\n")).strip()
     if len(text.split()) <= max_words:
         return text
     out: list[str] = []

@@ -90,3 +90,17 @@ def prepared(tmp_path_factory, tiny_hf, qa_file, examples_file, knowledge_index,
     settings, _ = knowledge_index
     summary = prepare(config, retriever, load_tokenizer(config.base_model), settings.chat.company_name)
     return config, summary
+
+
+@pytest.fixture(scope="session")
+def exported(prepared, tmp_path_factory):
+    """A one-step run on the tiny model, merged and converted to an f32 GGUF (read-only)."""
+    from train.export import export
+    from train.run import run
+
+    config, _ = prepared
+    folder = tmp_path_factory.mktemp("export-run")
+    config = config.model_copy(update={"name": "export", "runs_dir": folder, "max_steps": 1})
+    run(config, log=lambda *_: None)
+    paths = export(config.run_dir, config.base_model, "f32", log=lambda *_: None)
+    return config, paths
