@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,25 @@ def fix_tokenizer_config(folder: Path, tokenizer: Any) -> None:
     path.write_text(json.dumps(config, indent=1))
 
 
+def keep_sentencepiece(base_model: str, tokenizer: Any, target: Path) -> None:
+    """Put the base's own tokenizer.model next to the export when it has one.
+
+    transformers 5 saves only tokenizer.json; converted from that, a SentencePiece-BPE vocabulary
+    loses its piece scores and llama.cpp merges differently from the HF tokenizer ("u"+"pp" vs
+    "up"+"p"), which the parity check reports. The original model file keeps them identical.
+    """
+    from train.model import resolve_base
+
+    source, gguf = resolve_base(base_model)
+    candidates = [tokenizer.init_kwargs.get("vocab_file")]
+    if not gguf and Path(source).is_dir():
+        candidates.insert(0, str(Path(source) / "tokenizer.model"))
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            shutil.copyfile(candidate, target / "tokenizer.model")
+            return
+
+
 def merge(base_model: str, adapter: Path, target: Path) -> Path:
     """Merge the LoRA adapter into the base weights and save model + tokenizer in HF layout."""
     from peft import PeftModel
@@ -79,6 +99,7 @@ def merge(base_model: str, adapter: Path, target: Path) -> Path:
     model.save_pretrained(str(target), safe_serialization=True)
     tokenizer.save_pretrained(str(target))
     fix_tokenizer_config(target, tokenizer)
+    keep_sentencepiece(base_model, tokenizer, target)
     return target
 
 
@@ -91,6 +112,7 @@ def save_base(base_model: str, target: Path) -> Path:
     load_model(base_model).save_pretrained(str(target), safe_serialization=True)
     tokenizer.save_pretrained(str(target))
     fix_tokenizer_config(target, tokenizer)
+    keep_sentencepiece(base_model, tokenizer, target)
     return target
 
 

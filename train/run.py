@@ -73,7 +73,6 @@ def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, train: list[d
         use_cpu=not cuda_available(),
         include_num_input_tokens_seen="all",
         dataset_num_proc=None,
-        gradient_checkpointing=False,
         save_only_model=False,
     )
     return SFTTrainer(

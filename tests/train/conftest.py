@@ -17,7 +17,7 @@ BITEXT = ROOT.parent / "shared" / "data" / "bitext" / "train.csv"
 
 @pytest.fixture(scope="session")
 def tiny_hf(tmp_path_factory) -> Path:
-    return build_hf_model(tmp_path_factory.mktemp("tiny-train"))
+    return build_hf_model(tmp_path_factory.mktemp("tiny-train"), add_prefix_space=False)
 
 
 @pytest.fixture(scope="session")

