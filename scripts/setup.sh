@@ -23,7 +23,7 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   pip install -q "${TORCH_SPEC:-torch==2.13.0}"
 fi
 extras=serve
-[ "$dev" = 1 ] && extras=serve,dev
+[ "$dev" = 1 ] && extras=serve,dev,train
 # llama-cpp-python compiles llama.cpp on first install (a few minutes on 2 cores); pip caches the wheel.
 pip install -q -e ".[$extras]"
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +42,12 @@ METRICS = [
 
 def norm(text: str) -> str:
     return " ".join(str(text).lower().split())
+
+
+def has_fact(answer: str, fact: str) -> bool:
+    """The fact occurs as a whole phrase: "99 EUR" is not found inside "9.99 EUR"."""
+    pattern = r"(?<![\w.,])" + re.escape(norm(fact)) + r"(?![\w])"
+    return re.search(pattern, norm(answer)) is not None
 
 
 def file_key(path: Path) -> str:
@@ -122,7 +129,7 @@ def score_pipeline(questions: list[dict], responses: list[dict]) -> dict:
             in_scope += 1
             false_ref += refusal
             if ok:
-                facts += norm(question["fact"]) in norm(response.get("answer", ""))
+                facts += has_fact(response.get("answer", ""), question["fact"])
                 cited += any(s.get("cited") and s.get("path") == question["doc"] for s in response.get("sources", []))
         else:
             out_scope += 1
