@@ -71,6 +71,15 @@ def _grounded_answers_eval() -> tuple[Any, Any] | None:
     return Question, evaluate_answers
 
 
+OWN_EVALUATOR = "ragtune.answer_quality (own pipeline run)"
+SHARED_EVALUATOR = "serve.evaluation.evaluate_answers"
+
+
+def evaluator_name() -> str:
+    """Which evaluator answer_quality() uses here; cached figures are only compared within one."""
+    return SHARED_EVALUATOR if _grounded_answers_eval() is not None else OWN_EVALUATOR
+
+
 def answer_quality(settings: Settings, gguf: Path, questions: list[dict], retriever: Any = None) -> dict:
     """Figures (fact/citation/refusal accuracy, false refusals, schema validity) for one GGUF."""
     from train.evaluate import quality_score, score_pipeline
@@ -88,9 +97,9 @@ def answer_quality(settings: Settings, gguf: Path, questions: list[dict], retrie
         figures = {"n": s.get("questions"), "fact_accuracy": s.get("fact_accuracy"), "citation_accuracy": s.get("citation_accuracy"),
                    "refusal_accuracy": sum(refused) / len(refused) if refused else None,
                    "false_refusal_rate": s.get("false_handoffs"), "schema_validity": s.get("schema_valid"),
-                   "evaluator": "serve.evaluation.evaluate_answers"}
+                   "evaluator": SHARED_EVALUATOR}
     else:
         figures = score_pipeline(questions, pipeline_responses(settings, gguf, questions, retriever))
-        figures["evaluator"] = "ragtune.answer_quality (own pipeline run)"
+        figures["evaluator"] = OWN_EVALUATOR
     figures["quality_score"] = quality_score(figures)
     return figures

@@ -159,19 +159,47 @@ def evaluate(args, settings: Settings) -> int:
     from train.run import loss_chart
 
     loss_chart(args.run / "metrics.jsonl", args.run / "loss.png")
-    _record_eval(settings, args.run, report["results"]["tuned"])
+    _record_eval(settings, args.run, report, base, args.questions or config.data.heldout)
     print(format_table(report))
     print(f"written to {args.run / 'eval'} (report.json, report.md); loss chart {args.run / 'loss.png'}")
     return 0
 
 
-def _record_eval(settings: Settings, run: Path, figures: dict) -> None:
+def _record_eval(settings: Settings, run: Path, report: dict, base: Path, questions: Path | None) -> None:
+    """Store the tuned figures with its registry version, and let the deploy gate reuse the
+    pipeline figures of both models when it would compute the same thing (same questions file,
+    same evaluator)."""
+    from ragtune.answer_quality import OWN_EVALUATOR, evaluator_name
     from ragtune.models import ModelRegistry
+    from train.evaluate import quality_score
 
     registry = ModelRegistry(settings.data_dir)
+    results = report["results"]
+    reusable = questions is not None and "pipeline" in results.get("tuned", {}) and evaluator_name() == OWN_EVALUATOR
+    key = _questions_key(questions) if reusable else None
+
+    def gate(figures: dict) -> dict:
+        return figures | {"questions_key": key, "quality_score": quality_score(figures), "evaluator": OWN_EVALUATOR}
+
     for version in registry.versions():
         if version.run_dir and Path(version.run_dir).resolve() == run.resolve():
-            registry.update_eval(version.version, figures)
+            registry.update_eval(version.version, results["tuned"] | ({"gate": gate(results["tuned"]["pipeline"])} if reusable else {}))
+    if reusable and "pipeline" in results.get("base", {}):
+        _baseline_cache(registry, base, key).write_text(json.dumps(gate(results["base"]["pipeline"]), indent=1))
+
+
+def _questions_key(path: Path) -> str:
+    from train.evaluate import file_key
+    from train.sources import read_heldout
+
+    return f"{file_key(path)}-{len(read_heldout(path))}"
+
+
+def _baseline_cache(registry, gguf: Path, key: str) -> Path:
+    from train.evaluate import file_key
+
+    registry.root.mkdir(parents=True, exist_ok=True)
+    return registry.root / f"gate-{file_key(gguf)}-{key}.json"
 
 
 def export(args, settings: Settings) -> int:
@@ -228,23 +256,25 @@ def deploy(args, settings: Settings) -> int:
 
 def _gate(settings: Settings, registry, candidate, questions_path: Path) -> None:
     """Refuse a candidate that scores worse than the serving model on the held-out questions."""
-    from ragtune.answer_quality import answer_quality
-    from train.evaluate import file_key
+    from ragtune.answer_quality import answer_quality, evaluator_name
     from train.sources import read_heldout
 
     questions = read_heldout(questions_path)
-    key = f"{file_key(questions_path)}-{len(questions)}"
+    key = _questions_key(questions_path)
     current = registry.current()
     serving_gguf = Path(current.gguf) if current else _default_gguf(settings)
+    evaluator = evaluator_name()
 
     def figures_for(gguf: Path, version: str | None) -> dict:
-        if version:
-            cached = registry.get(version).eval.get("gate", {})
-            if cached.get("questions_key") == key:
-                return cached
+        cache = None if version else _baseline_cache(registry, gguf, key)
+        cached = registry.get(version).eval.get("gate", {}) if version else (json.loads(cache.read_text()) if cache.is_file() else {})
+        if cached.get("questions_key") == key and cached.get("evaluator", evaluator) == evaluator:
+            return cached
         result = answer_quality(settings, gguf, questions) | {"questions_key": key}
         if version:
             registry.update_eval(version, {"gate": result})
+        else:
+            cache.write_text(json.dumps(result, indent=1))
         return result
 
     new = figures_for(Path(candidate.gguf), candidate.version)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ragtune.answer_quality import OWN_EVALUATOR
 from ragtune.cli import main
 from ragtune.models import ModelRegistry
 from train.evaluate import file_key
@@ -64,8 +65,8 @@ def test_deploy_gate_refuses_a_worse_version_unless_forced(exported, data_dir, t
     questions.write_text(json.dumps({"question": QUESTION, "kind": "in_scope", "doc": "policies/refund-policy.pdf", "fact": "30 days"}) + "\n")
     key = f"{file_key(questions)}-1"
     # Figures as an earlier gate run stored them (the gate reuses them for the same questions file).
-    registry.update_eval("ragtune-v1", {"gate": {"questions_key": key, "quality_score": 0.5, "evaluator": "stored"}})
-    registry.update_eval("ragtune-v2", {"gate": {"questions_key": key, "quality_score": 0.25, "evaluator": "stored"}})
+    registry.update_eval("ragtune-v1", {"gate": {"questions_key": key, "quality_score": 0.5, "evaluator": OWN_EVALUATOR}})
+    registry.update_eval("ragtune-v2", {"gate": {"questions_key": key, "quality_score": 0.25, "evaluator": OWN_EVALUATOR}})
     assert main(["train", "deploy", "ragtune-v2", "--questions", str(questions)]) == 2
     err = capsys.readouterr().err
     assert "ragtune-v2 scores 0.25 against 0.5 for ragtune-v1" in err and err.strip().count("\n") == 0
