@@ -42,7 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--config", dest="train_config", type=Path, help="count tokens with this config's base tokenizer and max_length")
     s = step("run", "Train the LoRA adapter (unsloth on CUDA, transformers + peft elsewhere).")
     s.add_argument("--config", dest="train_config", type=Path, required=True, help="training config (YAML)")
-    s.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    s.add_argument("--resume", action="store_true", help="continue an interrupted (or time-budget-stopped) run from its last checkpoint")
+    s.add_argument("--max-minutes", type=float, help="override the config's time budget for this invocation")
     s.add_argument("--dataset", type=Path, help="dataset folder (default: the config's data.output)")
     s = step("eval", "Base vs tuned: raw llama.cpp (no grammar) on the eval split, and the chat pipeline on held-out questions.")
     s.add_argument("run", type=Path, help="run directory")
@@ -121,7 +122,10 @@ def validate(args, settings: Settings) -> int:
 def run(args, settings: Settings) -> int:
     from train.run import run as train_run
 
-    info = train_run(_config(args.train_config), args.dataset, resume=args.resume)
+    config = _config(args.train_config)
+    if args.max_minutes is not None:
+        config = config.model_copy(update={"max_minutes": args.max_minutes})
+    info = train_run(config, args.dataset, resume=args.resume)
     print(json.dumps(info, indent=1))
     return 0
 
@@ -181,9 +185,11 @@ def _record_eval(settings: Settings, run: Path, report: dict, base: Path, questi
     def gate(figures: dict) -> dict:
         return figures | {"questions_key": key, "quality_score": quality_score(figures), "evaluator": OWN_EVALUATOR}
 
-    for version in registry.versions():
-        if version.run_dir and Path(version.run_dir).resolve() == run.resolve():
-            registry.update_eval(version.version, results["tuned"] | ({"gate": gate(results["tuned"]["pipeline"])} if reusable else {}))
+    # The newest version exported from this run is the one just evaluated (a resumed run exports again).
+    exported = [v for v in registry.versions() if v.run_dir and Path(v.run_dir).resolve() == run.resolve()]
+    if exported:
+        latest = max(exported, key=lambda v: v.created_at)
+        registry.update_eval(latest.version, results["tuned"] | ({"gate": gate(results["tuned"]["pipeline"])} if reusable else {}))
     if reusable and "pipeline" in results.get("base", {}):
         _baseline_cache(registry, base, key).write_text(json.dumps(gate(results["base"]["pipeline"]), indent=1))
 
