@@ -78,3 +78,23 @@ def test_parity_fails_when_token_ids_differ(tmp_path):
     gguf = convert_to_gguf(hf, tmp_path / "undeclared.gguf")
     with pytest.raises(ParityError, match="tokenizes the prompt differently from the HF tokenizer at token 1"):
         check_parity(load_tokenizer(str(hf)), gguf, None, COMPANY)
+
+
+def test_lora_only_export_loads_as_a_llama_cpp_adapter(exported, tmp_path):
+    """export.lora_only: the adapter alone, converted by convert_lora_to_gguf.py, applied by llama.cpp."""
+    from pathlib import Path
+
+    from llama_cpp import Llama
+
+    from train.export import convert, export
+
+    config, _ = exported
+    paths = export(config.run_dir, config.base_model, "f32", lora_only=True, log=lambda *_: None)
+    lora = Path(paths["lora"])
+    assert lora.is_file() and lora.stat().st_size > 0
+    base = convert(Path(paths["hf"]), tmp_path / "base.gguf", "f32")
+    llm = Llama(model_path=str(base), lora_path=str(lora), n_ctx=512, verbose=False)
+    try:
+        assert llm.create_completion("Refunds", max_tokens=4, temperature=0)["usage"]["completion_tokens"] >= 1
+    finally:
+        llm.close()
