@@ -168,15 +168,20 @@ def run(config: TrainConfig, dataset_dir: Path | None = None, resume: bool = Fal
     if budget is not None:
         callbacks.append(budget)
     trainer = build_trainer(config, model, tokenizer, train, evaluation, out, callbacks)
+    start_tokens = 0
+    if resume and checkpoints:  # read now: save_total_limit may delete that checkpoint during training
+        state = json.loads((checkpoints[-1] / "trainer_state.json").read_text())
+        start_tokens = int(state.get("num_input_tokens_seen") or 0)
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
     wall = time.perf_counter() - started
     trainer.save_model(str(out / "adapter"))
     tokenizer.save_pretrained(str(out / "adapter"))
     tokens = int(trainer.state.num_input_tokens_seen or 0)
+    tokens -= start_tokens  # tokens/s of this invocation: a checkpoint's tokens were trained before
     final_eval = trainer.evaluate() if evaluation else {}
     info = {
-        "name": config.name, "base_model": config.base_model, "backend": backend, "steps": trainer.state.global_step,
+        "name": config.name, "base_model": config.base_model, "backend": backend, "steps": trainer.state.global_step, "total_tokens_seen": int(trainer.state.num_input_tokens_seen or 0),
         "wall_s": round(wall, 1), "tokens_seen": tokens, "train_tokens_per_s": round(tokens / wall, 1) if wall else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "train_loss": round(result.training_loss, 4), "eval_loss": round(final_eval.get("eval_loss", float("nan")), 4) if final_eval else None,

@@ -59,4 +59,5 @@ def test_run_directory_and_resume(prepared, tmp_path):
     (out / "run.json").unlink()
     resumed = run(config, resume=True, log=lambda *_: None)
     assert resumed["resumed_from"] == "checkpoint-1" and resumed["steps"] == 2
+    assert 0 < resumed["tokens_seen"] < resumed["total_tokens_seen"]  # this invocation trained one of the two steps
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
