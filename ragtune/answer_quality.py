@@ -65,7 +65,10 @@ def pipeline_responses(settings: Settings, gguf: Path, questions: list[dict], re
 
 def _grounded_answers_eval() -> tuple[Any, Any] | None:
     try:
-        from serve.evaluation import Question, evaluate_answers  # the grounded-answers issue's evaluation
+        from serve.evaluation import (  # the grounded-answers issue's evaluation
+            Question,
+            evaluate_answers,
+        )
     except ImportError:
         return None
     return Question, evaluate_answers

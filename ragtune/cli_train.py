@@ -94,7 +94,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 def prepare(args, settings: Settings) -> int:
     from ragtune.progress import RichProgress
-    from train.dataset import format_summary, prepare as build
+    from train.dataset import format_summary
+    from train.dataset import prepare as build
     from train.model import load_tokenizer
 
     config = _config(args.train_config)
@@ -132,9 +133,9 @@ def run(args, settings: Settings) -> int:
 
 def evaluate(args, settings: Settings) -> int:
     from ragtune.answer_quality import pipeline_responses
-    from ragtune.embedding import Embedder
     from ragtune.progress import RichProgress
-    from train.evaluate import evaluate as run_eval, format_table
+    from train.evaluate import evaluate as run_eval
+    from train.evaluate import format_table
     from train.model import resolve_base
     from train.sources import read_heldout
 

@@ -159,7 +159,7 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> TrainCon
     except OSError as exc:
         raise ConfigError(f"cannot read training config {path}: {exc.strerror}") from exc
     try:
-        raw = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        raw = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)

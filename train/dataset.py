@@ -35,7 +35,14 @@ from ragtune.progress import NullProgress, Progress
 from ragtune.prompt import ContextChunk, Turn, build_messages, training_messages
 from train.config import TrainConfig
 from train.sources import (
-    DatasetError, Pair, default_placeholders, fill_placeholders, read_conversations, read_examples, read_heldout, read_qa,
+    DatasetError,
+    Pair,
+    default_placeholders,
+    fill_placeholders,
+    read_conversations,
+    read_examples,
+    read_heldout,
+    read_qa,
     shorten,
 )
 
@@ -243,7 +250,7 @@ def validate_file(path: Path, company: str, tokenizer: Any = None, max_length: i
     """Check every record of a dataset file; the first problem raises DatasetError with its line."""
     count = 0
     try:
-        handle = open(path, encoding="utf-8")
+        handle = open(path, encoding="utf-8")  # noqa: SIM115 - opened apart from `with` to report a located error
     except OSError as exc:
         raise DatasetError(f"cannot read {path}: {exc.strerror}") from exc
     with handle:

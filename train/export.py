@@ -44,7 +44,7 @@ def llama_cpp_dir() -> Path:
 def _run(args: list[str], what: str) -> None:
     env = dict(os.environ)
     env.pop("NO_LOCAL_GGUF", None)  # the converter must use its own gguf-py, not the PyPI package
-    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env)
+    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, check=False)
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["(no output)"]
         raise ExportError(f"{what} failed: {tail[0]}")

@@ -85,13 +85,13 @@ def render_modelfile(tokenizer: Any, gguf_name: str, company: str, num_ctx: int,
 
 
 def modelfile_template(text: str) -> str:
-    match = re.search(r'^TEMPLATE """(.*?)"""', text, re.S | re.M)
+    match = re.search(r'^TEMPLATE """(.*?)"""', text, re.DOTALL | re.MULTILINE)
     if not match:
         raise ParityError("the Modelfile has no TEMPLATE")
     return match.group(1)
 
 
-_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
+_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.DOTALL)
 
 
 def render_go_template(template: str, messages: list[dict[str, str]]) -> str:
@@ -225,16 +225,16 @@ def register_with_ollama(gguf: Path, modelfile: str, name: str, host: str, log=p
 
         client = ollama.Client(host=host, timeout=5)
         client.list()
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure to reach Ollama means: print the command instead
         log(f"no Ollama reachable at {host}; register the model with:\n  {command}")
         return False
     digest = client.create_blob(gguf)
-    params: dict[str, Any] = {"stop": re.findall(r'^PARAMETER stop "(.*)"$', modelfile, re.M)}
+    params: dict[str, Any] = {"stop": re.findall(r'^PARAMETER stop "(.*)"$', modelfile, re.MULTILINE)}
     for key, cast in (("num_ctx", int), ("temperature", float), ("repeat_penalty", float)):
-        m = re.search(rf"^PARAMETER {key} (\S+)$", modelfile, re.M)
+        m = re.search(rf"^PARAMETER {key} (\S+)$", modelfile, re.MULTILINE)
         if m:
             params[key] = cast(m.group(1))
-    system = re.search(r'^SYSTEM """(.*?)"""', modelfile, re.S | re.M)
+    system = re.search(r'^SYSTEM """(.*?)"""', modelfile, re.DOTALL | re.MULTILINE)
     client.create(model=name, files={gguf.name: digest}, template=modelfile_template(modelfile),
                   system=system.group(1) if system else None, parameters=params)
     log(f"registered {name} with Ollama at {host}")

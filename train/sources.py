@@ -38,7 +38,7 @@ class Pair:
 
 def _jsonl(path: Path):
     try:
-        handle = open(path, encoding="utf-8")
+        handle = open(path, encoding="utf-8")  # noqa: SIM115 - opened apart from `with` to report a located error
     except OSError as exc:
         raise DatasetError(f"cannot read {path}: {exc.strerror}") from exc
     with handle:

@@ -24,7 +24,7 @@ def available() -> bool:
 def load(config: Any) -> tuple[Any, Any]:
     """(model with LoRA adapters, tokenizer) through unsloth's FastLanguageModel."""
     try:
-        from unsloth import FastLanguageModel  # noqa: I001 - must come before transformers is used
+        from unsloth import FastLanguageModel
     except ImportError as exc:
         raise ConfigError(f"backend unsloth needs the gpu extra (pip install 'ragtune[gpu]'): {exc}") from exc
     source, gguf = resolve_base(config.base_model)

@@ -4,7 +4,6 @@ prepared against the session's real knowledge index, and configs pointing at the
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from ragtune.answer import parse_answer
-from ragtune.prompt import ContextChunk, Turn, build_messages
+from ragtune.prompt import ContextChunk, build_messages
 from train.config import load_config
 from train.dataset import prepare, validate_file, validate_record
 from train.model import load_tokenizer
@@ -55,7 +55,7 @@ def test_split_is_deterministic_and_heldout_never_trained(prepared, retriever, k
     second = prepare(again, retriever, load_tokenizer(config.base_model), settings.chat.company_name)
     assert second["dataset_hash"] == summary["dataset_hash"]
     assert (tmp_path / "again" / "eval.jsonl").read_text() == (config.data.output / "eval.jsonl").read_text()
-    heldout = {json.loads(l)["question"] for l in open(config.data.heldout)}
+    heldout = {json.loads(line)["question"] for line in config.data.heldout.read_text().splitlines() if line.strip()}
     assert not heldout & {r["meta"]["question"] for r in _records(config)}
 
 
@@ -104,7 +104,9 @@ def test_placeholders_and_stored_conversations(tmp_path):
     filled = fill_placeholders("Call {{Customer Support Phone Number}} about {{Order Number Anonymized}} in {{Order History}}.",
                                {"Customer Support Phone Number": "+49 30 1234 5678"})
     assert filled == "Call +49 30 1234 5678 about your order number in Order History."
-    from serve.conversations import ConversationStore  # the store the chat API writes (test side only)
+    from serve.conversations import (
+        ConversationStore,  # the store the chat API writes (test side only)
+    )
 
     store = ConversationStore(tmp_path / "conversations.sqlite3")
     store.append("s1", "How do I cancel?", "Under Settings > Billing.")

@@ -1,7 +1,6 @@
 """`train eval`: scoring rules, and a real run of both modes on the tiny model."""
 
 import json
-from pathlib import Path
 
 from ragtune.cli import main
 from train.evaluate import format_table, quality_score, score_pipeline, score_raw

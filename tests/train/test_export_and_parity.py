@@ -4,7 +4,13 @@ import pytest
 
 from ragtune.prompt import build_messages
 from train.model import load_tokenizer
-from train.modelfile import ParityError, check_parity, render_go_template, render_modelfile, role_wrappers
+from train.modelfile import (
+    ParityError,
+    check_parity,
+    render_go_template,
+    render_modelfile,
+    role_wrappers,
+)
 
 COMPANY = "Northwind Cloud"
 
@@ -12,7 +18,7 @@ COMPANY = "Northwind Cloud"
 def test_merged_model_converts_and_llama_cpp_loads_it(exported):
     from llama_cpp import Llama
 
-    config, paths = exported
+    _, paths = exported
     tokenizer = load_tokenizer(paths["hf"])
     llm = Llama(model_path=paths["gguf"], n_ctx=2048, verbose=False)
     try:
