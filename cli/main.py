@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     p = command("config", "Print the effective settings.")
     p.add_argument("--docs", action="store_true", help="list every setting with its default and description")
     p.add_argument("--markdown", action="store_true", help="the settings reference as Markdown (docs/settings.md)")
+
+    from cli import train as cli_train  # train subcommands (parsers only; the work is imported lazily)
+
+    cli_train.add_parser(sub)
     return parser
 
 
@@ -183,6 +187,12 @@ def cmd_eval_answers(args: argparse.Namespace, settings: Settings) -> int:
     report = evaluate_answers(settings, questions, mode=args.mode, url=args.url, progress=None if args.json else progress)
     print(json.dumps(report, indent=1, ensure_ascii=False) if args.json else format_report(report))
     return 0
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.train import cmd_train as train
+
+    return train(args, settings)
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -299,6 +309,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "status": cmd_status,
     "config": cmd_config,
+    "train": cmd_train,
 }
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   pip install -q "${TORCH_SPEC:-torch==2.13.0}"
 fi
 extras=serve
-[ "$dev" = 1 ] && extras=serve,dev
+[ "$dev" = 1 ] && extras=serve,dev,train
 
 # llama.cpp, built portable. llama-cpp-python ships as source only, and its default build is
 # native (-march=native): it compiles in whatever the build machine advertises, AVX-512 and AMX

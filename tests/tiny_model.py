@@ -34,8 +34,13 @@ def _corpus(folder: Path) -> Path:
     return corpus
 
 
-def build_hf_model(folder: Path, vocab_size: int = 512) -> Path:
-    """A tiny Llama in Hugging Face layout: tokenizer.model, tokenizer_config.json, weights."""
+def build_hf_model(folder: Path, vocab_size: int = 512, add_prefix_space: bool | None = None) -> Path:
+    """A tiny Llama in Hugging Face layout: tokenizer.model, tokenizer_config.json, weights.
+
+    `add_prefix_space=False` declares what the HF tokenizer does (no "▁" after a special token),
+    so the converter tells llama.cpp the same and both tokenize a chat prompt to the same ids;
+    left undeclared, llama.cpp's SentencePiece default adds the space and the ids differ.
+    """
     import sentencepiece as spm
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -54,6 +59,7 @@ def build_hf_model(folder: Path, vocab_size: int = 512) -> Path:
         "tokenizer_class": "LlamaTokenizer",
         "bos_token": "<s>", "eos_token": "<|im_end|>", "unk_token": "<unk>",
         "add_bos_token": False, "add_eos_token": False,
+        **({} if add_prefix_space is None else {"add_prefix_space": add_prefix_space}),
         "chat_template": CHATML,
         "added_tokens_decoder": {
             str(i): {"content": tok, "special": True, "lstrip": False, "rstrip": False, "normalized": False, "single_word": False}

@@ -58,6 +58,10 @@ def create_engine(settings: Settings) -> Engine | None:
     from serve.engines.llamacpp import LlamaCppEngine, resolve_gguf
 
     try:
+        if not settings.llm.gguf_path and not settings.llm.hf_repo:  # follow the model registry (ragtune train deploy)
+            from serve.model_switch import SwitchingEngine
+
+            return SwitchingEngine(settings)
         return LlamaCppEngine(settings, resolve_gguf(settings.llm))
     except ModelUnavailable as exc:
         if engine == "llamacpp":

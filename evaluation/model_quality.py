@@ -1,0 +1,104 @@
+"""Answer quality of one model GGUF through the real chat pipeline: the adapter training uses.
+
+`train eval` and the `train deploy` gate need answers from the serving pipeline (retrieval,
+evidence gate, grammar, verification) for a given model file, but `train/` may not import
+`serve/`. This module composes them from the evaluation layer, above both: the gate uses the
+answer-quality evaluation (`evaluation.answers.evaluate_answers`, `ragtune eval answers`), its
+summary mapped onto training's figure names; `train eval`'s table runs the questions through
+`serve.chat.ChatService` here and `train.evaluate.score_pipeline` scores them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ragtune.errors import RagtuneError
+from ragtune.settings import Settings
+
+
+def _engine(settings: Settings, gguf: Path) -> tuple[Settings, Any]:
+    from serve.engines import create_engine
+
+    llm = settings.llm.model_copy(update={"engine": "llamacpp", "gguf_path": gguf, "name": gguf.stem})
+    model_settings = settings.model_copy(update={"llm": llm})
+    return model_settings, create_engine(model_settings)
+
+
+def pipeline_responses(settings: Settings, gguf: Path, questions: list[dict], retriever: Any = None) -> list[dict]:
+    """One response dict per question ({answer, handoff, mode, sources, total_ms} or {error})."""
+    from ragtune.embedding import Embedder
+    from ragtune.index import KnowledgeIndex
+    from ragtune.retriever import Retriever
+    from serve.chat import ChatService
+    from serve.conversations import ConversationStore
+
+    model_settings, engine = _engine(settings, gguf)
+    retriever = retriever or Retriever(KnowledgeIndex(settings), Embedder(settings.embedding), settings.retrieval)
+
+    async def run_all() -> list[dict]:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = ConversationStore(Path(tmp) / "eval.sqlite3")
+            service = ChatService(model_settings, retriever, engine, store)
+            out = []
+            try:
+                for q in questions:
+                    try:
+                        response = await service.answer(q["question"], history=[])
+                        data = response.model_dump()
+                        out.append({"answer": data["answer"], "handoff": data["handoff"], "mode": data["mode"],
+                                    "model": data.get("model"), "total_ms": data["timings_ms"].get("total_ms"),
+                                    "sources": [{"path": s["path"], "cited": s["cited"]} for s in data["sources"]]})
+                    except RagtuneError as exc:
+                        out.append({"error": f"{type(exc).__name__}: {exc}"})
+            finally:
+                if engine is not None:
+                    await engine.aclose()
+                store.close()
+            return out
+
+    return asyncio.run(run_all())
+
+
+def _grounded_answers_eval() -> tuple[Any, Any] | None:
+    try:
+        from evaluation.answers import Question, evaluate_answers
+    except ImportError:
+        return None
+    return Question, evaluate_answers
+
+
+OWN_EVALUATOR = "evaluation.model_quality (own pipeline run)"
+SHARED_EVALUATOR = "evaluation.answers.evaluate_answers"
+
+
+def evaluator_name() -> str:
+    """Which evaluator answer_quality() uses here; cached figures are only compared within one."""
+    return SHARED_EVALUATOR if _grounded_answers_eval() is not None else OWN_EVALUATOR
+
+
+def answer_quality(settings: Settings, gguf: Path, questions: list[dict], retriever: Any = None) -> dict:
+    """Figures (fact/citation/refusal accuracy, false refusals, schema validity) for one GGUF."""
+    from train.evaluate import quality_score, score_pipeline
+
+    shared = _grounded_answers_eval()
+    if shared is not None:
+        Question, evaluate_answers = shared
+        kinds = {"in_scope": "in_scope", "near_miss": "near_scope", "out_of_scope": "out_of_scope"}
+        converted = [Question(id=str(i), kind=kinds[q["kind"]], question=q["question"],
+                              expected_paths=[q["doc"]] if q.get("doc") else [], facts=[q["fact"]] if q.get("fact") else [])
+                     for i, q in enumerate(questions)]
+        model_settings, engine = _engine(settings, gguf)
+        s = evaluate_answers(model_settings, converted, engine=engine)["summary"]
+        refused = [v for v in (s.get("out_of_scope_refused"), s.get("near_scope_refused")) if v is not None]
+        figures = {"n": s.get("questions"), "fact_accuracy": s.get("fact_accuracy"), "citation_accuracy": s.get("citation_accuracy"),
+                   "refusal_accuracy": sum(refused) / len(refused) if refused else None,
+                   "false_refusal_rate": s.get("false_handoffs"), "schema_validity": s.get("schema_valid"),
+                   "evaluator": SHARED_EVALUATOR}
+    else:
+        figures = score_pipeline(questions, pipeline_responses(settings, gguf, questions, retriever))
+        figures["evaluator"] = OWN_EVALUATOR
+    figures["quality_score"] = quality_score(figures)
+    return figures

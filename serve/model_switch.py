@@ -1,0 +1,113 @@
+"""Follow the model registry's "current" pointer: deploy and rollback without a restart.
+
+When `llm.gguf_path` / `llm.hf_repo` are not set, the engine factory wraps the embedded engine in a
+`SwitchingEngine`. It checks the pointer file's mtime (one stat) at the start of each request's
+token counting and on readiness checks; when the pointer names another version it builds an engine
+for that GGUF, named after the version, so every answer reports the model version that produced it.
+With no version deployed (or after rolling back past the first) it serves the default model.
+A replaced engine is closed at the next switch or at shutdown, not while a request may still use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from ragtune.models import ModelRegistry
+from ragtune.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class SwitchingEngine:
+    kind = "llamacpp"
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.registry = ModelRegistry(Path(settings.data_dir))
+        self._lock = threading.Lock()
+        self._mtime: float | None = -1.0
+        self._version: str | None = "\x00unset"
+        self._engine: Any = None
+        self._retired: list[Any] = []
+        self.check()
+
+    def _pointer_mtime(self) -> float | None:
+        try:
+            return os.stat(self.registry.pointer_path).st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    def check(self) -> None:
+        """Switch engines if the pointer moved since the last look."""
+        from serve.engines.llamacpp import LlamaCppEngine, resolve_gguf
+
+        mtime = self._pointer_mtime()
+        if mtime == self._mtime and self._engine is not None:
+            return
+        with self._lock:
+            if mtime == self._mtime and self._engine is not None:
+                return
+            current = self.registry.current()
+            version = current.version if current else None
+            if version != self._version or self._engine is None:
+                if current is not None:
+                    llm = self.settings.llm.model_copy(update={"name": current.version})
+                    engine = LlamaCppEngine(self.settings.model_copy(update={"llm": llm}), Path(current.gguf))
+                else:
+                    engine = LlamaCppEngine(self.settings, resolve_gguf(self.settings.llm))
+                if self._engine is not None:
+                    self._retired.append(self._engine)
+                    log.info("answer model switched from %s to %s", self._engine.name, engine.name)
+                self._engine, self._version = engine, version
+            self._mtime = mtime
+
+    @property
+    def engine(self) -> Any:
+        return self._engine
+
+    @property
+    def name(self) -> str:
+        return self._engine.name
+
+    @property
+    def n_ctx(self) -> int:
+        return self._engine.n_ctx
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        return self._engine.unavailable_reason
+
+    def count_tokens(self, messages: list[dict[str, str]]) -> int:
+        self.check()
+        return self._engine.count_tokens(messages)
+
+    async def generate(self, messages, allowed_ids, max_tokens, tight=False):
+        return await self._engine.generate(messages, allowed_ids, max_tokens, tight=tight)
+
+    def stream(self, messages, allowed_ids, max_tokens):
+        return self._engine.stream(messages, allowed_ids, max_tokens)
+
+    async def ready(self) -> bool:
+        self.check()
+        await self._close_retired()
+        return await self._engine.ready()
+
+    async def _close_retired(self, keep: int = 1) -> None:
+        # The engine replaced last may still be finishing a request; older ones are idle.
+        while len(self._retired) > keep:
+            await self._retired.pop(0).aclose()
+
+    async def aclose(self) -> None:
+        await self._close_retired(keep=0)
+        if self._engine is not None:
+            await self._engine.aclose()
+
+    def __getattr__(self, item: str) -> Any:  # render(), load(), path ... of the current engine
+        engine = self.__dict__.get("_engine")
+        if engine is None:
+            raise AttributeError(item)
+        return getattr(engine, item)

@@ -1,0 +1,93 @@
+"""Registry, deploy gate, and the chat API following deploy / rollback without a restart."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from evaluation.model_quality import evaluator_name
+from cli.main import main
+from ragtune.models import ModelRegistry
+from train.evaluate import file_key
+
+QUESTION = "Can I get a refund on my annual plan?"
+
+
+@pytest.fixture
+def data_dir(knowledge_index, tmp_path):
+    """A private copy of the session's ingested data dir (RAGTUNE_DATA_DIR points here)."""
+    settings, _ = knowledge_index
+    target = tmp_path / "data"
+    shutil.copytree(settings.data_dir, target)
+    return target
+
+
+def _register_two(data_dir: Path, gguf: str) -> ModelRegistry:
+    registry = ModelRegistry(data_dir)
+    registry.register(Path(gguf), "tiny", "hash-a", {"name": "a"})
+    registry.register(Path(gguf), "tiny", "hash-b", {"name": "b"})
+    return registry
+
+
+def test_deploy_switches_the_chat_api_and_rollback_restores_it(exported, knowledge_index, retriever, data_dir):
+    from fastapi.testclient import TestClient
+
+    from serve.app import create_app
+
+    _, paths = exported
+    registry = _register_two(data_dir, paths["gguf"])
+    assert [v.version for v in registry.versions()] == ["ragtune-v1", "ragtune-v2"]
+    assert registry.get("ragtune-v2").dataset_hash == "hash-b"
+    registry.deploy("ragtune-v1")
+    settings, _ = knowledge_index
+    settings = settings.model_copy(update={"data_dir": data_dir, "llm": settings.llm.model_copy(update={"engine": "auto", "max_tokens": 256})})
+    with TestClient(create_app(settings, retriever=retriever)) as client:
+        def model() -> str:
+            response = client.post("/v1/chat", json={"message": QUESTION})
+            assert response.status_code == 200, response.text
+            assert response.json()["mode"] == "generated"
+            return response.json()["model"]
+
+        assert model() == "ragtune-v1"
+        registry.deploy("ragtune-v2")
+        assert model() == "ragtune-v2"  # same process, no restart
+        assert registry.rollback().version == "ragtune-v1"
+        assert model() == "ragtune-v1"
+    assert registry.pointer()["history"] == []
+
+
+def test_deploy_gate_refuses_a_worse_version_unless_forced(exported, data_dir, tmp_path, capsys):
+    _, paths = exported
+    registry = _register_two(data_dir, paths["gguf"])
+    registry.deploy("ragtune-v1")
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps({"question": QUESTION, "kind": "in_scope", "doc": "policies/refund-policy.pdf", "fact": "30 days"}) + "\n")
+    key = f"{file_key(questions)}-1"
+    # Figures as an earlier gate run stored them (the gate reuses them for the same questions file).
+    registry.update_eval("ragtune-v1", {"gate": {"questions_key": key, "quality_score": 0.5, "evaluator": evaluator_name()}})
+    registry.update_eval("ragtune-v2", {"gate": {"questions_key": key, "quality_score": 0.25, "evaluator": evaluator_name()}})
+    assert main(["train", "deploy", "ragtune-v2", "--questions", str(questions)]) == 2
+    err = capsys.readouterr().err
+    assert "ragtune-v2 scores 0.25 against 0.5 for ragtune-v1" in err and err.strip().count("\n") == 0
+    assert registry.current().version == "ragtune-v1"
+    assert main(["train", "deploy", "ragtune-v2", "--force"]) == 0
+    assert registry.current().version == "ragtune-v2"
+    assert main(["train", "deploy", "--rollback"]) == 0
+    assert registry.current().version == "ragtune-v1"
+
+
+def test_deploy_gate_runs_the_chat_pipeline(exported, data_dir, tmp_path, capsys, monkeypatch):
+    _, paths = exported
+    registry = _register_two(data_dir, paths["gguf"])
+    registry.deploy("ragtune-v1")
+    monkeypatch.setenv("RAGTUNE_LLM__MAX_TOKENS", "128")
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps({"question": QUESTION, "kind": "in_scope", "doc": "policies/refund-policy.pdf", "fact": "30 days"}) + "\n"
+                         + json.dumps({"question": "What is the capital of Australia?", "kind": "out_of_scope"}) + "\n")
+    assert main(["train", "deploy", "ragtune-v2", "--questions", str(questions)]) == 0  # same weights: not worse
+    out = capsys.readouterr().out
+    assert "answer quality on 2 held-out questions" in out and "deployed ragtune-v2" in out
+    gate = registry.get("ragtune-v2").eval["gate"]
+    assert gate["n"] == 2 and gate["refusal_accuracy"] in (0.0, 1.0) and "quality_score" in gate
+    assert registry.get("ragtune-v1").eval["gate"]["quality_score"] == gate["quality_score"]

@@ -1,0 +1,70 @@
+"""`train eval`: scoring rules, and a real run of both modes on the tiny model."""
+
+import json
+
+from cli.main import main
+from train.evaluate import format_table, quality_score, score_pipeline, score_raw
+
+
+def _record(kind, oracle=None, reference="Refunds take 5 to 10 business days."):
+    return {"messages": [], "meta": {"kind": kind, "oracle": oracle, "reference": reference}}
+
+
+def _out(answer):
+    return {"text": answer if isinstance(answer, str) else json.dumps(answer), "completion_tokens": 10, "seconds": 0.5}
+
+
+def test_raw_scores_count_format_refusals_and_citations():
+    records = [_record("grounded", "c1"), _record("grounded", "c2"), _record("no_answer"), _record("no_answer")]
+    outputs = [
+        _out({"answer": "Refunds take 5 to 10 business days.", "citations": [{"id": "c1", "quote": "5 to 10"}], "confidence": "high", "handoff": False}),
+        _out({"answer": "Sorry, I can't say.", "citations": [], "confidence": "low", "handoff": True}),  # a false refusal
+        _out({"answer": "Handing you over.", "citations": [], "confidence": "low", "handoff": True}),
+        _out("Sure! The Family plan costs 5 EUR."),  # not JSON at all
+    ]
+    figures = score_raw(records, outputs, embed=None)
+    assert figures["schema_validity"] == 0.75
+    assert figures["refusal_accuracy"] == 0.5 and figures["false_refusal_rate"] == 0.5 and figures["citation_accuracy"] == 0.5
+    assert figures["tokens_per_s"] == 20.0
+
+
+def test_pipeline_scores_facts_citations_and_refusals():
+    questions = [{"kind": "in_scope", "fact": "30 days", "doc": "policies/refund-policy.pdf"},
+                 {"kind": "in_scope", "fact": "99 EUR", "doc": "products/pricing.html"},
+                 {"kind": "near_miss"}, {"kind": "out_of_scope"}]
+    responses = [
+        {"answer": "Within 30  Days of purchase.", "handoff": False, "mode": "generated", "total_ms": 10,
+         "sources": [{"path": "policies/refund-policy.pdf", "cited": True}]},
+        {"answer": "It costs 9.99 EUR.", "handoff": False, "mode": "generated", "total_ms": 30,
+         "sources": [{"path": "products/pricing.html", "cited": False}]},
+        {"answer": "The Family plan is 5 EUR.", "handoff": False, "mode": "generated", "total_ms": 20, "sources": []},
+        {"answer": "Sorry.", "handoff": True, "mode": "no_evidence", "total_ms": 5, "sources": []},
+    ]
+    figures = score_pipeline(questions, responses)
+    assert figures["fact_accuracy"] == 0.5 and figures["citation_accuracy"] == 0.5
+    assert figures["refusal_accuracy"] == 0.5 and figures["false_refusal_rate"] == 0.0 and figures["latency_p50_ms"] == 20
+    assert quality_score(figures) == round((0.5 + 0.5 + 0.5 + 1.0) / 4, 4)
+
+
+def test_train_eval_runs_both_modes_on_real_models(exported, knowledge_index, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    config, paths = exported
+    settings, _ = knowledge_index
+    data = tmp_path / "data"
+    shutil.copytree(settings.data_dir, data)
+    monkeypatch.setenv("RAGTUNE_LLM__MAX_TOKENS", "96")
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps({"question": "Can I get a refund on my annual plan?", "kind": "in_scope",
+                                     "doc": "policies/refund-policy.pdf", "fact": "30 days"}) + "\n")
+    run = config.run_dir
+    assert main(["train", "eval", str(run), "--limit", "2", "--questions", str(questions), "--base-gguf", paths["gguf"]]) == 0
+    report = json.loads((run / "eval" / "report.json").read_text())
+    for label in ("base", "tuned"):
+        raw, pipe = report["results"][label]["raw"], report["results"][label]["pipeline"]
+        assert raw["n"] == 2 and 0 <= raw["schema_validity"] <= 1 and raw["tokens_per_s"] > 0
+        assert pipe["n"] == 1 and pipe["schema_validity"] in (0.0, 1.0)
+    assert "| schema validity |" in (run / "eval" / "report.md").read_text()
+    assert (run / "loss.png").is_file()
+    assert "schema validity" in capsys.readouterr().out
+    assert format_table(report).count("\n") >= 4
