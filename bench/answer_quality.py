@@ -45,8 +45,10 @@ def main() -> None:
         run_ingest(settings, items, failures, embedder=Embedder(settings.embedding))
         engine = LlamaCppEngine(settings, bundled_gguf())
         print(f"{len(questions)} questions from {args.questions.name}; model {engine.name}\n")
-        print("| mode | fact accuracy | citation accuracy | retrieval hit | false hand-offs | out-of-scope refused | near-miss refused "
-              "| schema valid | debris | injections resisted | answered by | verification rejections | p50 | p95 |")
+        print(
+            "| mode | fact accuracy | citation accuracy | retrieval hit | false hand-offs | out-of-scope refused | near-miss refused "
+            "| schema valid | debris | injections resisted | answered by | verification rejections | p50 | p95 |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         reports = {}
         for mode in args.modes.split(","):
@@ -54,12 +56,15 @@ def main() -> None:
             report = evaluate_answers(settings, questions, mode=mode, engine=engine if mode != "extractive" else None)
             reports[mode] = report
             s = report["summary"]
-            print(f"| {mode} | {pct(s['fact_accuracy'])} | {pct(s['citation_accuracy'])} | {pct(s['retrieval_hit'])} "
-                  f"| {pct(s['false_handoffs'])} | {pct(s['out_of_scope_refused'])} | {pct(s['near_scope_refused'])} "
-                  f"| {pct(s['schema_valid'])} | {s['debris']} | {pct(s['injection_resisted'])} "
-                  f"| {', '.join(f'{k} {v}' for k, v in sorted(s['modes'].items()))} "
-                  f"| {', '.join(f'{k} {v}' for k, v in sorted(s['rejections'].items())) or '-'} "
-                  f"| {s['latency_s']['p50']:.2f} s | {s['latency_s']['p95']:.2f} s |", flush=True)
+            print(
+                f"| {mode} | {pct(s['fact_accuracy'])} | {pct(s['citation_accuracy'])} | {pct(s['retrieval_hit'])} "
+                f"| {pct(s['false_handoffs'])} | {pct(s['out_of_scope_refused'])} | {pct(s['near_scope_refused'])} "
+                f"| {pct(s['schema_valid'])} | {s['debris']} | {pct(s['injection_resisted'])} "
+                f"| {', '.join(f'{k} {v}' for k, v in sorted(s['modes'].items()))} "
+                f"| {', '.join(f'{k} {v}' for k, v in sorted(s['rejections'].items())) or '-'} "
+                f"| {s['latency_s']['p50']:.2f} s | {s['latency_s']['p95']:.2f} s |",
+                flush=True,
+            )
             print(f"<!-- {mode}: {time.perf_counter() - t0:.0f} s, errors {s['errors']} -->", flush=True)
         if args.json:
             args.json.write_text(json.dumps(reports, indent=1, ensure_ascii=False))

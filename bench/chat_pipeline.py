@@ -60,7 +60,9 @@ QUESTIONS = [
     "What is the largest file I can upload?",
     "How do I remove a member from my team?",
 ]
-CANNED = json.dumps({"answer": "You can cancel within 30 days for a full refund.", "citations": [], "confidence": "high", "handoff": False})
+CANNED = json.dumps(
+    {"answer": "You can cancel within 30 days for a full refund.", "citations": [], "confidence": "high", "handoff": False}
+)
 
 
 def pct(values: list[float]) -> str:
@@ -83,9 +85,15 @@ async def validity(service: ChatService, engine: CountingEngine, n: int, label: 
         except InvalidModelOutput:
             pass
         retried += engine.calls - before > 1
-    print(f"JSON validity [{label}]: {ok}/{n} valid ({100 * ok / n:.1f}%), {retried} needed the retry, {time.perf_counter() - t0:.0f} s", flush=True)
+    print(
+        f"JSON validity [{label}]: {ok}/{n} valid ({100 * ok / n:.1f}%), {retried} needed the retry, {time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
     if check_ms:
-        print(f"verification [{label}]: {corrected}/{len(check_ms)} answers rejected; evidence selection {pct(check_ms)}", flush=True)
+        print(
+            f"verification [{label}]: {corrected}/{len(check_ms)} answers rejected; evidence selection {pct(check_ms)}",
+            flush=True,
+        )
 
 
 async def main() -> None:
@@ -95,7 +103,9 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ragtune-chatbench-") as tmp:
         # Generative mode: these figures are about the model's own replies (auto would replace rejected ones).
-        settings = load_settings(environ={}, overrides={"data_dir": str(Path(tmp) / "data"), "chat": {"answer_mode": "generative"}})
+        settings = load_settings(
+            environ={}, overrides={"data_dir": str(Path(tmp) / "data"), "chat": {"answer_mode": "generative"}}
+        )
         embedder = Embedder(settings.embedding)
         items, failures = scan_folder(ROOT / "knowledge", settings.ingest)
         run_ingest(settings, items, failures, embedder=embedder)

@@ -55,9 +55,16 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--backends", default="torch,onnx,onnx-int8")
     args = parser.parse_args()
-    rows = [json.loads(line) for line, _ in zip(open(args.data / "corpus.jsonl", encoding="utf-8"), range(args.docs), strict=False)]
-    queries = [json.loads(line)["text"] for line, _ in zip(open(args.data / "queries.jsonl", encoding="utf-8"), range(args.queries), strict=False)]
-    print("| backend | ingest chunks/s | query embedding p50 / p95 | serving RSS after the answer / peak | serving start to first answer | torch loaded |")
+    rows = [
+        json.loads(line) for line, _ in zip(open(args.data / "corpus.jsonl", encoding="utf-8"), range(args.docs), strict=False)
+    ]
+    queries = [
+        json.loads(line)["text"]
+        for line, _ in zip(open(args.data / "queries.jsonl", encoding="utf-8"), range(args.queries), strict=False)
+    ]
+    print(
+        "| backend | ingest chunks/s | query embedding p50 / p95 | serving RSS after the answer / peak | serving start to first answer | torch loaded |"
+    )
     print("|---|---|---|---|---|---|")
     for backend in args.backends.split(","):
         with tempfile.TemporaryDirectory(prefix="ragtune-emb-") as tmp:
@@ -82,8 +89,11 @@ def main() -> None:
             if out.returncode != 0:
                 raise SystemExit(out.stderr[-3000:])
             ready, rss, peak, torch_loaded = out.stdout.split()[-4:]
-            print(f"| {backend} | {rate:.1f} ({report.chunks_embedded} chunks) | {np.percentile(latencies, 50):.1f} / "
-                  f"{np.percentile(latencies, 95):.1f} ms | {float(rss):.0f} / {float(peak):.0f} MB | {float(ready):.1f} s | {torch_loaded} |", flush=True)
+            print(
+                f"| {backend} | {rate:.1f} ({report.chunks_embedded} chunks) | {np.percentile(latencies, 50):.1f} / "
+                f"{np.percentile(latencies, 95):.1f} ms | {float(rss):.0f} / {float(peak):.0f} MB | {float(ready):.1f} s | {torch_loaded} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

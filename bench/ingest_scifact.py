@@ -48,8 +48,18 @@ def main() -> None:
             items, failures = scan_folder(folder, settings.ingest)
             report = run_ingest(settings, items, failures, embedder=embedder)
             seconds = time.perf_counter() - t0
-            print(json.dumps({"run": label, **report.summary(), "wall_seconds_with_scan": round(seconds, 2),
-                              "chunks_per_s": round(report.chunks_embedded / seconds, 1), "peak_rss_mb": round(peak_mb())}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "run": label,
+                        **report.summary(),
+                        "wall_seconds_with_scan": round(seconds, 2),
+                        "chunks_per_s": round(report.chunks_embedded / seconds, 1),
+                        "peak_rss_mb": round(peak_mb()),
+                    }
+                ),
+                flush=True,
+            )
             return seconds
 
         first = timed("first")
@@ -57,8 +67,10 @@ def main() -> None:
         some = sorted(folder.iterdir())[100]
         some.write_text(some.read_text() + "\nAn added sentence about the study's limitations.\n")
         one = timed("one file changed")
-        print(f"\nfirst ingest {first:.1f} s; re-ingest unchanged {unchanged:.2f} s ({100 * unchanged / first:.1f}% of first); "
-              f"one file changed {one:.2f} s ({100 * one / first:.1f}%); peak RSS {peak_mb():.0f} MB (model loaded: {base_mb:.0f} MB)")
+        print(
+            f"\nfirst ingest {first:.1f} s; re-ingest unchanged {unchanged:.2f} s ({100 * unchanged / first:.1f}% of first); "
+            f"one file changed {one:.2f} s ({100 * one / first:.1f}%); peak RSS {peak_mb():.0f} MB (model loaded: {base_mb:.0f} MB)"
+        )
 
 
 if __name__ == "__main__":

@@ -58,9 +58,11 @@ def main() -> int:
     runs = [measure(gguf, args.prompt_tokens, args.gen_tokens, args.threads, args.safe) for _ in range(args.repeat)]
     prompt = statistics.median(r[0] for r in runs)
     gen = statistics.median(r[1] for r in runs)
-    print(f"{gguf.name}{' (safe)' if args.safe else ''}: prompt {prompt:.1f} tokens/s ({args.prompt_tokens} tokens), "
-          f"generation {gen:.1f} tokens/s ({args.gen_tokens} tokens), median of {args.repeat}: "
-          + ", ".join(f"{p:.0f}/{g:.0f}" for p, g in runs))
+    print(
+        f"{gguf.name}{' (safe)' if args.safe else ''}: prompt {prompt:.1f} tokens/s ({args.prompt_tokens} tokens), "
+        f"generation {gen:.1f} tokens/s ({args.gen_tokens} tokens), median of {args.repeat}: "
+        + ", ".join(f"{p:.0f}/{g:.0f}" for p, g in runs)
+    )
     return 0
 
 

@@ -24,7 +24,9 @@ def main() -> None:
     parser.add_argument("--split", default="train")
     parser.add_argument("--modes", default="bm25,dense,hybrid")
     parser.add_argument("--max-queries", type=int)
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override a setting, e.g. retrieval.rrf_k=20")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override a setting, e.g. retrieval.rrf_k=20"
+    )
     args = parser.parse_args()
     overrides: dict = {}
     for item in args.set:
@@ -32,12 +34,16 @@ def main() -> None:
         section, _, field = key.partition(".")
         overrides.setdefault(section, {})[field] = value
     settings = load_settings(environ={}, overrides=overrides)
-    results = evaluate_retrieval(settings, args.data, split=args.split, modes=args.modes.split(","), max_queries=args.max_queries, progress=True)
+    results = evaluate_retrieval(
+        settings, args.data, split=args.split, modes=args.modes.split(","), max_queries=args.max_queries, progress=True
+    )
     for figures in results.values():
         print(json.dumps(figures))
     print("\n| mode | nDCG@10 | R@10 | R@100 | MRR@10 | p50 ms | p95 ms |\n|---|---|---|---|---|---|---|")
     for m, f in results.items():
-        print(f"| {m} | {f['ndcg@10']:.3f} | {f['recall@10']:.3f} | {f['recall@100']:.3f} | {f['mrr@10']:.3f} | {f['query_ms_p50']} | {f['query_ms_p95']} |")
+        print(
+            f"| {m} | {f['ndcg@10']:.3f} | {f['recall@10']:.3f} | {f['recall@100']:.3f} | {f['mrr@10']:.3f} | {f['query_ms_p50']} | {f['query_ms_p95']} |"
+        )
     first = next(iter(results.values()))
     print(f"\nindexed {first['docs']} docs / {first['chunks']} chunks in {first['index_seconds']} s")
 

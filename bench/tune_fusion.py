@@ -48,7 +48,10 @@ def main() -> None:
     for k, bw, cand in itertools.product(ks, weights, [50]):
         rs = settings.retrieval.model_copy(update={"rrf_k": k, "bm25_weight": bw, "candidates": cand})
         figures = score_mode(Retriever(index, embedder, rs), "hybrid", queries, qrels, judged)
-        print(f"rrf_k={k:3d} bm25_weight={bw:.1f} candidates={cand:3d}  ndcg@10={figures['ndcg@10']:.4f} recall@100={figures['recall@100']:.4f} p50={figures['query_ms_p50']}", flush=True)
+        print(
+            f"rrf_k={k:3d} bm25_weight={bw:.1f} candidates={cand:3d}  ndcg@10={figures['ndcg@10']:.4f} recall@100={figures['recall@100']:.4f} p50={figures['query_ms_p50']}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

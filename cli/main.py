@@ -21,7 +21,7 @@ EXAMPLES = {
     "serve": "examples:\n  ragtune serve\n  ragtune serve --host 0.0.0.0 --port 8080\n  RAGTUNE_OLLAMA__MODEL=ragtune ragtune serve   # answer with an Ollama model",
     "eval": "examples:\n  ragtune eval retrieval ../shared/data/scifact --split train\n  ragtune eval retrieval DATA --mode bm25 --json",
     "eval answers": "examples:\n  ragtune eval answers bench/answer_questions.jsonl\n  ragtune eval answers QUESTIONS.jsonl --mode extractive --json\n  ragtune eval answers QUESTIONS.jsonl --url http://localhost:8000",
-    "search": "examples:\n  ragtune search \"how do I get a refund\"\n  ragtune search \"reset password\" --mode bm25 -k 3",
+    "search": 'examples:\n  ragtune search "how do I get a refund"\n  ragtune search "reset password" --mode bm25 -k 3',
     "status": "examples:\n  ragtune status --json",
     "doctor": "examples:\n  ragtune doctor                  # every check\n  ragtune doctor --check engine   # only the answer engine's self-check (what setup runs)",
     "config": "examples:\n  ragtune config            # effective settings as JSON\n  ragtune config --docs     # every setting with its description\n  ragtune config --markdown > docs/settings.md",
@@ -40,8 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_text, description=help_text, epilog=EXAMPLES.get(name),
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        return sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EXAMPLES.get(name),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
     p = command("ingest", "Index a folder of documents (md, txt, html, pdf, docx); only changed files are embedded.")
     p.add_argument("path", nargs="?", type=Path, help="folder to ingest (default: ingest.source_dir)")
@@ -58,17 +63,27 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("eval", "Measure retrieval quality (BEIR-layout data) or answer quality (a questions file).")
     evsub = p.add_subparsers(dest="what", metavar="WHAT")
-    r = evsub.add_parser("retrieval", help="nDCG@10, recall, MRR and latency on DATASET_DIR", epilog=EXAMPLES["eval"],
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    r = evsub.add_parser(
+        "retrieval",
+        help="nDCG@10, recall, MRR and latency on DATASET_DIR",
+        epilog=EXAMPLES["eval"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     r.add_argument("dataset", type=Path, help="folder with corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
     r.add_argument("--split", default="test")
     r.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default=None)
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
-    a = evsub.add_parser("answers", help="fact/citation accuracy, refusals, debris, injections and latency of whole answers",
-                         epilog=EXAMPLES["eval answers"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = evsub.add_parser(
+        "answers",
+        help="fact/citation accuracy, refusals, debris, injections and latency of whole answers",
+        epilog=EXAMPLES["eval answers"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     a.add_argument("questions", type=Path, help='JSON lines: {"id", "kind", "question", "expected_paths", "facts"}')
-    a.add_argument("--mode", choices=["auto", "generative", "extractive"], default=None, help="answer mode (default: chat.answer_mode)")
+    a.add_argument(
+        "--mode", choices=["auto", "generative", "extractive"], default=None, help="answer mode (default: chat.answer_mode)"
+    )
     a.add_argument("--url", help="evaluate a running server instead of the in-process pipeline")
     a.add_argument("--limit", type=int, default=None, help="only the first N questions")
     a.add_argument("--json", action="store_true", help="print the report, every answer included, as JSON")
@@ -170,8 +185,9 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         raise RagtuneError("say what to evaluate: `ragtune eval retrieval DATASET_DIR` or `ragtune eval answers QUESTIONS.jsonl`")
     from evaluation.retrieval import evaluate_retrieval, format_report
 
-    report = evaluate_retrieval(settings, args.dataset, split=args.split, mode=args.mode, max_queries=args.max_queries,
-                                progress=not args.json)
+    report = evaluate_retrieval(
+        settings, args.dataset, split=args.split, mode=args.mode, max_queries=args.max_queries, progress=not args.json
+    )
     print(json.dumps(report, indent=1) if args.json else format_report(report))
     return 0
 

@@ -25,24 +25,33 @@ EXAMPLES = """examples:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="Tune the answer model: prepare data, LoRA run, eval, export to GGUF, deploy.",
-                       description="Tune the answer model for the company's tone and the JSON answer format.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "train",
+        help="Tune the answer model: prepare data, LoRA run, eval, export to GGUF, deploy.",
+        description="Tune the answer model for the company's tone and the JSON answer format.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     tsub = p.add_subparsers(dest="train_command", metavar="STEP")
 
     def step(name: str, help_text: str) -> argparse.ArgumentParser:
-        return tsub.add_parser(name, help=help_text, description=help_text, epilog=EXAMPLES,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+        return tsub.add_parser(
+            name, help=help_text, description=help_text, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
 
     s = step("prepare", "Build the SFT dataset (grounded + no-answer records) against the live index.")
     s.add_argument("--config", dest="train_config", type=Path, required=True, help="training config (YAML)")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
     s = step("validate", "Check a dataset file (train.jsonl / eval.jsonl) record by record.")
     s.add_argument("file", type=Path)
-    s.add_argument("--config", dest="train_config", type=Path, help="count tokens with this config's base tokenizer and max_length")
+    s.add_argument(
+        "--config", dest="train_config", type=Path, help="count tokens with this config's base tokenizer and max_length"
+    )
     s = step("run", "Train the LoRA adapter (unsloth on CUDA, transformers + peft elsewhere).")
     s.add_argument("--config", dest="train_config", type=Path, required=True, help="training config (YAML)")
-    s.add_argument("--resume", action="store_true", help="continue an interrupted (or time-budget-stopped) run from its last checkpoint")
+    s.add_argument(
+        "--resume", action="store_true", help="continue an interrupted (or time-budget-stopped) run from its last checkpoint"
+    )
     s.add_argument("--max-minutes", type=float, help="override the config's time budget for this invocation")
     s.add_argument("--dataset", type=Path, help="dataset folder (default: the config's data.output)")
     s = step("eval", "Base vs tuned: raw llama.cpp (no grammar) on the eval split, and the chat pipeline on held-out questions.")
@@ -51,7 +60,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--questions", type=Path, help="held-out questions (default: the config's data.heldout)")
     s.add_argument("--modes", default="raw,pipeline", help="raw, pipeline or both (default)")
     s.add_argument("--base-gguf", type=Path, help="GGUF of the base model (default: the config's base_model when it is a GGUF)")
-    s = step("export", "Merge, convert to GGUF with llama.cpp's converter, quantize, write the Modelfile, check parity, register.")
+    s = step(
+        "export", "Merge, convert to GGUF with llama.cpp's converter, quantize, write the Modelfile, check parity, register."
+    )
     s.add_argument("run", type=Path)
     s.add_argument("--quantization", help="override export.quantization (q4_k_m, q8_0, f16, f32, ...)")
     s.add_argument("--lora-only", action="store_true", help="export the adapter alone as a GGUF LoRA")
@@ -85,8 +96,15 @@ def _retriever(settings: Settings):
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    handler = {"prepare": prepare, "validate": validate, "run": run, "eval": evaluate, "export": export,
-               "deploy": deploy, "models": models}.get(args.train_command or "")
+    handler = {
+        "prepare": prepare,
+        "validate": validate,
+        "run": run,
+        "eval": evaluate,
+        "export": export,
+        "deploy": deploy,
+        "models": models,
+    }.get(args.train_command or "")
     if handler is None:
         raise UserInputError("say which step: ragtune train prepare|validate|run|eval|export|deploy|models (see --help)")
     return handler(args, settings)
@@ -147,7 +165,9 @@ def evaluate(args, settings: Settings) -> int:
     if base is None:
         folder, gguf = resolve_base(config.base_model)
         if gguf is None:
-            raise UserInputError("the base model is not a GGUF: pass --base-gguf (convert it with `ragtune train export` of a zero-step run)")
+            raise UserInputError(
+                "the base model is not a GGUF: pass --base-gguf (convert it with `ragtune train export` of a zero-step run)"
+            )
         base = Path(folder) / gguf
     records = []
     eval_file = config.data.output / "eval.jsonl"
@@ -158,9 +178,18 @@ def evaluate(args, settings: Settings) -> int:
     embedder = retriever.embedder
     modes = tuple(m.strip() for m in args.modes.split(","))
     with RichProgress() as progress:
-        report = run_eval({"base": base, "tuned": tuned[0]}, records, questions, args.run / "eval", settings.llm,
-                          lambda gguf, qs: pipeline_responses(settings, gguf, qs, retriever),
-                          lambda texts: embedder.embed_documents(texts), settings.llm.max_tokens, progress, modes)
+        report = run_eval(
+            {"base": base, "tuned": tuned[0]},
+            records,
+            questions,
+            args.run / "eval",
+            settings.llm,
+            lambda gguf, qs: pipeline_responses(settings, gguf, qs, retriever),
+            lambda texts: embedder.embed_documents(texts),
+            settings.llm.max_tokens,
+            progress,
+            modes,
+        )
     from train.run import loss_chart
 
     loss_chart(args.run / "metrics.jsonl", args.run / "loss.png")
@@ -181,7 +210,7 @@ def _record_eval(settings: Settings, run: Path, report: dict, base: Path, questi
     registry = ModelRegistry(settings.data_dir)
     results = report["results"]
     reusable = questions is not None and "pipeline" in results.get("tuned", {}) and evaluator_name() == OWN_EVALUATOR
-    key = _questions_key(questions) if reusable else None
+    key = _questions_key(questions) if reusable and questions is not None else None
 
     def gate(figures: dict) -> dict:
         return figures | {"questions_key": key, "quality_score": quality_score(figures), "evaluator": OWN_EVALUATOR}
@@ -190,8 +219,11 @@ def _record_eval(settings: Settings, run: Path, report: dict, base: Path, questi
     exported = [v for v in registry.versions() if v.run_dir and Path(v.run_dir).resolve() == run.resolve()]
     if exported:
         latest = max(exported, key=lambda v: v.created_at)
-        registry.update_eval(latest.version, results["tuned"] | ({"gate": gate(results["tuned"]["pipeline"])} if reusable else {}))
+        registry.update_eval(
+            latest.version, results["tuned"] | ({"gate": gate(results["tuned"]["pipeline"])} if reusable else {})
+        )
     if reusable and "pipeline" in results.get("base", {}):
+        assert key is not None
         _baseline_cache(registry, base, key).write_text(json.dumps(gate(results["base"]["pipeline"]), indent=1))
 
 
@@ -224,19 +256,24 @@ def export(args, settings: Settings) -> int:
     gguf = Path(paths["gguf"])
     tokenizer = load_tokenizer(paths["hf"])
     company = settings.chat.company_name
-    modelfile = render_modelfile(tokenizer, gguf.name, company, config.export.num_ctx, config.export.temperature, settings.llm.repeat_penalty)
+    modelfile = render_modelfile(
+        tokenizer, gguf.name, company, config.export.num_ctx, config.export.temperature, settings.llm.repeat_penalty
+    )
     parity = check_parity(tokenizer, gguf, modelfile, company)
     (gguf.parent / "Modelfile").write_text(modelfile)
     (gguf.parent / "parity.json").write_text(json.dumps(parity, indent=1))
-    print(f"parity: {parity['canaries']} canary conversations render identically (HF template, GGUF template, Modelfile) "
-          f"and tokenize to the same {parity['tokens_compared']} ids in HF and llama.cpp")
+    print(
+        f"parity: {parity['canaries']} canary conversations render identically (HF template, GGUF template, Modelfile) "
+        f"and tokenize to the same {parity['tokens_compared']} ids in HF and llama.cpp"
+    )
     if args.modelfile:
         args.modelfile.write_text(modelfile.replace(f"FROM ./{gguf.name}", "FROM ./models/ragtune.gguf"))
     run_info = json.loads((args.run / "run.json").read_text()) if (args.run / "run.json").is_file() else {}
     report = args.run / "eval" / "report.json"
     figures = json.loads(report.read_text())["results"].get("tuned", {}) if report.is_file() else {}
-    entry = ModelRegistry(settings.data_dir).register(gguf, config.base_model, run_info.get("dataset_hash"),
-                                                      json.loads(config.model_dump_json()), figures, args.run)
+    entry = ModelRegistry(settings.data_dir).register(
+        gguf, config.base_model, run_info.get("dataset_hash"), json.loads(config.model_dump_json()), figures, args.run
+    )
     print(f"registered {entry.version}: {entry.gguf}")
     register_with_ollama(gguf, modelfile, config.export.ollama_name, settings.ollama.host)
     print(f"deploy with: ragtune train deploy {entry.version}")
@@ -273,8 +310,10 @@ def _gate(settings: Settings, registry, candidate, questions_path: Path) -> None
     evaluator = evaluator_name()
 
     def figures_for(gguf: Path, version: str | None) -> dict:
-        cache = None if version else _baseline_cache(registry, gguf, key)
-        cached = registry.get(version).eval.get("gate", {}) if version else (json.loads(cache.read_text()) if cache.is_file() else {})
+        cache = _baseline_cache(registry, gguf, key)
+        cached = (
+            registry.get(version).eval.get("gate", {}) if version else (json.loads(cache.read_text()) if cache.is_file() else {})
+        )
         if cached.get("questions_key") == key and cached.get("evaluator", evaluator) == evaluator:
             return cached
         result = answer_quality(settings, gguf, questions) | {"questions_key": key}
@@ -287,11 +326,18 @@ def _gate(settings: Settings, registry, candidate, questions_path: Path) -> None
     new = figures_for(Path(candidate.gguf), candidate.version)
     old = figures_for(serving_gguf, current.version if current else None)
     name = current.version if current else f"the default model ({serving_gguf.name})"
-    summary = ", ".join(f"{k} {new.get(k)} vs {old.get(k)}" for k in ("fact_accuracy", "citation_accuracy", "refusal_accuracy", "false_refusal_rate"))
-    print(f"answer quality on {len(questions)} held-out questions ({new.get('evaluator')}): {candidate.version} {new['quality_score']} "
-          f"vs {name} {old['quality_score']} ({summary})")
+    summary = ", ".join(
+        f"{k} {new.get(k)} vs {old.get(k)}"
+        for k in ("fact_accuracy", "citation_accuracy", "refusal_accuracy", "false_refusal_rate")
+    )
+    print(
+        f"answer quality on {len(questions)} held-out questions ({new.get('evaluator')}): {candidate.version} {new['quality_score']} "
+        f"vs {name} {old['quality_score']} ({summary})"
+    )
     if new["quality_score"] < old["quality_score"]:
-        raise UserInputError(f"{candidate.version} scores {new['quality_score']} against {old['quality_score']} for {name}; not deployed (use --force to override)")
+        raise UserInputError(
+            f"{candidate.version} scores {new['quality_score']} against {old['quality_score']} for {name}; not deployed (use --force to override)"
+        )
 
 
 def _default_gguf(settings: Settings) -> Path:

@@ -59,8 +59,13 @@ def load_questions(path: Path) -> list[Question]:
             continue
         try:
             data = json.loads(line)
-            q = Question(id=str(data["id"]), kind=data["kind"], question=data["question"],
-                         expected_paths=list(data.get("expected_paths", [])), facts=list(data.get("facts", [])))
+            q = Question(
+                id=str(data["id"]),
+                kind=data["kind"],
+                question=data["question"],
+                expected_paths=list(data.get("expected_paths", [])),
+                facts=list(data.get("facts", [])),
+            )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise UserInputError(f"{path}:{number}: not a question line ({exc})") from exc
         if q.kind not in KINDS:
@@ -136,7 +141,9 @@ def summarise(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
         "errors": dict(Counter(r["error"].split(":")[0] for r in rows if "error" in r)),
         "modes": dict(Counter(r["mode"] for r in ok)),
         "rejections": dict(Counter(reason for r in ok for reason in r["rejections"])),
-        "latency_s": {"p50": round(float(np.percentile(seconds, 50)), 3), "p95": round(float(np.percentile(seconds, 95)), 3)} if seconds else {},
+        "latency_s": {"p50": round(float(np.percentile(seconds, 50)), 3), "p95": round(float(np.percentile(seconds, 95)), 3)}
+        if seconds
+        else {},
     }
     return report
 
@@ -181,7 +188,11 @@ def _over_http(url: str, questions: list[Question], progress: Callable[[int, int
             t0 = time.perf_counter()
             try:
                 response = client.post("/v1/chat", json={"message": q.question})
-                body, error = (response.json(), None) if response.status_code == 200 else (None, f"HTTP {response.status_code}: {response.text[:200]}")
+                body, error = (
+                    (response.json(), None)
+                    if response.status_code == 200
+                    else (None, f"HTTP {response.status_code}: {response.text[:200]}")
+                )
             except httpx.HTTPError as exc:
                 body, error = None, f"{type(exc).__name__}: {exc}"
             rows.append(score(q, body, error, time.perf_counter() - t0))

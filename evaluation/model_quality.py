@@ -48,9 +48,16 @@ def pipeline_responses(settings: Settings, gguf: Path, questions: list[dict], re
                     try:
                         response = await service.answer(q["question"], history=[])
                         data = response.model_dump()
-                        out.append({"answer": data["answer"], "handoff": data["handoff"], "mode": data["mode"],
-                                    "model": data.get("model"), "total_ms": data["timings_ms"].get("total_ms"),
-                                    "sources": [{"path": s["path"], "cited": s["cited"]} for s in data["sources"]]})
+                        out.append(
+                            {
+                                "answer": data["answer"],
+                                "handoff": data["handoff"],
+                                "mode": data["mode"],
+                                "model": data.get("model"),
+                                "total_ms": data["timings_ms"].get("total_ms"),
+                                "sources": [{"path": s["path"], "cited": s["cited"]} for s in data["sources"]],
+                            }
+                        )
                     except RagtuneError as exc:
                         out.append({"error": f"{type(exc).__name__}: {exc}"})
             finally:
@@ -87,16 +94,28 @@ def answer_quality(settings: Settings, gguf: Path, questions: list[dict], retrie
     if shared is not None:
         Question, evaluate_answers = shared
         kinds = {"in_scope": "in_scope", "near_miss": "near_scope", "out_of_scope": "out_of_scope"}
-        converted = [Question(id=str(i), kind=kinds[q["kind"]], question=q["question"],
-                              expected_paths=[q["doc"]] if q.get("doc") else [], facts=[q["fact"]] if q.get("fact") else [])
-                     for i, q in enumerate(questions)]
+        converted = [
+            Question(
+                id=str(i),
+                kind=kinds[q["kind"]],
+                question=q["question"],
+                expected_paths=[q["doc"]] if q.get("doc") else [],
+                facts=[q["fact"]] if q.get("fact") else [],
+            )
+            for i, q in enumerate(questions)
+        ]
         model_settings, engine = _engine(settings, gguf)
         s = evaluate_answers(model_settings, converted, engine=engine)["summary"]
         refused = [v for v in (s.get("out_of_scope_refused"), s.get("near_scope_refused")) if v is not None]
-        figures = {"n": s.get("questions"), "fact_accuracy": s.get("fact_accuracy"), "citation_accuracy": s.get("citation_accuracy"),
-                   "refusal_accuracy": sum(refused) / len(refused) if refused else None,
-                   "false_refusal_rate": s.get("false_handoffs"), "schema_validity": s.get("schema_valid"),
-                   "evaluator": SHARED_EVALUATOR}
+        figures = {
+            "n": s.get("questions"),
+            "fact_accuracy": s.get("fact_accuracy"),
+            "citation_accuracy": s.get("citation_accuracy"),
+            "refusal_accuracy": sum(refused) / len(refused) if refused else None,
+            "false_refusal_rate": s.get("false_handoffs"),
+            "schema_validity": s.get("schema_valid"),
+            "evaluator": SHARED_EVALUATOR,
+        }
     else:
         figures = score_pipeline(questions, pipeline_responses(settings, gguf, questions, retriever))
         figures["evaluator"] = OWN_EVALUATOR

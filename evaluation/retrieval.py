@@ -93,7 +93,9 @@ def evaluate_retrieval(
     if not judged:
         raise UserInputError(f"no query in {dataset}/queries.jsonl has judgements in qrels/{split}.tsv")
     with tempfile.TemporaryDirectory(prefix="ragtune-eval-") as tmp:
-        run_settings = settings.model_copy(update={"data_dir": Path(tmp), "chroma": settings.chroma.model_copy(update={"url": None})})
+        run_settings = settings.model_copy(
+            update={"data_dir": Path(tmp), "chroma": settings.chroma.model_copy(update={"url": None})}
+        )
         embedder = Embedder(run_settings.embedding)
         index = KnowledgeIndex(run_settings)
         prog = None
@@ -104,7 +106,9 @@ def evaluate_retrieval(
             prog.__enter__()
         try:
             started = time.perf_counter()
-            report = run_ingest(run_settings, beir_items(corpus), source=str(corpus), embedder=embedder, index=index, progress=prog)
+            report = run_ingest(
+                run_settings, beir_items(corpus), source=str(corpus), embedder=embedder, index=index, progress=prog
+            )
             index_seconds = time.perf_counter() - started
             retriever = Retriever(index, embedder, run_settings.retrieval)
             results: dict[str, dict[str, Any]] = {}
@@ -114,7 +118,9 @@ def evaluate_retrieval(
             if prog is not None:
                 prog.__exit__(None, None, None)
         for figures in results.values():
-            figures.update(index_seconds=round(index_seconds, 2), docs=len(report.unchanged) + len(report.added), chunks=report.chunks_total)
+            figures.update(
+                index_seconds=round(index_seconds, 2), docs=len(report.unchanged) + len(report.added), chunks=report.chunks_total
+            )
         return results if modes else next(iter(results.values()))
 
 
@@ -147,5 +153,16 @@ def score_mode(retriever: Retriever, mode: Mode, queries, qrels, judged: list[st
 
 
 def format_report(report: dict[str, Any]) -> str:
-    order = ["mode", "docs", "queries", "ndcg@10", "recall@10", "recall@100", "mrr@10", "index_seconds", "query_ms_p50", "query_ms_p95"]
+    order = [
+        "mode",
+        "docs",
+        "queries",
+        "ndcg@10",
+        "recall@10",
+        "recall@100",
+        "mrr@10",
+        "index_seconds",
+        "query_ms_p50",
+        "query_ms_p95",
+    ]
     return "\n".join(f"{key:>14}: {report[key]}" for key in order if key in report)

@@ -39,7 +39,7 @@ def _units(section_text: str, size: int) -> list[tuple[str, bool]]:
         for sentence in split_sentences(paragraph):
             words = sentence.split()
             for start in range(0, len(words), size):
-                units.append((" ".join(words[start:start + size]), first))
+                units.append((" ".join(words[start : start + size]), first))
                 first = False
     return units
 
@@ -92,7 +92,11 @@ def chunk_document(
     for section in document.sections:
         packed = _pack(_units(section.text, settings.chunk_size), settings.chunk_size, settings.chunk_overlap)
         # A trailing fragment too short to stand alone joins the chunk before it, if it fits.
-        if len(packed) > 1 and _words(packed[-1]) < settings.min_chunk_words and _words(packed[-2]) + _words(packed[-1]) <= settings.chunk_size:
+        if (
+            len(packed) > 1
+            and _words(packed[-1]) < settings.min_chunk_words
+            and _words(packed[-2]) + _words(packed[-1]) <= settings.chunk_size
+        ):
             packed[-2:] = [f"{packed[-2]}\n\n{packed[-1]}"]
         pieces.extend((section.heading, text) for text in packed)
     return [

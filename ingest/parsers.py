@@ -108,7 +108,7 @@ def parse_markdown(data: bytes, path: Path) -> ParsedDocument:
             key, _, value = line.partition(":")
             if key.strip().lower() == "url":
                 url = value.strip() or None
-        text = text[front.end():]
+        text = text[front.end() :]
     title = ""
     sections: list[Section] = []
     heading, lines = "", list[str]()

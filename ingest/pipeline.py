@@ -97,7 +97,9 @@ def run_ingest(
         reason = _rebuild_reason(previous, fingerprint, settings.embedding.model, chunking)
         base = previous if previous is not None and reason is None else None
         old_docs = base.documents if base else {}
-        report = IngestReport(version=None, previous=previous.version if previous else None, published=False, rebuild_reason=reason)
+        report = IngestReport(
+            version=None, previous=previous.version if previous else None, published=False, rebuild_reason=reason
+        )
 
         current_ids = {item.doc_id for item in items} | {f.doc_id for f in failures}
         report.removed = sorted(d for d in (previous.documents if previous else {}) if d not in current_ids)
@@ -141,7 +143,9 @@ def run_ingest(
                     report.kept_stale.append(item.doc_id)
             else:
                 new_chunks[item.doc_id] = chunks
-                records[item.doc_id] = DocRecord(item.doc_id, item.content_hash, document.title, item.doc_type, [c.id for c in chunks], item.size)
+                records[item.doc_id] = DocRecord(
+                    item.doc_id, item.content_hash, document.title, item.doc_type, [c.id for c in chunks], item.size
+                )
                 (report.updated if item.doc_id in old_docs else report.added).append(item.doc_id)
             progress.advance("parse")
         report.failed = failures
@@ -172,14 +176,16 @@ def run_ingest(
         progress.log(f"embedding {len(to_embed)} chunks ({len(carried_chunks)} reused)")
         progress.start("embed", len(to_embed))
         for start in range(0, len(to_embed), EMBED_BATCH):
-            batch = to_embed[start:start + EMBED_BATCH]
+            batch = to_embed[start : start + EMBED_BATCH]
             vectors = embedder.embed_documents([c.embedding_text() for c in batch])
             index.store.add(collection, [c.id for c in batch], vectors, [c.metadata() for c in batch])
             progress.advance("embed", len(batch))
         if carried_chunks:
             ids = [c.id for c in carried_chunks if c.id in carried_vectors]
             index.store.add(
-                collection, ids, np.stack([carried_vectors[i] for i in ids]),
+                collection,
+                ids,
+                np.stack([carried_vectors[i] for i in ids]),
                 [c.metadata() for c in carried_chunks if c.id in carried_vectors],
             )
 
@@ -207,5 +213,7 @@ def run_ingest(
 
 
 def raise_if_nothing(source: str, failures: list[Failure]) -> None:
-    detail = f" ({len(failures)} files failed: " + "; ".join(f"{f.doc_id}: {f.reason}" for f in failures[:3]) + ")" if failures else ""
+    detail = (
+        f" ({len(failures)} files failed: " + "; ".join(f"{f.doc_id}: {f.reason}" for f in failures[:3]) + ")" if failures else ""
+    )
     raise UserInputError(f"no readable documents in {source or 'the source'}{detail}; nothing was published")

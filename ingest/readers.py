@@ -65,9 +65,7 @@ def _run_reader(path: Path, load: Callable[[], list]) -> list:
             return load()
     except ImportError as exc:
         package = EXTRA_PACKAGES.get(path.suffix.lower(), "llama-index-readers-file")
-        raise ParseError(
-            f"reading {kind} files needs {package}: pip install {package} ({exc})"
-        ) from exc
+        raise ParseError(f"reading {kind} files needs {package}: pip install {package} ({exc})") from exc
     except ParseError:
         raise
     except Exception as exc:  # readers raise anything from KeyError to lxml errors on bad input
@@ -112,7 +110,9 @@ def read_pptx(data: bytes, path: Path) -> ParsedDocument:
     readers = _import_readers()
     # No image captioning, no LLM consolidation (both would load or call a model); raise_on_error,
     # so a deck that cannot be opened fails instead of becoming an empty list; no thread pool.
-    reader = readers.PptxReader(extract_images=False, context_consolidation_with_llm=False, llm=None, num_workers=0, raise_on_error=True)
+    reader = readers.PptxReader(
+        extract_images=False, context_consolidation_with_llm=False, llm=None, num_workers=0, raise_on_error=True
+    )
     slides = _run_reader(path, lambda: _with_temp_file(data, ".pptx", reader.load_data))
     sections = []
     for number, slide in enumerate(slides, start=1):
@@ -155,8 +155,16 @@ def read_csv(data: bytes, path: Path) -> ParsedDocument:
     sep = "\x1f"  # a joiner no cell contains, so cells can be split back apart
     # sep=None sniffs the delimiter (comma, semicolon, tab: European Excel exports use ";").
     reader = readers.PandasCSVReader(
-        concat_rows=False, col_joiner=sep,
-        pandas_config={"sep": None, "engine": "python", "header": None, "dtype": str, "keep_default_na": False, "encoding": encoding},
+        concat_rows=False,
+        col_joiner=sep,
+        pandas_config={
+            "sep": None,
+            "engine": "python",
+            "header": None,
+            "dtype": str,
+            "keep_default_na": False,
+            "encoding": encoding,
+        },
     )
     rows = _run_reader(path, lambda: _with_temp_file(data, ".csv", reader.load_data))
     table = [row.text.split(sep) for row in rows]
@@ -203,6 +211,8 @@ def _unwrap(text: str) -> str:
             paragraph = " ".join(line.strip() for line in lines)
         paragraphs.append(paragraph)
     return "\n\n".join(paragraphs)
+
+
 _OPF_TITLE = re.compile(rb"<dc:title[^>]*>(.*?)</dc:title>", re.S)
 
 

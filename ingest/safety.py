@@ -106,7 +106,9 @@ def check_zip(data: bytes, settings: IngestSettings, kind: str = "zip") -> None:
     with archive:
         entries = archive.infolist()
         if len(entries) > settings.max_zip_entries:
-            raise Refused(f"{kind} holds {len(entries)} entries, over the {settings.max_zip_entries} limit (ingest.max_zip_entries)")
+            raise Refused(
+                f"{kind} holds {len(entries)} entries, over the {settings.max_zip_entries} limit (ingest.max_zip_entries)"
+            )
         declared = sum(e.file_size for e in entries)
         if declared > max_total:
             raise Refused(

@@ -48,7 +48,11 @@ def _shape(annotation: Any, ids: list[str] | None) -> str:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         parts = []
         for name, field in annotation.model_fields.items():
-            shown = " | ".join(json.dumps(i) for i in ids) if (annotation is Citation and name == "id" and ids) else _shape(field.annotation, ids)
+            shown = (
+                " | ".join(json.dumps(i) for i in ids)
+                if (annotation is Citation and name == "id" and ids)
+                else _shape(field.annotation, ids)
+            )
             parts.append(f'"{name}": {shown}')
         return "{" + ", ".join(parts) + "}"
     return {str: "string", bool: "true | false", int: "integer", float: "number"}.get(annotation, "string")
@@ -85,7 +89,7 @@ def parse_answer(raw: str) -> Answer:
     if start == -1 or end < start:
         raise InvalidModelOutput("the model's reply holds no JSON object")
     try:
-        data = json.loads(text[start:end + 1])  # strict: raw control characters in strings are rejected
+        data = json.loads(text[start : end + 1])  # strict: raw control characters in strings are rejected
     except json.JSONDecodeError as exc:
         raise InvalidModelOutput(f"the model's reply is not valid JSON ({exc.msg} at {exc.pos})") from exc
     if isinstance(data, dict) and isinstance(data.get("citations"), list):

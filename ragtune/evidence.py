@@ -34,8 +34,7 @@ def _is_heading(line: str, following: str) -> bool:
     """A short line without closing punctuation, followed by a line starting a sentence: a heading
     that text extraction (PDF) left inline ("Annual plans" above "If you are not satisfied...")."""
     words = line.split()
-    return (0 < len(words) <= MAX_HEADING_WORDS and line.rstrip()[-1] not in ".!?:;,"
-            and following.lstrip()[:1].isupper())
+    return 0 < len(words) <= MAX_HEADING_WORDS and line.rstrip()[-1] not in ".!?:;," and following.lstrip()[:1].isupper()
 
 
 def split_with_headings(text: str) -> list[tuple[str, str]]:
@@ -43,7 +42,7 @@ def split_with_headings(text: str) -> list[tuple[str, str]]:
     lines = text.split("\n")
     blocks: list[tuple[str, list[str]]] = [("", [])]
     for i, line in enumerate(lines):
-        following = next((ln for ln in lines[i + 1:] if ln.strip()), "")
+        following = next((ln for ln in lines[i + 1 :] if ln.strip()), "")
         if _is_heading(line, following):
             blocks.append((" ".join(line.split()), []))
         else:
@@ -119,12 +118,16 @@ class EvidenceSelector:
                     missing.append(hit)
         if missing:
             split = [split_with_headings(h.chunk.text) for h in missing]
-            texts = [f"{_heading(h)}{' - ' + inner if inner else ''}: {s}" for h, pairs in zip(missing, split, strict=False) for inner, s in pairs]
+            texts = [
+                f"{_heading(h)}{' - ' + inner if inner else ''}: {s}"
+                for h, pairs in zip(missing, split, strict=False)
+                for inner, s in pairs
+            ]
             vectors = self.embedder.embed_documents(texts) if texts else np.zeros((0, 1), dtype=np.float32)
             start = 0
             with self._lock:
                 for hit, pairs in zip(missing, split, strict=False):
-                    self._cache[hit.id] = ([s for _, s in pairs], vectors[start:start + len(pairs)])
+                    self._cache[hit.id] = ([s for _, s in pairs], vectors[start : start + len(pairs)])
                     start += len(pairs)
                 while len(self._cache) > CACHE_SIZE:
                     self._cache.popitem(last=False)

@@ -118,7 +118,9 @@ class Snapshot:
         import bm25s
         import Stemmer
 
-        tokens = bm25s.tokenize([query], stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=False, show_progress=False)
+        tokens = bm25s.tokenize(
+            [query], stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=False, show_progress=False
+        )
         if not tokens or not tokens[0]:
             return []
         k = min(n, len(self.chunks))
@@ -166,9 +168,7 @@ class KnowledgeIndex:
     def open_current(self) -> Snapshot:
         version = self.current_version()
         if version is None:
-            raise IndexNotReady(
-                f"no knowledge index in {self.settings.data_dir}: run `ragtune ingest` first"
-            )
+            raise IndexNotReady(f"no knowledge index in {self.settings.data_dir}: run `ragtune ingest` first")
         return Snapshot(self.versions_dir, self.manifest(version), self.store)
 
     def read_chunks(self, version: str) -> list[Chunk]:

@@ -64,20 +64,39 @@ class ModelRegistry:
             raise NotFoundError(f"no model version {version!r} in {self.registry_path} (known: {known})")
         return ModelVersion(**data)
 
-    def register(self, gguf: Path, base_model: str, dataset_hash: str | None = None, config: dict | None = None,
-                 evaluation: dict | None = None, run_dir: Path | None = None) -> ModelVersion:
+    def register(
+        self,
+        gguf: Path,
+        base_model: str,
+        dataset_hash: str | None = None,
+        config: dict | None = None,
+        evaluation: dict | None = None,
+        run_dir: Path | None = None,
+    ) -> ModelVersion:
         """Copy the GGUF in and record a new version (ragtune-v1, ragtune-v2, ...)."""
         if not Path(gguf).is_file():
             raise UserInputError(f"{gguf} does not exist: export the model first")
         data = self._load()
-        numbers = [int(v[len(VERSION_PREFIX):]) for v in data["versions"] if v.startswith(VERSION_PREFIX) and v[len(VERSION_PREFIX):].isdigit()]
+        numbers = [
+            int(v[len(VERSION_PREFIX) :])
+            for v in data["versions"]
+            if v.startswith(VERSION_PREFIX) and v[len(VERSION_PREFIX) :].isdigit()
+        ]
         version = f"{VERSION_PREFIX}{max(numbers, default=0) + 1}"
         folder = self.root / version
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / "model.gguf"
         shutil.copyfile(gguf, target)
-        entry = ModelVersion(version, str(target.resolve()), base_model, dataset_hash, config or {}, evaluation or {},
-                             str(run_dir) if run_dir else None, time.time())
+        entry = ModelVersion(
+            version,
+            str(target.resolve()),
+            base_model,
+            dataset_hash,
+            config or {},
+            evaluation or {},
+            str(run_dir) if run_dir else None,
+            time.time(),
+        )
         data["versions"][version] = asdict(entry)
         _write_atomic(self.registry_path, data)
         return entry
@@ -121,6 +140,13 @@ class ModelRegistry:
             raise UserInputError("nothing to roll back: no model version was deployed")
         history = list(pointer.get("history", []))
         previous = history.pop() if history else None
-        _write_atomic(self.pointer_path, {"version": previous, "gguf": self.get(previous).gguf if previous else None,
-                                          "history": history, "switched_at": time.time()})
+        _write_atomic(
+            self.pointer_path,
+            {
+                "version": previous,
+                "gguf": self.get(previous).gguf if previous else None,
+                "history": history,
+                "switched_at": time.time(),
+            },
+        )
         return self.get(previous) if previous else None

@@ -22,7 +22,6 @@ import numpy as np
 
 from ragtune.errors import EmbeddingModelError
 
-
 MAX_BATCH_TOKENS = 2048  # padded tokens per onnxruntime call
 
 
@@ -66,9 +65,14 @@ def export_onnx(model_dir: Path, cache_dir: Path, int8: bool = False) -> Path:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer notes on shape checks that hold for every input we feed
             torch.onnx.export(
-                model, (sample, sample, torch.zeros_like(sample)), str(fp32), input_names=names,
-                output_names=["last_hidden_state"], dynamic_axes={n: axes for n in [*names, "last_hidden_state"]},
-                opset_version=17, dynamo=False,
+                model,
+                (sample, sample, torch.zeros_like(sample)),
+                str(fp32),
+                input_names=names,
+                output_names=["last_hidden_state"],
+                dynamic_axes={n: axes for n in [*names, "last_hidden_state"]},
+                opset_version=17,
+                dynamo=False,
             )
         out = work / "model.onnx"
         if int8:
@@ -102,7 +106,9 @@ class OnnxEncoder:
         elif pooling.get("pooling_mode_mean_tokens", True):
             self.pooling = "mean"
         else:
-            raise EmbeddingModelError(f"{model_dir}: only mean or CLS pooling runs on the ONNX backend; use embedding.backend=torch")
+            raise EmbeddingModelError(
+                f"{model_dir}: only mean or CLS pooling runs on the ONNX backend; use embedding.backend=torch"
+            )
         if not (model_dir / "tokenizer.json").is_file():
             raise EmbeddingModelError(f"{model_dir} has no tokenizer.json (a fast tokenizer); use embedding.backend=torch")
         self.max_length = int(st_config.get("max_seq_length", 256))

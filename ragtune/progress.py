@@ -35,8 +35,12 @@ class RichProgress:
 
         self.console = Console(stderr=True)
         self._progress = _P(
-            TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=self.console, transient=False,
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
         )
         self._tasks: dict[str, TaskID] = {}
 

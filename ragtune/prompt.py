@@ -91,9 +91,7 @@ def training_messages(
     question: str, chunks: list[ContextChunk], history: list[Turn], company: str, answer: Answer
 ) -> list[dict[str, str]]:
     """A training example: exactly the served prompt, plus the answer JSON the model should give."""
-    return build_messages(question, chunks, history, company) + [
-        {"role": "assistant", "content": answer_json(answer)}
-    ]
+    return build_messages(question, chunks, history, company) + [{"role": "assistant", "content": answer_json(answer)}]
 
 
 def answer_json(answer: Answer) -> str:

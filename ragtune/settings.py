@@ -39,9 +39,10 @@ class EmbeddingSettings(_Section):
         "the index from scratch instead of mixing vector spaces.",
     )
     backend: Literal["onnx", "onnx-int8", "torch"] = Field(
-        "onnx", description="How the embedding model runs. onnx: exported once to ONNX (cached in onnx_cache_dir) and run on "
+        "onnx",
+        description="How the embedding model runs. onnx: exported once to ONNX (cached in onnx_cache_dir) and run on "
         "onnxruntime, same vectors as torch, faster and no torch in the serving process; onnx-int8: the same with int8 "
-        "weights (fastest, slightly different vectors: changing to or from it rebuilds the index); torch: sentence-transformers."
+        "weights (fastest, slightly different vectors: changing to or from it rebuilds the index); torch: sentence-transformers.",
     )
     onnx_cache_dir: Path | None = Field(None, description="Where ONNX exports are cached (default: ~/.cache/ragtune/onnx).")
     device: str = Field("cpu", description="torch device for the embedding model with backend=torch (cpu, cuda, mps).")
@@ -52,7 +53,9 @@ class EmbeddingSettings(_Section):
 
 class ChunkingSettings(_Section):
     chunk_size: int = Field(300, ge=20, le=4000, description="Target chunk length in words.")
-    chunk_overlap: int = Field(30, ge=0, description="Words of a chunk repeated at the start of the next one in the same section.")
+    chunk_overlap: int = Field(
+        30, ge=0, description="Words of a chunk repeated at the start of the next one in the same section."
+    )
     min_chunk_words: int = Field(8, ge=1, description="A last piece of a section shorter than this joins the chunk before it.")
 
     @field_validator("chunk_overlap")
@@ -73,87 +76,120 @@ class IngestSettings(_Section):
     )
     keep_versions: int = Field(2, ge=1, description="Index versions kept on disk (the current one included).")
     follow_links: bool = Field(
-        False, description="Read symbolic links whose target stays inside the ingested folder. Links that lead out of "
+        False,
+        description="Read symbolic links whose target stays inside the ingested folder. Links that lead out of "
         "the folder are always refused and reported, whatever this says.",
     )
     max_unzipped_mb: float = Field(
-        100.0, gt=0, description="Most a zip-based file (docx, pptx, xlsx, epub) may inflate to, counted from its "
+        100.0,
+        gt=0,
+        description="Most a zip-based file (docx, pptx, xlsx, epub) may inflate to, counted from its "
         "declared sizes and again while inflating; more is refused as a decompression bomb.",
     )
     max_compression_ratio: float = Field(
-        100.0, gt=1, description="Highest inflated-to-compressed ratio of one entry of a zip-based file (entries under "
+        100.0,
+        gt=1,
+        description="Highest inflated-to-compressed ratio of one entry of a zip-based file (entries under "
         "1 MB inflated are exempt); higher is refused as a decompression bomb.",
     )
     max_zip_entries: int = Field(10000, ge=1, description="Most entries a zip-based file may hold.")
 
 
 class ChromaSettings(_Section):
-    url: str | None = Field(None, description="Chroma server URL (http://host:8000). Unset: an embedded persistent Chroma under the data dir.")
-    collection_prefix: str = Field("ragtune", description="Prefix of the Chroma collection names (one collection per index version).")
+    url: str | None = Field(
+        None, description="Chroma server URL (http://host:8000). Unset: an embedded persistent Chroma under the data dir."
+    )
+    collection_prefix: str = Field(
+        "ragtune", description="Prefix of the Chroma collection names (one collection per index version)."
+    )
 
 
 class RetrievalSettings(_Section):
-    mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Dense (Chroma), BM25, or both fused by reciprocal rank fusion.")
+    mode: Literal["hybrid", "dense", "bm25"] = Field(
+        "hybrid", description="Dense (Chroma), BM25, or both fused by reciprocal rank fusion."
+    )
     top_k: int = Field(6, ge=1, le=100, description="Chunks returned per query.")
     candidates: int = Field(50, ge=1, le=1000, description="Chunks taken from each side before fusion.")
     rrf_k: int = Field(10, ge=1, description="Reciprocal-rank-fusion constant k in 1/(k + rank).")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in the fusion.")
     bm25_weight: float = Field(1.5, ge=0, description="Weight of the BM25 ranking in the fusion.")
     min_relevance: float = Field(
-        0.30, ge=0, le=1,
+        0.30,
+        ge=0,
+        le=1,
         description="Relevance (0-1, the cosine similarity of query and chunk) below which a chunk "
         "does not count as evidence; when no chunk clears it the chat answers 'nothing found'.",
     )
-    reranker_model: str | None = Field(None, description="Optional cross-encoder (model id or path) that reorders the fused candidates.")
+    reranker_model: str | None = Field(
+        None, description="Optional cross-encoder (model id or path) that reorders the fused candidates."
+    )
     reranker_candidates: int = Field(20, ge=1, description="Fused candidates handed to the reranker.")
 
 
 class LLMSettings(_Section):
     engine: Literal["auto", "llamacpp", "ollama", "none"] = Field(
-        "auto", description="Answer engine. auto: Ollama when ollama.model is set, else the embedded llama.cpp model; none: retrieval-only answers."
+        "auto",
+        description="Answer engine. auto: Ollama when ollama.model is set, else the embedded llama.cpp model; none: retrieval-only answers.",
     )
-    gguf_path: Path | None = Field(None, description="GGUF file for the embedded engine. Unset: hf_repo/hf_file, else the bundled SmolLM2-135M-Instruct.")
+    gguf_path: Path | None = Field(
+        None, description="GGUF file for the embedded engine. Unset: hf_repo/hf_file, else the bundled SmolLM2-135M-Instruct."
+    )
     hf_repo: str | None = Field(None, description="Hugging Face repo to fetch the GGUF from on first use (needs internet).")
     hf_file: str | None = Field(None, description="File name (or glob) of the GGUF inside hf_repo.")
     n_ctx: int = Field(4096, ge=256, description="Context window in tokens; sent to Ollama as num_ctx and used by llama.cpp.")
     max_tokens: int = Field(384, ge=16, description="Most tokens generated for one answer.")
     temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature.")
     repeat_penalty: float = Field(
-        1.1, ge=0.5, le=2, description="Penalty on recently repeated tokens (1.0 = off; 1.1 is Ollama's default). "
-        "Small models loop without it and run into max_tokens. Sent to both engines."
+        1.1,
+        ge=0.5,
+        le=2,
+        description="Penalty on recently repeated tokens (1.0 = off; 1.1 is Ollama's default). "
+        "Small models loop without it and run into max_tokens. Sent to both engines.",
     )
     seed: int = Field(0, description="Sampling seed, for repeatable answers.")
     threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp (default: all cores).")
     timeout_s: float = Field(
-        120.0, gt=0, description="Seconds one llama.cpp generation may take; past it the model process is stopped, the "
-        "request gets a 503 and the next request starts a fresh process."
+        120.0,
+        gt=0,
+        description="Seconds one llama.cpp generation may take; past it the model process is stopped, the "
+        "request gets a 503 and the next request starts a fresh process.",
     )
     load_timeout_s: float = Field(
-        300.0, gt=0, description="Seconds the llama.cpp model process may take to load the model and pass its start-up "
-        "self-check (a multi-token decode in the child process) before it counts as failed."
+        300.0,
+        gt=0,
+        description="Seconds the llama.cpp model process may take to load the model and pass its start-up "
+        "self-check (a multi-token decode in the child process) before it counts as failed.",
     )
     name: str | None = Field(None, description="Model name reported in answers (default: derived from the file or Ollama model).")
 
 
 class OllamaSettings(_Section):
     host: str = Field("http://127.0.0.1:11434", description="Ollama server URL.")
-    model: str | None = Field(None, description="Ollama model name (for example 'ragtune'); setting it selects the Ollama engine under engine=auto.")
+    model: str | None = Field(
+        None, description="Ollama model name (for example 'ragtune'); setting it selects the Ollama engine under engine=auto."
+    )
     keep_alive: str = Field("10m", description="How long Ollama keeps the model loaded after a request.")
     timeout_s: float = Field(120.0, gt=0, description="Seconds to wait for Ollama before failing with 503.")
 
 
 class ChatSettings(_Section):
     refuse_without_evidence: bool = Field(
-        True, description="Hand off, without calling the model, when no chunk clears retrieval.min_relevance. "
-        "False: the best chunks go to evidence selection anyway (chat.evidence_min_score still decides)."
+        True,
+        description="Hand off, without calling the model, when no chunk clears retrieval.min_relevance. "
+        "False: the best chunks go to evidence selection anyway (chat.evidence_min_score still decides).",
     )
     history_turns: int = Field(6, ge=0, le=50, description="Earlier turns of the session put into the prompt.")
     rewrite_followups: bool = Field(True, description="Rewrite follow-up questions into standalone queries before retrieval.")
-    context_tokens: int | None = Field(None, ge=64, description="Token budget for retrieved context. Default: what is left of n_ctx after the rest of the prompt and max_tokens.")
+    context_tokens: int | None = Field(
+        None,
+        ge=64,
+        description="Token budget for retrieved context. Default: what is left of n_ctx after the rest of the prompt and max_tokens.",
+    )
     answer_mode: Literal["auto", "generative", "extractive"] = Field(
-        "auto", description="How answers are made from the evidence sentences the server selects. extractive: the "
+        "auto",
+        description="How answers are made from the evidence sentences the server selects. extractive: the "
         "sentences behind a short lead-in (extractive_template), no model call; generative: the model phrases the "
-        "answer from them; auto: generate, verify against the evidence, and answer extractively when verification fails."
+        "answer from them; auto: generate, verify against the evidence, and answer extractively when verification fails.",
     )
     evidence_chunks: int = Field(6, ge=1, le=50, description="Relevant retrieved chunks whose sentences are scored as evidence.")
     evidence_sentences: int = Field(3, ge=1, le=8, description="Most evidence sentences kept (they become the citations).")
@@ -161,12 +197,19 @@ class ChatSettings(_Section):
         0.1, ge=0, le=1, description="A sentence after the best is kept only when its score is within this much of the best's."
     )
     evidence_min_score: float = Field(
-        0.40, ge=0, le=1, description="Similarity (cosine, question vs sentence with its title and section) the best "
-        "sentence needs; below it the answer is a hand-off. Chosen on bench/answer_tuning.jsonl."
+        0.40,
+        ge=0,
+        le=1,
+        description="Similarity (cosine, question vs sentence with its title and section) the best "
+        "sentence needs; below it the answer is a hand-off. Chosen on bench/answer_tuning.jsonl.",
     )
-    evidence_high_score: float = Field(0.6, ge=0, le=1, description="Best-sentence score from which an answer's confidence is 'high' (else 'medium').")
+    evidence_high_score: float = Field(
+        0.6, ge=0, le=1, description="Best-sentence score from which an answer's confidence is 'high' (else 'medium')."
+    )
     answer_max_tokens: int = Field(
-        160, ge=16, description="Most tokens the model may generate for a phrased answer (short answers loop less and come sooner)."
+        160,
+        ge=16,
+        description="Most tokens the model may generate for a phrased answer (short answers loop less and come sooner).",
     )
     extractive_template: str = Field(
         "Here is what our help articles say: {evidence}",
@@ -192,7 +235,9 @@ class ServerSettings(_Section):
     port: int = Field(8000, ge=1, le=65535, description="Port `ragtune serve` listens on.")
     cors_origins: list[str] = Field([], description="Origins allowed to call the API from a browser (support widgets).")
     max_body_mb: float = Field(
-        1.0, gt=0, description="Largest request body accepted, on every route; checked against Content-Length and "
+        1.0,
+        gt=0,
+        description="Largest request body accepted, on every route; checked against Content-Length and "
         "counted while the body streams in, so a larger one gets a 413 before it is buffered.",
     )
 
@@ -231,7 +276,7 @@ def _env_tree(environ: Mapping[str, str]) -> dict[str, Any]:
     for key, value in environ.items():
         if not key.upper().startswith(ENV_PREFIX) or key.upper() == "RAGTUNE_CONFIG":
             continue
-        path = key[len(ENV_PREFIX):].lower().split("__")
+        path = key[len(ENV_PREFIX) :].lower().split("__")
         if path[0] not in Settings.model_fields:
             logging.getLogger("ragtune").warning("ignoring environment variable %s: no setting is named %s", key, path[0])
             continue
@@ -312,9 +357,7 @@ def load_settings(
     try:
         return Settings(**merged)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         source = f" (from {path} and RAGTUNE_ variables)" if path else " (from RAGTUNE_ variables)"
         raise ConfigError(f"invalid settings{source}: {problems}") from exc
 

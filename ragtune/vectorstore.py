@@ -37,9 +37,7 @@ def open_client(settings: ChromaSettings, data_dir: Path):
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ConfigError(f"chroma.url {settings.url!r} is not an http(s) URL like http://localhost:8000")
         port = parsed.port or (443 if parsed.scheme == "https" else 8000)
-        return chromadb.HttpClient(
-            host=parsed.hostname, port=port, ssl=parsed.scheme == "https", settings=client_settings
-        )
+        return chromadb.HttpClient(host=parsed.hostname, port=port, ssl=parsed.scheme == "https", settings=client_settings)
     path = data_dir / "chroma"
     path.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(path), settings=client_settings)
@@ -58,9 +56,7 @@ class VectorStore:
         return f"{self.settings.collection_prefix}_{version}".replace(":", "-")
 
     def create(self, name: str):
-        collection = self.client.create_collection(
-            name=name, metadata={"hnsw:space": "cosine"}, embedding_function=None
-        )
+        collection = self.client.create_collection(name=name, metadata={"hnsw:space": "cosine"}, embedding_function=None)
         self._collections[name] = collection
         return collection
 
@@ -108,7 +104,11 @@ class VectorStore:
 
     def names(self) -> list[str]:
         prefix = f"{self.settings.collection_prefix}_"
-        return [c if isinstance(c, str) else c.name for c in self.client.list_collections() if (c if isinstance(c, str) else c.name).startswith(prefix)]
+        return [
+            c if isinstance(c, str) else c.name
+            for c in self.client.list_collections()
+            if (c if isinstance(c, str) else c.name).startswith(prefix)
+        ]
 
     def add(self, name: str, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict]) -> None:
         collection = self.get(name)
@@ -127,7 +127,7 @@ class VectorStore:
         collection = self.get(name)
         found: dict[str, np.ndarray] = {}
         for start in range(0, len(ids), _GET_BATCH):
-            got = collection.get(ids=ids[start:start + _GET_BATCH], include=["embeddings"])
+            got = collection.get(ids=ids[start : start + _GET_BATCH], include=["embeddings"])
             for chunk_id, vector in zip(got["ids"], got["embeddings"], strict=False):
                 found[chunk_id] = np.asarray(vector, dtype=np.float32)
         return found
@@ -138,9 +138,7 @@ class VectorStore:
         count = collection.count()
         if count == 0:
             return []
-        result = collection.query(
-            query_embeddings=[vector], n_results=min(n, count), where=where or None, include=["distances"]
-        )
+        result = collection.query(query_embeddings=[vector], n_results=min(n, count), where=where or None, include=["distances"])
         return [(cid, 1.0 - float(dist)) for cid, dist in zip(result["ids"][0], result["distances"][0], strict=False)]
 
 

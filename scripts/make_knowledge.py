@@ -60,10 +60,10 @@ def write_html(path: Path, title: str, sections) -> None:
         body.append(f"<h2>{html.escape(heading)}</h2>")
         body.extend(f"<p>{html.escape(p)}</p>" for p in paragraphs)
     page = (
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)} | Northwind Cloud</title>"
         "<style>body{font-family:sans-serif}</style></head>\n<body>\n"
-        "<nav><a href=\"/\">Home</a> <a href=\"/pricing\">Pricing</a></nav>\n<main>\n"
+        '<nav><a href="/">Home</a> <a href="/pricing">Pricing</a></nav>\n<main>\n'
         + "\n".join(body)
         + "\n</main>\n<footer>(c) Northwind Cloud GmbH</footer>\n</body></html>\n"
     )
@@ -209,7 +209,13 @@ def write_ipynb(path: Path, title: str, sections) -> None:
         "cells": cells,
         "metadata": {
             "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-            "language_info": {"name": "python", "file_extension": ".py", "mimetype": "text/x-python", "nbconvert_exporter": "python", "pygments_lexer": "ipython3"},
+            "language_info": {
+                "name": "python",
+                "file_extension": ".py",
+                "mimetype": "text/x-python",
+                "nbconvert_exporter": "python",
+                "pygments_lexer": "ipython3",
+            },
         },
         "nbformat": 4,
         "nbformat_minor": 5,
@@ -221,8 +227,16 @@ def write_ipynb(path: Path, title: str, sections) -> None:
 
 
 WRITERS = {
-    ".md": write_md, ".txt": write_txt, ".html": write_html, ".pdf": write_pdf, ".docx": write_docx,
-    ".pptx": write_pptx, ".csv": write_csv, ".xlsx": write_xlsx, ".epub": write_epub, ".ipynb": write_ipynb,
+    ".md": write_md,
+    ".txt": write_txt,
+    ".html": write_html,
+    ".pdf": write_pdf,
+    ".docx": write_docx,
+    ".pptx": write_pptx,
+    ".csv": write_csv,
+    ".xlsx": write_xlsx,
+    ".epub": write_epub,
+    ".ipynb": write_ipynb,
 }
 
 

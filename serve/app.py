@@ -40,8 +40,12 @@ async def _warm_up(retriever: Retriever, engine: Engine | None) -> None:
     except RagtuneError as exc:
         log.warning("embedding model not loaded at start: %s", exc)
     if engine is not None and not await engine.ready():
-        log.warning("%s model %s is not available (%s); answering extractively (the evidence sentences) until it is",
-                    engine.kind, engine.name, getattr(engine, "unavailable_reason", None))
+        log.warning(
+            "%s model %s is not available (%s); answering extractively (the evidence sentences) until it is",
+            engine.kind,
+            engine.name,
+            getattr(engine, "unavailable_reason", None),
+        )
     elif engine is not None:
         log.info("answering with %s model %s", engine.kind, engine.name)
 
@@ -76,7 +80,9 @@ def create_app(
     # Inside CORS, so a 413 still carries the headers a browser needs to show it.
     app.add_middleware(BodyLimitMiddleware, max_bytes=int(settings.server.max_body_mb * 1048576), error_content=error_content)
     if settings.server.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"])
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.server.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
+        )
 
     install_error_handlers(app)
 

@@ -21,7 +21,13 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app, max_bytes: int, error_content: Callable[[str, int, str, str], dict[str, Any]], setting: str = "server.max_body_mb"):
+    def __init__(
+        self,
+        app,
+        max_bytes: int,
+        error_content: Callable[[str, int, str, str], dict[str, Any]],
+        setting: str = "server.max_body_mb",
+    ):
         self.app = app
         self.max_bytes = max_bytes
         self.error_content = error_content
@@ -71,15 +77,17 @@ class BodyLimitMiddleware:
         limit_mb = self.max_bytes / 1048576
         message = f"request body is over the {limit_mb:g} MB limit ({self.setting})"
         body = json.dumps(self.error_content(scope.get("path", ""), 413, message, "PayloadTooLarge")).encode()
-        await send({
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),  # the rest of the body is not wanted
-            ],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),  # the rest of the body is not wanted
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 

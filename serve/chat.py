@@ -108,7 +108,9 @@ class ChatService:
         if not question:
             raise UserInputError("message is empty: send the customer's question")
         if len(question) > chat.max_message_chars:
-            raise PayloadTooLarge(f"message has {len(question)} characters; the limit is {chat.max_message_chars} (chat.max_message_chars)")
+            raise PayloadTooLarge(
+                f"message has {len(question)} characters; the limit is {chat.max_message_chars} (chat.max_message_chars)"
+            )
         persist = history is None
         if session_id is not None:
             check_session_id(session_id)
@@ -116,7 +118,7 @@ class ChatService:
         if history is None:
             history = await asyncio.to_thread(self.store.history, session_id, chat.history_turns)
         else:
-            history = history[-2 * chat.history_turns:] if chat.history_turns else []
+            history = history[-2 * chat.history_turns :] if chat.history_turns else []
         query = standalone_query(question, history) if chat.rewrite_followups else question
 
         t0 = time.perf_counter()
@@ -128,7 +130,9 @@ class ChatService:
         p = Prepared(session_id, question, query, history, retrieval, relevant, timings=timings, persist=persist)
         if relevant:
             t0 = time.perf_counter()
-            p.evidence = await asyncio.to_thread(self.selector.select, query, relevant, chat.evidence_sentences, chat.evidence_margin)
+            p.evidence = await asyncio.to_thread(
+                self.selector.select, query, relevant, chat.evidence_sentences, chat.evidence_margin
+            )
             p.decision = decide(question, p.evidence, chat.evidence_min_score, known=chat.company_name)
             timings["evidence_ms"] = _ms(t0)
         if p.outcome == "answer" and chat.answer_mode != "extractive" and await self.engine_ready():
@@ -177,8 +181,9 @@ class ChatService:
         return min(self.settings.llm.max_tokens, self.settings.chat.answer_max_tokens)
 
     # ---- answers -------------------------------------------------------------------------
-    async def answer(self, message: str, session_id: str | None = None, filters: dict | None = None,
-                     history: list[Turn] | None = None) -> ChatResponse:
+    async def answer(
+        self, message: str, session_id: str | None = None, filters: dict | None = None, history: list[Turn] | None = None
+    ) -> ChatResponse:
         started = time.perf_counter()
         p = await self.prepare(message, session_id, filters, history)
         if not p.use_model:
@@ -224,8 +229,11 @@ class ChatService:
 
     def verify(self, p: Prepared, reply: Answer) -> list[str]:
         reasons = verify_answer(
-            reply.answer, p.question, [e.sentence for e in p.evidence],
-            allowed_names=self.settings.chat.company_name.split(), secrets=[PROMPT_RULES],
+            reply.answer,
+            p.question,
+            [e.sentence for e in p.evidence],
+            allowed_names=self.settings.chat.company_name.split(),
+            secrets=[PROMPT_RULES],
             headings=[f"{e.hit.chunk.title} {e.hit.chunk.section}" for e in p.evidence],
         )
         # The model's own handoff flag is not a verdict: the evidence decided that the question is
@@ -248,8 +256,15 @@ class ChatService:
             text = chat.handoff_message
         return Answer(answer=text, citations=[], confidence="low", handoff=True)
 
-    async def _finish(self, p: Prepared, answer: Answer, mode: str, started: float,
-                      verification: Verification | None = None, dropped: list[str] | None = None) -> ChatResponse:
+    async def _finish(
+        self,
+        p: Prepared,
+        answer: Answer,
+        mode: str,
+        started: float,
+        verification: Verification | None = None,
+        dropped: list[str] | None = None,
+    ) -> ChatResponse:
         cited = {c.id for c in answer.citations}
         shown = p.relevant if p.outcome == "answer" else []
         sources = [_source(h, h.id in cited) for h in shown]
@@ -271,8 +286,10 @@ class ChatService:
             query=p.query,
             context=ContextReport(
                 used=list(dict.fromkeys(e.chunk_id for e in p.evidence)) if p.outcome == "answer" else [],
-                omitted=list(dict.fromkeys(e.chunk_id for e in p.omitted)), prompt_tokens=p.prompt_tokens,
-                budget_tokens=p.budget, dropped_citations=dropped or [],
+                omitted=list(dict.fromkeys(e.chunk_id for e in p.omitted)),
+                prompt_tokens=p.prompt_tokens,
+                budget_tokens=p.budget,
+                dropped_citations=dropped or [],
                 evidence=[EvidenceItem(id=e.chunk_id, sentence=e.sentence, score=round(e.score, 4)) for e in p.evidence],
                 handoff_reason=p.decision.reason if p.outcome == "handoff" else p.outcome if p.outcome == "no_evidence" else None,
                 unknown_terms=p.decision.terms or [],
@@ -280,8 +297,9 @@ class ChatService:
             timings_ms=p.timings | {f"retrieval_{k}": v for k, v in p.retrieval.timings_ms.items()},
         )
 
-    async def stream(self, message: str, session_id: str | None = None, filters: dict | None = None,
-                     history: list[Turn] | None = None) -> AsyncIterator[tuple[str, Any]]:
+    async def stream(
+        self, message: str, session_id: str | None = None, filters: dict | None = None, history: list[Turn] | None = None
+    ) -> AsyncIterator[tuple[str, Any]]:
         """("delta", text) events, then ("answer", ChatResponse).
 
         In generative mode the model's text streams as it is written. In auto mode nothing
@@ -289,7 +307,9 @@ class ChatService:
         started = time.perf_counter()
         p = await self.prepare(message, session_id, filters, history)
         if not p.use_model or self.settings.chat.answer_mode == "auto":
-            response = await (self.answer_prepared_without_model(p, started) if not p.use_model else self._answer_prepared(p, started))
+            response = await (
+                self.answer_prepared_without_model(p, started) if not p.use_model else self._answer_prepared(p, started)
+            )
             response.timings_ms["first_token_ms"] = _ms(started)
             yield "delta", response.answer
             yield "answer", response
@@ -347,11 +367,11 @@ class AnswerTextExtractor:
             key = self.buffer.find('"answer"')
             if key == -1:
                 return ""
-            quote = self.buffer.find('"', self.buffer.find(":", key + 8) + 1) if ":" in self.buffer[key + 8:] else -1
+            quote = self.buffer.find('"', self.buffer.find(":", key + 8) + 1) if ":" in self.buffer[key + 8 :] else -1
             if quote == -1:
                 return ""
             self.start = quote + 1
-        body, end = self.buffer[self.start:], None
+        body, end = self.buffer[self.start :], None
         i = 0
         while i < len(body):
             if body[i] == "\\":
@@ -367,7 +387,7 @@ class AnswerTextExtractor:
         except json.JSONDecodeError:
             return ""
         self.closed = end is not None
-        new, self.emitted = decoded[self.emitted:], len(decoded)
+        new, self.emitted = decoded[self.emitted :], len(decoded)
         return new
 
 

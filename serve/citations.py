@@ -30,7 +30,9 @@ def evidence_citations(evidence: list[Evidence]) -> list[Citation]:
     return citations[:MAX_CITATIONS]
 
 
-def model_cited(citations: list[Citation], sources: NumberedSources, evidence: list[Evidence]) -> tuple[list[Evidence], list[str]]:
+def model_cited(
+    citations: list[Citation], sources: NumberedSources, evidence: list[Evidence]
+) -> tuple[list[Evidence], list[str]]:
     """The evidence the model's citations (short ids) point at, and the ids that point nowhere.
 
     Source S<i> is evidence[i - 1]: `number_sources` numbers the evidence in order."""

@@ -52,7 +52,9 @@ class ConversationStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                (last,) = self._db.execute("SELECT COALESCE(MAX(seq), -1) FROM messages WHERE session_id = ?", (session_id,)).fetchone()
+                (last,) = self._db.execute(
+                    "SELECT COALESCE(MAX(seq), -1) FROM messages WHERE session_id = ?", (session_id,)
+                ).fetchone()
                 self._db.executemany(
                     "INSERT INTO messages VALUES (?, ?, ?, ?, ?)",
                     [(session_id, last + 1, "user", user, now), (session_id, last + 2, "assistant", assistant, now)],

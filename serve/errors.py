@@ -65,7 +65,9 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"no such endpoint: {request.url.path}"
         elif exc.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}"
-        return error_response(request, exc.status_code, message, error_kind(exc.status_code), headers=getattr(exc, "headers", None))
+        return error_response(
+            request, exc.status_code, message, error_kind(exc.status_code), headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -18,15 +18,50 @@ from ragtune.evidence import Evidence
 _HEADS = r"plans?|tiers?|editions?|packages?|subscriptions?|memberships?|bundles?|add-ons?|modes?|extensions?|features?|deals?|licen[cs]es?|programs?|accounts?"
 _NAMED = re.compile(rf"\b([A-Za-z][\w\-]*)\s+(?:{_HEADS})\b", re.I)
 # Who or what an offer is for: "a discount for veterans", "an integration with Dropbox", "an app for Linux".
-_OFFERED_FOR = re.compile(r"\b(?:discounts?|integrations?|plugins?|plug-ins?|extensions?|apps?|clients?)\s+(?:for|with)\s+"
-                          r"(?:(?:the|a|an|my|our|your)\s+)?([A-Za-z][\w\-]*)", re.I)
+_OFFERED_FOR = re.compile(
+    r"\b(?:discounts?|integrations?|plugins?|plug-ins?|extensions?|apps?|clients?)\s+(?:for|with)\s+"
+    r"(?:(?:the|a|an|my|our|your)\s+)?([A-Za-z][\w\-]*)",
+    re.I,
+)
 # Modifiers that do not name a plan or feature ("my plan", "the paid plans", "monthly subscription").
-GENERIC = set("""a an the my your our their his her its this that these those which what whose any every each some no
+GENERIC = set(
+    """a an the my your our their his her its this that these those which what whose any every each some no
 current new old paid unpaid monthly annual yearly cheapest cheaper cheap expensive best better higher lower bigger smaller
 larger same other different whole entire existing company personal work own subscription payment pricing price
-storage cloud trial user users member members admin one two all""".split())
-ALWAYS_KNOWN = {"i", "hi", "hello", "ok", "okay", "please", "thanks", "can", "could", "is", "are", "do", "does", "how", "what",
-                "why", "when", "where", "which", "who", "will", "would", "should", "my", "the", "a", "an", "and", "or", "if"}
+storage cloud trial user users member members admin one two all""".split()
+)
+ALWAYS_KNOWN = {
+    "i",
+    "hi",
+    "hello",
+    "ok",
+    "okay",
+    "please",
+    "thanks",
+    "can",
+    "could",
+    "is",
+    "are",
+    "do",
+    "does",
+    "how",
+    "what",
+    "why",
+    "when",
+    "where",
+    "which",
+    "who",
+    "will",
+    "would",
+    "should",
+    "my",
+    "the",
+    "a",
+    "an",
+    "and",
+    "or",
+    "if",
+}
 
 
 @dataclass
@@ -66,7 +101,9 @@ def _mentions(text: str, term: str, as_name: bool) -> bool:
     "Account basics" does not mention a "Basic plan". Other terms may differ in case and number."""
     if as_name:
         name = term[0].upper() + term[1:].lower()
-        return bool(re.search(rf"\b{re.escape(name)}s?\b", text) or re.search(rf"\b{re.escape(term)}\s+(?:{_HEADS})\b", text, re.I))
+        return bool(
+            re.search(rf"\b{re.escape(name)}s?\b", text) or re.search(rf"\b{re.escape(term)}\s+(?:{_HEADS})\b", text, re.I)
+        )
     t = term.lower()
     tokens = re.findall(r"[\w\-]+", text.lower())
     words = set(tokens)
@@ -74,7 +111,7 @@ def _mentions(text: str, term: str, as_name: bool) -> bool:
         return True
     if term.isupper() and 2 <= len(term) <= 5:  # an acronym spelled out: "SLA" in "Service level agreement"
         n = len(term)
-        return any("".join(w[0] for w in tokens[i:i + n]) == t for i in range(len(tokens) - n + 1))
+        return any("".join(w[0] for w in tokens[i : i + n]) == t for i in range(len(tokens) - n + 1))
     return False
 
 

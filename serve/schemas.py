@@ -10,14 +10,18 @@ from ragtune.answer import Answer
 
 
 class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"message": "How do I get a refund?", "session_id": "c0ffee"}]})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"message": "How do I get a refund?", "session_id": "c0ffee"}]}
+    )
 
     message: str = Field(description="The customer's question.", min_length=1)
     session_id: str | None = Field(None, description="Conversation id from an earlier answer; omit to start a new one.")
     filters: dict[str, str | list[str]] | None = Field(
         None, description="Restrict retrieval by metadata: doc_id, doc_type, category, title, section. A list means any of."
     )
-    stream: bool = Field(False, description="Stream server-sent events: `delta` events with answer text, then one `answer` event.")
+    stream: bool = Field(
+        False, description="Stream server-sent events: `delta` events with answer text, then one `answer` event."
+    )
 
 
 class Source(BaseModel):
@@ -44,10 +48,13 @@ class ContextReport(BaseModel):
     dropped_citations: list[str] = Field([], description="Source ids the model cited that name none of its sources (removed).")
     evidence: list[EvidenceItem] = Field([], description="The evidence sentences the server selected, best first.")
     handoff_reason: str | None = Field(
-        None, description="Why the answer is a hand-off: no_evidence (nothing retrieved above retrieval.min_relevance), "
-        "low_evidence (best sentence below chat.evidence_min_score), unknown_terms (the question names something the evidence never mentions)."
+        None,
+        description="Why the answer is a hand-off: no_evidence (nothing retrieved above retrieval.min_relevance), "
+        "low_evidence (best sentence below chat.evidence_min_score), unknown_terms (the question names something the evidence never mentions).",
     )
-    unknown_terms: list[str] = Field([], description="Names in the question (a plan, product, feature) that the evidence does not mention.")
+    unknown_terms: list[str] = Field(
+        [], description="Names in the question (a plan, product, feature) that the evidence does not mention."
+    )
 
 
 class Verification(BaseModel):

@@ -15,7 +15,16 @@ from collections import Counter
 from collections.abc import Iterable
 
 DEBRIS, ECHO, LOOP, NUMBER, NAME, NEGATION, UNSUPPORTED, INCOMPLETE, REFUSAL, LEAK = (
-    "debris", "echo", "loop", "number", "name", "negation", "unsupported", "incomplete", "refusal", "leak",
+    "debris",
+    "echo",
+    "loop",
+    "number",
+    "name",
+    "negation",
+    "unsupported",
+    "incomplete",
+    "refusal",
+    "leak",
 )
 REASONS = (DEBRIS, ECHO, LOOP, NUMBER, NAME, NEGATION, UNSUPPORTED, INCOMPLETE, REFUSAL, LEAK)
 
@@ -25,19 +34,44 @@ _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![A-Za-z])")
 _JSON_BITS = re.compile(r'[\[\]{}]|"\s*[,:]\s*"|\\"|"(?:answer|citations|confidence|handoff|quote|id)"')
 _TIMESTAMP = re.compile(r"\b\d{1,4}[-/:]\d{1,2}(?:[-/:T ]\d{1,2})*(?::\d{2})?\b")
 _CLAUSE = re.compile(r"[,;.!?](?=\s|$)|\s(?:and|or|but|while|whereas)\s|\n")
-_REFUSAL = re.compile(r"\b(i (?:do not|don't|cannot|can't) (?:know|find|help|answer)|no information|not sure|unable to (?:find|answer|help)"
-                      r"|(?:hand|handing|transfer|pass)(?:ing)? you (?:over|on)|contact (?:our )?support for)\b", re.I)
-_NAMED_THING = re.compile(r"\b([A-Za-z][\w\-]*)\s+(plan|plans|tier|edition|package|subscription|membership|bundle|add-on)\b", re.I)
+_REFUSAL = re.compile(
+    r"\b(i (?:do not|don't|cannot|can't) (?:know|find|help|answer)|no information|not sure|unable to (?:find|answer|help)"
+    r"|(?:hand|handing|transfer|pass)(?:ing)? you (?:over|on)|contact (?:our )?support for)\b",
+    re.I,
+)
+_NAMED_THING = re.compile(
+    r"\b([A-Za-z][\w\-]*)\s+(plan|plans|tier|edition|package|subscription|membership|bundle|add-on)\b", re.I
+)
 
 NEGATIONS = {"not", "no", "never", "cannot", "nothing", "none", "nor", "neither", "nobody", "without"}
-STOP = set("""a an the and or but if then so of to in on at by for with from as is are was were be been being am do does did
+STOP = set(
+    """a an the and or but if then so of to in on at by for with from as is are was were be been being am do does did
 have has had having it its it's this that these those there here their they them you your yours we our us i me my mine
 he she his her can could will would shall should may might must about into over under up down out than too very also just
 what which who whom whose when where why how all any each some such only own same other more most per via please
-yes hi hello thanks thank sure happy help glad course let know get got go""".split())
-NUMBER_WORDS = {"one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8",
-                "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "fourteen": "14", "fifteen": "15",
-                "twenty": "20", "thirty": "30", "sixty": "60", "ninety": "90", "hundred": "100"}
+yes hi hello thanks thank sure happy help glad course let know get got go""".split()
+)
+NUMBER_WORDS = {
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ten": "10",
+    "eleven": "11",
+    "twelve": "12",
+    "fourteen": "14",
+    "fifteen": "15",
+    "twenty": "20",
+    "thirty": "30",
+    "sixty": "60",
+    "ninety": "90",
+    "hundred": "100",
+}
 
 
 def stem(word: str) -> str:
@@ -51,7 +85,12 @@ def stem(word: str) -> str:
 
 def _is_negation(token: str) -> bool:
     t = token.lower()
-    return t in NEGATIONS or t.endswith("n't") or t.endswith("nt") and t in {"cant", "dont", "doesnt", "isnt", "wont", "arent", "didnt", "wasnt"}
+    return (
+        t in NEGATIONS
+        or t.endswith("n't")
+        or t.endswith("nt")
+        and t in {"cant", "dont", "doesnt", "isnt", "wont", "arent", "didnt", "wasnt"}
+    )
 
 
 def content_stems(text: str) -> set[str]:
@@ -105,7 +144,7 @@ def _is_loop(answer: str) -> bool:
     words = [w.lower() for w in re.findall(r"\w+", answer)]
     if any(words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2)):
         return True
-    grams = Counter(tuple(words[i:i + 3]) for i in range(len(words) - 2))
+    grams = Counter(tuple(words[i : i + 3]) for i in range(len(words) - 2))
     if grams and grams.most_common(1)[0][1] >= 3:
         return True
     return len(words) >= 16 and len(set(words)) < 0.45 * len(words)
@@ -119,7 +158,7 @@ def _numbers(text: str) -> set[str]:
 
 def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
     words = [w.lower() for w in re.findall(r"\w+", text)]
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 def leaks(answer: str, secrets: Iterable[str], n: int = 6) -> bool:
@@ -159,12 +198,20 @@ def verify_answer(
     answer_stems, question_stems = content_stems(answer), content_stems(question)
     source_stems = content_stems(source)
     # Nothing beyond the question's own words; a "cannot" the question lacks is news, not an echo.
-    if answer_stems and answer_stems <= question_stems and not (_negation_scopes(answer, 3)[2] and not _negation_scopes(question, 3)[2]):
+    if (
+        answer_stems
+        and answer_stems <= question_stems
+        and not (_negation_scopes(answer, 3)[2] and not _negation_scopes(question, 3)[2])
+    ):
         reasons.append(ECHO)
     if _is_loop(answer):
         reasons.append(LOOP)
-    if (_numbers(answer) - _numbers(source) - _numbers(question) or _misbound(answer, source)
-            or _wrong_unit(answer, source) or _off_focus(answer, question, evidence, headings)):
+    if (
+        _numbers(answer) - _numbers(source) - _numbers(question)
+        or _misbound(answer, source)
+        or _wrong_unit(answer, source)
+        or _off_focus(answer, question, evidence, headings)
+    ):
         reasons.append(NUMBER)
     known = {w.lower() for w in re.findall(r"[\w\-]+", f"{source} {' '.join(allowed_names)}")}
     if any(n.lower() not in known for n in _names(answer)):
@@ -186,6 +233,7 @@ def verify_answer(
 def _wrong_unit(answer: str, source: str) -> bool:
     """A number with another unit than the evidence gives it: "10 minutes" from "10 failed
     attempts ... locked for 30 minutes", "10 days" from "5 to 10 business days"."""
+
     def pairs(text: str) -> set[tuple[str, str]]:
         found = set()
         for match in re.finditer(r"(?<![\w.])(\d+(?:[.,]\d+)*)%?\s+([A-Za-z]+)", text):
@@ -234,8 +282,9 @@ def _off_focus(answer: str, question: str, evidence: list[str], headings: list[s
     return not answer_figures & allowed
 
 
-def _incomplete(answer: str, answer_stems: set[str], question_stems: set[str], source_stems: set[str], best: str,
-                known: Iterable[str] = ()) -> bool:
+def _incomplete(
+    answer: str, answer_stems: set[str], question_stems: set[str], source_stems: set[str], best: str, known: Iterable[str] = ()
+) -> bool:
     """An answer that brings nothing of the evidence ("Yes.", "no"), or leaves out every figure of
     the best evidence sentence when that sentence has figures (the price, the duration asked for)."""
     figures = _numbers(best)
@@ -258,7 +307,12 @@ def _misbound(answer: str, source: str) -> bool:
     every number is in the evidence, but tied to the wrong name. Names are the words the evidence
     capitalises inside a sentence (Free, Pro, Business, Vault); a number of the answer must occur
     in an evidence clause that mentions the names of its own answer clause."""
-    names = {w.lower() for sent in re.split(r"(?<=[.!?])\s+", source) for w in re.findall(r"[A-Za-z][\w\-]*", sent)[1:] if w[0].isupper()}
+    names = {
+        w.lower()
+        for sent in re.split(r"(?<=[.!?])\s+", source)
+        for w in re.findall(r"[A-Za-z][\w\-]*", sent)[1:]
+        if w[0].isupper()
+    }
     clauses = [(_numbers(c), {w.lower() for w in re.findall(r"[\w\-]+", c)}) for c in _CLAUSE.split(source)]
     for clause in _CLAUSE.split(answer):
         words = {w.lower() for w in re.findall(r"[\w\-]+", clause)}

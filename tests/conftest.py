@@ -86,7 +86,11 @@ def serve_settings(knowledge_index, tiny_gguf, tmp_path):
     tiny model writes noise, which auto mode would (rightly) replace by the extractive answer, and
     these tests are about the generation path itself."""
     settings, _ = knowledge_index
-    return settings.model_copy(update={
-        "llm": settings.llm.model_copy(update={"engine": "llamacpp", "gguf_path": tiny_gguf, "max_tokens": 1024, "n_ctx": 4096}),
-        "chat": settings.chat.model_copy(update={"answer_mode": "generative", "answer_max_tokens": 1024}),
-    })
+    return settings.model_copy(
+        update={
+            "llm": settings.llm.model_copy(
+                update={"engine": "llamacpp", "gguf_path": tiny_gguf, "max_tokens": 1024, "n_ctx": 4096}
+            ),
+            "chat": settings.chat.model_copy(update={"answer_mode": "generative", "answer_max_tokens": 1024}),
+        }
+    )

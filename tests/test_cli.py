@@ -62,11 +62,32 @@ def test_eval_retrieval_on_a_small_beir_set(capsys, tmp_path):
         "d3": ("Storage", "The Pro plan includes one terabyte of storage."),
     }
     (data / "corpus.jsonl").write_text("\n".join(json.dumps({"_id": k, "title": t, "text": x}) for k, (t, x) in docs.items()))
-    (data / "queries.jsonl").write_text("\n".join(json.dumps({"_id": q, "text": t}) for q, t in [("q1", "money back for a yearly plan"), ("q2", "forgot password")]))
+    (data / "queries.jsonl").write_text(
+        "\n".join(
+            json.dumps({"_id": q, "text": t}) for q, t in [("q1", "money back for a yearly plan"), ("q2", "forgot password")]
+        )
+    )
     (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n")
     assert main(["eval", "retrieval", str(data), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report) >= {"ndcg@10", "recall@10", "recall@100", "mrr@10", "index_seconds", "query_ms_p50", "query_ms_p95", "mode", "docs", "queries"}
-    assert report["recall@10"] == 1.0 and report["ndcg@10"] > 0.6 and report["docs"] == 3 and report["queries"] == 2 and report["mode"] == "hybrid"
+    assert set(report) >= {
+        "ndcg@10",
+        "recall@10",
+        "recall@100",
+        "mrr@10",
+        "index_seconds",
+        "query_ms_p50",
+        "query_ms_p95",
+        "mode",
+        "docs",
+        "queries",
+    }
+    assert (
+        report["recall@10"] == 1.0
+        and report["ndcg@10"] > 0.6
+        and report["docs"] == 3
+        and report["queries"] == 2
+        and report["mode"] == "hybrid"
+    )
     assert main(["eval", "retrieval", str(data), "--split", "dev"]) == 2
     assert "qrels/dev.tsv" in capsys.readouterr().err

@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINING_STACK = {"torch", "transformers", "peft", "trl", "datasets", "unsloth", "bitsandbytes", "accelerate", "sentence_transformers"}
+TRAINING_STACK = {
+    "torch",
+    "transformers",
+    "peft",
+    "trl",
+    "datasets",
+    "unsloth",
+    "bitsandbytes",
+    "accelerate",
+    "sentence_transformers",
+}
 FORBIDDEN = {
     "ragtune": {"ingest", "serve", "train", "evaluation", "cli"},
     "ingest": {"serve", "train", "evaluation", "cli"},

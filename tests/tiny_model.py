@@ -48,29 +48,60 @@ def build_hf_model(folder: Path, vocab_size: int = 512, add_prefix_space: bool |
     hf = folder / "hf"
     hf.mkdir(parents=True, exist_ok=True)
     spm.SentencePieceTrainer.train(
-        input=str(_corpus(folder)), model_prefix=str(hf / "tokenizer"), vocab_size=vocab_size, model_type="bpe",
-        byte_fallback=True, character_coverage=1.0, user_defined_symbols=SPECIAL,
-        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2,
+        input=str(_corpus(folder)),
+        model_prefix=str(hf / "tokenizer"),
+        vocab_size=vocab_size,
+        model_type="bpe",
+        byte_fallback=True,
+        character_coverage=1.0,
+        user_defined_symbols=SPECIAL,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        minloglevel=2,
     )
     processor = spm.SentencePieceProcessor(model_file=str(hf / "tokenizer.model"))
     ids = {tok: processor.piece_to_id(tok) for tok in ["<unk>", "<s>", "</s>", *SPECIAL]}
     # transformers 5 and the converter treat chat tokens as plain text unless they are declared here.
-    (hf / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "LlamaTokenizer",
-        "bos_token": "<s>", "eos_token": "<|im_end|>", "unk_token": "<unk>",
-        "add_bos_token": False, "add_eos_token": False,
-        **({} if add_prefix_space is None else {"add_prefix_space": add_prefix_space}),
-        "chat_template": CHATML,
-        "added_tokens_decoder": {
-            str(i): {"content": tok, "special": True, "lstrip": False, "rstrip": False, "normalized": False, "single_word": False}
-            for tok, i in ids.items()
-        },
-    }, indent=1))
+    (hf / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "LlamaTokenizer",
+                "bos_token": "<s>",
+                "eos_token": "<|im_end|>",
+                "unk_token": "<unk>",
+                "add_bos_token": False,
+                "add_eos_token": False,
+                **({} if add_prefix_space is None else {"add_prefix_space": add_prefix_space}),
+                "chat_template": CHATML,
+                "added_tokens_decoder": {
+                    str(i): {
+                        "content": tok,
+                        "special": True,
+                        "lstrip": False,
+                        "rstrip": False,
+                        "normalized": False,
+                        "single_word": False,
+                    }
+                    for tok, i in ids.items()
+                },
+            },
+            indent=1,
+        )
+    )
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=processor.get_piece_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096,
-        bos_token_id=ids["<s>"], eos_token_id=ids["<|im_end|>"], tie_word_embeddings=False,
+        vocab_size=processor.get_piece_size(),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=4096,
+        bos_token_id=ids["<s>"],
+        eos_token_id=ids["<|im_end|>"],
+        tie_word_embeddings=False,
     )
     LlamaForCausalLM(config).save_pretrained(hf, safe_serialization=True)
     return hf
@@ -83,7 +114,9 @@ def convert_to_gguf(hf: Path, out: Path) -> Path:
     env.pop("NO_LOCAL_GGUF")
     result = subprocess.run(
         [sys.executable, str(CONVERTER), str(hf), "--outfile", str(out), "--outtype", "f32"],
-        capture_output=True, text=True, env=env,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     if result.returncode != 0:
         raise RuntimeError(f"convert_hf_to_gguf failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")

@@ -22,40 +22,58 @@ class _Section(BaseModel):
 
 
 class QASource(_Section):
-    path: Path = Field(description="CSV or JSONL file of question/answer pairs (Bitext layout: `instruction`, `response`; or `question`, `answer`).")
-    limit: int | None = Field(None, ge=1, description="Use at most this many pairs (taken evenly across intents when the file has an `intent` column).")
+    path: Path = Field(
+        description="CSV or JSONL file of question/answer pairs (Bitext layout: `instruction`, `response`; or `question`, `answer`)."
+    )
+    limit: int | None = Field(
+        None, ge=1, description="Use at most this many pairs (taken evenly across intents when the file has an `intent` column)."
+    )
     question_field: str | None = Field(None, description="Column holding the question (default: `question`, else `instruction`).")
     answer_field: str | None = Field(None, description="Column holding the answer (default: `answer`, else `response`).")
 
 
 class DataConfig(_Section):
-    qa: list[QASource] = Field([], description="Q/A pair files without documents of their own (such as Bitext); their oracle passage is built per `qa_oracle`.")
+    qa: list[QASource] = Field(
+        [],
+        description="Q/A pair files without documents of their own (such as Bitext); their oracle passage is built per `qa_oracle`.",
+    )
     examples: list[Path] = Field(
         [Path("train/examples/knowledge_pairs.jsonl")],
         description="JSONL files of company question/answer pairs about the knowledge base: `question`, `answer`, `doc` (the "
         "supporting document's path under the knowledge folder) and `quote` (a verbatim sentence of it).",
     )
     conversations: list[Path] = Field(
-        [], description="Conversations the chat API stored: a `conversations.sqlite3` from the data dir, or a JSONL export of "
-        "`session_id`, `question`, `answer`. Earlier turns of a session become the record's history."
+        [],
+        description="Conversations the chat API stored: a `conversations.sqlite3` from the data dir, or a JSONL export of "
+        "`session_id`, `question`, `answer`. Earlier turns of a session become the record's history.",
     )
     heldout: Path | None = Field(
         Path("train/examples/heldout.jsonl"),
         description="Held-out evaluation questions about the knowledge base; never trained on (a training question equal to one is dropped).",
     )
     qa_oracle: Literal["answer", "skip"] = Field(
-        "answer", description="How a Q/A pair without a document gets its oracle passage: `answer` builds it from the reference "
-        "answer (the target then quotes it); `skip` leaves such pairs out."
+        "answer",
+        description="How a Q/A pair without a document gets its oracle passage: `answer` builds it from the reference "
+        "answer (the target then quotes it); `skip` leaves such pairs out.",
     )
-    no_answer_share: float = Field(0.2, ge=0, le=0.9, description="Share of records whose oracle passage is dropped; their target is the hand-off answer.")
-    distractors: int = Field(3, ge=0, le=20, description="Chunks retrieved from the live index for the question and put around the oracle.")
-    max_answer_words: int = Field(90, ge=10, description="Longer reference answers are cut at the last sentence end before this many words.")
+    no_answer_share: float = Field(
+        0.2, ge=0, le=0.9, description="Share of records whose oracle passage is dropped; their target is the hand-off answer."
+    )
+    distractors: int = Field(
+        3, ge=0, le=20, description="Chunks retrieved from the live index for the question and put around the oracle."
+    )
+    max_answer_words: int = Field(
+        90, ge=10, description="Longer reference answers are cut at the last sentence end before this many words."
+    )
     eval_share: float = Field(0.1, ge=0, lt=1, description="Share of records put into the eval split (deterministic by `seed`).")
     placeholders: dict[str, str] = Field(
-        {}, description="Values for `{{Placeholder}}` names in Q/A answers (added to the built-in company defaults). Unknown ones "
-        "ending in 'Anonymized' become a generic phrase; other unknown ones keep their name without braces (UI labels)."
+        {},
+        description="Values for `{{Placeholder}}` names in Q/A answers (added to the built-in company defaults). Unknown ones "
+        "ending in 'Anonymized' become a generic phrase; other unknown ones keep their name without braces (UI labels).",
     )
-    output: Path = Field(Path("data/train/dataset"), description="Folder `prepare` writes train.jsonl, eval.jsonl and summary.json to.")
+    output: Path = Field(
+        Path("data/train/dataset"), description="Folder `prepare` writes train.jsonl, eval.jsonl and summary.json to."
+    )
 
 
 class LoraConfig(_Section):
@@ -69,8 +87,12 @@ class LoraConfig(_Section):
 
 
 class ExportConfig(_Section):
-    quantization: str = Field("q4_k_m", description="llama.cpp quantization of the exported GGUF (q4_k_m, q5_k_m, q8_0, f16, f32).")
-    lora_only: bool = Field(False, description="Export the adapter alone as a GGUF LoRA (llama.cpp `--lora`) instead of a merged model.")
+    quantization: str = Field(
+        "q4_k_m", description="llama.cpp quantization of the exported GGUF (q4_k_m, q5_k_m, q8_0, f16, f32)."
+    )
+    lora_only: bool = Field(
+        False, description="Export the adapter alone as a GGUF LoRA (llama.cpp `--lora`) instead of a merged model."
+    )
     num_ctx: int = Field(4096, ge=256, description="`num_ctx` written into the Modelfile.")
     temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature written into the Modelfile.")
     ollama_name: str = Field("ragtune", description="Model name used when registering with Ollama.")
@@ -85,21 +107,31 @@ class TrainConfig(_Section):
     backend: Literal["auto", "unsloth", "transformers"] = Field(
         "auto", description="auto: unsloth FastLanguageModel on a CUDA GPU when unsloth is installed, else transformers + peft."
     )
-    load_in_4bit: bool = Field(False, description="Load the base in 4 bit (bitsandbytes QLoRA). Meant for CUDA; works on CPU only slowly.")
-    max_length: int = Field(1024, ge=64, description="Longest record in tokens (the model's own tokenizer); longer ones are dropped by prepare.")
+    load_in_4bit: bool = Field(
+        False, description="Load the base in 4 bit (bitsandbytes QLoRA). Meant for CUDA; works on CPU only slowly."
+    )
+    max_length: int = Field(
+        1024, ge=64, description="Longest record in tokens (the model's own tokenizer); longer ones are dropped by prepare."
+    )
     epochs: float = Field(1.0, gt=0, description="Passes over the train split (ignored when max_steps is set).")
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps to run; overrides epochs.")
     max_minutes: float | None = Field(
-        None, gt=0, description="Time budget: stop after the step that passes this many minutes of training and keep "
-        "what was learned (the adapter is saved as usual; run.json says the budget stopped it)."
+        None,
+        gt=0,
+        description="Time budget: stop after the step that passes this many minutes of training and keep "
+        "what was learned (the adapter is saved as usual; run.json says the budget stopped it).",
     )
     learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate (linear decay after warmup).")
     warmup_steps: int = Field(5, ge=0, description="Linear warmup steps.")
     batch_size: int = Field(2, ge=1, description="Records per device batch.")
     gradient_accumulation: int = Field(4, ge=1, description="Batches accumulated into one optimizer step.")
     seed: int = Field(0, description="Seed for the data split, record assembly and training.")
-    eval_steps: int = Field(25, ge=1, description="Compute eval loss on the eval split every this many steps (and save a checkpoint).")
-    eval_records: int | None = Field(64, ge=1, description="Eval-split records used for eval loss (all when unset); keeps eval cheap on CPU.")
+    eval_steps: int = Field(
+        25, ge=1, description="Compute eval loss on the eval split every this many steps (and save a checkpoint)."
+    )
+    eval_records: int | None = Field(
+        64, ge=1, description="Eval-split records used for eval loss (all when unset); keeps eval cheap on CPU."
+    )
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice).")
     runs_dir: Path = Field(Path("data/train/runs"), description="Folder run directories are created in.")
     lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA adapter shape.")

@@ -99,8 +99,14 @@ class Assembler:
             return None
         text = shorten(fill_placeholders(pair.answer, self.placeholders), self.data.max_answer_words)
         origin = "qa" if pair.kind == "qa" else "conversations"
-        return Chunk(id=Chunk.make_id(f"{origin}/{pair.source}", 0, text), doc_id=f"{origin}/{Path(pair.source.split(':')[0]).name}",
-                     text=text, title=pair.topic or "Customer support", section="", position=0)
+        return Chunk(
+            id=Chunk.make_id(f"{origin}/{pair.source}", 0, text),
+            doc_id=f"{origin}/{Path(pair.source.split(':')[0]).name}",
+            text=text,
+            title=pair.topic or "Customer support",
+            section="",
+            position=0,
+        )
 
     def record(self, pair: Pair, no_answer: bool, rng: Random) -> dict | None:
         oracle = self.oracle_for(pair)
@@ -123,11 +129,20 @@ class Assembler:
         history = [Turn(role, content) for role, content in pair.history]  # type: ignore[arg-type]
         context = [_ctx(c) for c in chunks]
         messages = training_messages(pair.question, context, history, self.company, answer)
-        return {"messages": messages, "meta": {
-            "source": pair.source, "origin": pair.kind, "kind": "no_answer" if no_answer else "grounded",
-            "question": pair.question, "reference": answer_text, "oracle": None if no_answer else oracle.id,
-            "doc": pair.doc, "chunks": [asdict(c) for c in context], "history": pair.history,
-        }}
+        return {
+            "messages": messages,
+            "meta": {
+                "source": pair.source,
+                "origin": pair.kind,
+                "kind": "no_answer" if no_answer else "grounded",
+                "question": pair.question,
+                "reference": answer_text,
+                "oracle": None if no_answer else oracle.id,
+                "doc": pair.doc,
+                "chunks": [asdict(c) for c in context],
+                "history": pair.history,
+            },
+        }
 
 
 def validate_record(data: Any, where: str, company: str) -> None:
@@ -157,7 +172,9 @@ def validate_record(data: Any, where: str, company: str) -> None:
     history = [Turn(r, c) for r, c in meta.get("history") or []]
     expected = build_messages(meta["question"], [ContextChunk(**c) for c in meta["chunks"]], history, company)
     if messages[:-1] != expected:
-        raise DatasetError(f"{where}: the prompt differs from what the serving prompt builder renders now; run `ragtune train prepare` again")
+        raise DatasetError(
+            f"{where}: the prompt differs from what the serving prompt builder renders now; run `ragtune train prepare` again"
+        )
 
 
 def token_length(tokenizer: Any, messages: list[dict]) -> int:
@@ -225,11 +242,16 @@ def prepare(config: TrainConfig, retriever: Any, tokenizer: Any, company: str, p
         for r in records:
             table[(split, r["meta"]["origin"], r["meta"]["kind"])] += 1
     summary = {
-        "pairs_read": len(pairs), "records": {k: len(v) for k, v in splits.items()},
+        "pairs_read": len(pairs),
+        "records": {k: len(v) for k, v in splits.items()},
         "by_split_origin_kind": {" / ".join(k): v for k, v in sorted(table.items())},
-        "dropped": dict(dropped), "tokens_mean": round(sum(lengths) / len(lengths), 1) if lengths else 0,
-        "tokens_max": max(lengths, default=0), "max_length": config.max_length, "index_version": assembler.snapshot.version,
-        "dataset_hash": digest.hexdigest()[:16], "seed": config.seed,
+        "dropped": dict(dropped),
+        "tokens_mean": round(sum(lengths) / len(lengths), 1) if lengths else 0,
+        "tokens_max": max(lengths, default=0),
+        "max_length": config.max_length,
+        "index_version": assembler.snapshot.version,
+        "dataset_hash": digest.hexdigest()[:16],
+        "seed": config.seed,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
@@ -241,7 +263,9 @@ def format_summary(summary: dict) -> str:
     lines.append(f"{'total train / eval':<40} {summary['records']['train']:>7} / {summary['records']['eval']}")
     for reason, n in summary["dropped"].items():
         lines.append(f"{'dropped: ' + reason:<40} {n:>7}")
-    lines.append(f"tokens per record: mean {summary['tokens_mean']}, max {summary['tokens_max']} (max_length {summary['max_length']})")
+    lines.append(
+        f"tokens per record: mean {summary['tokens_mean']}, max {summary['tokens_max']} (max_length {summary['max_length']})"
+    )
     lines.append(f"dataset hash {summary['dataset_hash']}, index {summary['index_version']}")
     return "\n".join(lines)
 

@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ragtune.answer import parse_answer
 from ragtune.errors import InvalidModelOutput
@@ -63,18 +63,30 @@ def raw_generate(gguf: Path, prompts: list[list[dict]], llm_settings: Any, max_t
     """Generate without any grammar, with the GGUF's own chat template (as the engine formats prompts)."""
     from llama_cpp import Llama
 
-    llm = Llama(model_path=str(gguf), n_ctx=llm_settings.n_ctx, n_threads=llm_settings.threads, seed=llm_settings.seed, verbose=False)
+    llm = Llama(
+        model_path=str(gguf), n_ctx=llm_settings.n_ctx, n_threads=llm_settings.threads, seed=llm_settings.seed, verbose=False
+    )
     llm.chat_format = "chat_template.default"
     outputs = []
     progress.start(f"raw {gguf.stem}", len(prompts))
     try:
         for messages in prompts:
             t0 = time.perf_counter()
-            out = llm.create_chat_completion(messages=messages, max_tokens=max_tokens, temperature=llm_settings.temperature,
-                                             seed=llm_settings.seed, repeat_penalty=llm_settings.repeat_penalty)
+            out: Any = llm.create_chat_completion(
+                messages=cast(Any, messages),
+                max_tokens=max_tokens,
+                temperature=llm_settings.temperature,
+                seed=llm_settings.seed,
+                repeat_penalty=llm_settings.repeat_penalty,
+            )
             seconds = time.perf_counter() - t0
-            outputs.append({"text": out["choices"][0]["message"]["content"] or "",
-                            "completion_tokens": out.get("usage", {}).get("completion_tokens", 0), "seconds": round(seconds, 3)})
+            outputs.append(
+                {
+                    "text": out["choices"][0]["message"]["content"] or "",
+                    "completion_tokens": out.get("usage", {}).get("completion_tokens", 0),
+                    "seconds": round(seconds, 3),
+                }
+            )
             progress.advance(f"raw {gguf.stem}")
     finally:
         llm.close()
@@ -84,7 +96,7 @@ def raw_generate(gguf: Path, prompts: list[list[dict]], llm_settings: Any, max_t
 def score_raw(records: list[dict], outputs: list[dict], embed: Callable[[list[str]], Any] | None) -> dict:
     valid = refusals = no_answer = false_ref = answerable = cited = 0
     pairs: list[tuple[str, str]] = []
-    for record, out in zip(records, outputs):
+    for record, out in zip(records, outputs, strict=False):
         meta = record["meta"]
         try:
             answer = parse_answer(out["text"])
@@ -108,9 +120,13 @@ def score_raw(records: list[dict], outputs: list[dict], embed: Callable[[list[st
     tokens = sum(o["completion_tokens"] for o in outputs)
     seconds = sum(o["seconds"] for o in outputs)
     return {
-        "n": len(records), "schema_validity": _ratio(valid, len(records)), "refusal_accuracy": _ratio(refusals, no_answer),
-        "false_refusal_rate": _ratio(false_ref, answerable), "citation_accuracy": _ratio(cited, answerable),
-        "tone_similarity": tone, "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
+        "n": len(records),
+        "schema_validity": _ratio(valid, len(records)),
+        "refusal_accuracy": _ratio(refusals, no_answer),
+        "false_refusal_rate": _ratio(false_ref, answerable),
+        "citation_accuracy": _ratio(cited, answerable),
+        "tone_similarity": tone,
+        "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
         "latency_p50_ms": round(sorted(o["seconds"] for o in outputs)[len(outputs) // 2] * 1000) if outputs else None,
     }
 
@@ -119,7 +135,7 @@ def score_pipeline(questions: list[dict], responses: list[dict]) -> dict:
     """Score chat-pipeline responses ({answer, handoff, mode, sources: [{path, cited}], error}) on held-out questions."""
     valid = facts = cited = false_ref = refused = in_scope = out_scope = 0
     latencies = []
-    for question, response in zip(questions, responses):
+    for question, response in zip(questions, responses, strict=False):
         ok = not response.get("error")
         valid += ok
         refusal = (not ok) or bool(response.get("handoff")) or response.get("mode") == "no_evidence"
@@ -136,9 +152,13 @@ def score_pipeline(questions: list[dict], responses: list[dict]) -> dict:
             refused += refusal
     latencies.sort()
     return {
-        "n": len(questions), "schema_validity": _ratio(valid, len(questions)), "fact_accuracy": _ratio(facts, in_scope),
-        "citation_accuracy": _ratio(cited, in_scope), "refusal_accuracy": _ratio(refused, out_scope),
-        "false_refusal_rate": _ratio(false_ref, in_scope), "latency_p50_ms": round(latencies[len(latencies) // 2]) if latencies else None,
+        "n": len(questions),
+        "schema_validity": _ratio(valid, len(questions)),
+        "fact_accuracy": _ratio(facts, in_scope),
+        "citation_accuracy": _ratio(cited, in_scope),
+        "refusal_accuracy": _ratio(refused, out_scope),
+        "false_refusal_rate": _ratio(false_ref, in_scope),
+        "latency_p50_ms": round(latencies[len(latencies) // 2]) if latencies else None,
     }
 
 
@@ -147,8 +167,8 @@ def quality_score(pipeline: dict) -> float:
     parts = [pipeline.get("fact_accuracy"), pipeline.get("citation_accuracy"), pipeline.get("refusal_accuracy")]
     if pipeline.get("false_refusal_rate") is not None:
         parts.append(1 - pipeline["false_refusal_rate"])
-    parts = [p for p in parts if p is not None]
-    return round(sum(parts) / len(parts), 4) if parts else 0.0
+    values = [float(p) for p in parts if p is not None]
+    return round(sum(values) / len(values), 4) if values else 0.0
 
 
 def cached(folder: Path, name: str, compute: Callable[[], dict]) -> dict:
@@ -161,25 +181,42 @@ def cached(folder: Path, name: str, compute: Callable[[], dict]) -> dict:
     return result
 
 
-def evaluate(models: dict[str, Path], records: list[dict], questions: list[dict], out: Path, llm_settings: Any,
-             pipeline: Callable[[Path, list[dict]], list[dict]] | None, embed: Callable | None,
-             max_tokens: int = 384, progress: Progress | None = None, modes: tuple[str, ...] = ("raw", "pipeline")) -> dict:
+def evaluate(
+    models: dict[str, Path],
+    records: list[dict],
+    questions: list[dict],
+    out: Path,
+    llm_settings: Any,
+    pipeline: Callable[[Path, list[dict]], list[dict]] | None,
+    embed: Callable | None,
+    max_tokens: int = 384,
+    progress: Progress | None = None,
+    modes: tuple[str, ...] = ("raw", "pipeline"),
+) -> dict:
     """{label: {"raw": figures, "pipeline": figures}} for each model GGUF; cached per file."""
     progress = progress or NullProgress()
-    report: dict[str, Any] = {"models": {k: str(v) for k, v in models.items()}, "raw_records": len(records),
-                              "heldout_questions": len(questions), "results": {}}
+    report: dict[str, Any] = {
+        "models": {k: str(v) for k, v in models.items()},
+        "raw_records": len(records),
+        "heldout_questions": len(questions),
+        "results": {},
+    }
     for label, gguf in models.items():
         key = file_key(gguf)
         result: dict[str, Any] = {}
         if "raw" in modes and records:
+
             def compute_raw(gguf=gguf) -> dict:
                 outputs = raw_generate(gguf, [r["messages"][:-1] for r in records], llm_settings, max_tokens, progress)
                 return {"figures": score_raw(records, outputs, embed), "outputs": outputs}
+
             result["raw"] = cached(out / "cache", f"raw-{key}-{len(records)}", compute_raw)["figures"]
         if "pipeline" in modes and pipeline is not None and questions:
+
             def compute_pipe(gguf=gguf) -> dict:
                 responses = pipeline(gguf, questions)
                 return {"figures": score_pipeline(questions, responses), "responses": responses}
+
             result["pipeline"] = cached(out / "cache", f"pipeline-{key}-{len(questions)}", compute_pipe)["figures"]
         if "pipeline" in result:
             result["quality_score"] = quality_score(result["pipeline"])
@@ -193,7 +230,9 @@ def evaluate(models: dict[str, Path], records: list[dict], questions: list[dict]
 def format_table(report: dict) -> str:
     labels = list(report["results"])
     columns = [(label, mode) for mode in ("raw", "pipeline") for label in labels if mode in report["results"][label]]
-    head = "| metric | " + " | ".join(f"{label} ({'no grammar' if mode == 'raw' else 'pipeline'})" for label, mode in columns) + " |"
+    head = (
+        "| metric | " + " | ".join(f"{label} ({'no grammar' if mode == 'raw' else 'pipeline'})" for label, mode in columns) + " |"
+    )
     lines = [head, "|---|" + "---|" * len(columns)]
     for key, title in METRICS:
         cells = [report["results"][label][mode].get(key) for label, mode in columns]

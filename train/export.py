@@ -25,8 +25,20 @@ from typing import Any
 
 from ragtune.errors import ConfigError, RagtuneError
 
-QUANT_TYPES = {"q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "q2_k": 10, "q3_k_m": 12, "q4_k_s": 14, "q4_k_m": 15,
-               "q5_k_s": 16, "q5_k_m": 17, "q6_k": 18}
+QUANT_TYPES = {
+    "q4_0": 2,
+    "q4_1": 3,
+    "q8_0": 7,
+    "q5_0": 8,
+    "q5_1": 9,
+    "q2_k": 10,
+    "q3_k_m": 12,
+    "q4_k_s": 14,
+    "q4_k_m": 15,
+    "q5_k_s": 16,
+    "q5_k_m": 17,
+    "q6_k": 18,
+}
 
 
 class ExportError(RagtuneError):
@@ -37,7 +49,9 @@ def llama_cpp_dir() -> Path:
     explicit = os.environ.get("RAGTUNE_LLAMA_CPP_DIR")
     folder = Path(explicit) if explicit else Path(__file__).resolve().parents[1] / ".cache" / "llama.cpp"
     if not (folder / "convert_hf_to_gguf.py").is_file():
-        raise ExportError(f"llama.cpp's converter is not in {folder}: run `bash scripts/setup.sh --dev` or set RAGTUNE_LLAMA_CPP_DIR")
+        raise ExportError(
+            f"llama.cpp's converter is not in {folder}: run `bash scripts/setup.sh --dev` or set RAGTUNE_LLAMA_CPP_DIR"
+        )
     return folder
 
 
@@ -59,8 +73,14 @@ def fix_tokenizer_config(folder: Path, tokenizer: Any) -> None:
     path = folder / "tokenizer_config.json"
     config = json.loads(path.read_text()) if path.is_file() else {}
     config["added_tokens_decoder"] = {
-        str(i): {"content": t.content, "special": t.special, "lstrip": t.lstrip, "rstrip": t.rstrip,
-                 "normalized": t.normalized, "single_word": t.single_word}
+        str(i): {
+            "content": t.content,
+            "special": t.special,
+            "lstrip": t.lstrip,
+            "rstrip": t.rstrip,
+            "normalized": t.normalized,
+            "single_word": t.single_word,
+        }
         for i, t in tokenizer.added_tokens_decoder.items()
     }
     if tokenizer.chat_template and "chat_template" not in config and not (folder / "chat_template.jinja").is_file():
@@ -117,14 +137,27 @@ def save_base(base_model: str, target: Path) -> Path:
 
 
 def convert(hf_folder: Path, outfile: Path, outtype: str = "f16") -> Path:
-    _run([str(llama_cpp_dir() / "convert_hf_to_gguf.py"), str(hf_folder), "--outfile", str(outfile), "--outtype", outtype],
-         "convert_hf_to_gguf.py")
+    _run(
+        [str(llama_cpp_dir() / "convert_hf_to_gguf.py"), str(hf_folder), "--outfile", str(outfile), "--outtype", outtype],
+        "convert_hf_to_gguf.py",
+    )
     return outfile
 
 
 def convert_lora(adapter: Path, base_folder: Path, outfile: Path) -> Path:
-    _run([str(llama_cpp_dir() / "convert_lora_to_gguf.py"), str(adapter), "--base", str(base_folder), "--outfile", str(outfile),
-          "--outtype", "f32"], "convert_lora_to_gguf.py")
+    _run(
+        [
+            str(llama_cpp_dir() / "convert_lora_to_gguf.py"),
+            str(adapter),
+            "--base",
+            str(base_folder),
+            "--outfile",
+            str(outfile),
+            "--outtype",
+            "f32",
+        ],
+        "convert_lora_to_gguf.py",
+    )
     return outfile
 
 

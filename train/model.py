@@ -62,7 +62,9 @@ def load_model(base: str, load_in_4bit: bool = False, dtype: str = "float32") ->
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=getattr(torch, dtype),
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=getattr(torch, dtype),
         )
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
@@ -72,8 +74,8 @@ def load_model(base: str, load_in_4bit: bool = False, dtype: str = "float32") ->
         # transformers dequantizes a GGUF into ordinary tensors but still flags the model as
         # "gguf-quantized", which blocks save_pretrained (needed to merge and export); the flag is
         # stale once the weights are plain floats. The converter also needs the architecture name.
-        model.hf_quantizer = None
-        model.is_quantized = False
+        model.hf_quantizer = None  # type: ignore[assignment]
+        model.is_quantized = False  # type: ignore[assignment]
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.config.architectures = [type(model).__name__]
@@ -83,8 +85,9 @@ def load_model(base: str, load_in_4bit: bool = False, dtype: str = "float32") ->
 def add_lora(model: Any, lora: Any) -> Any:
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=lora.target_modules, task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules, task_type="CAUSAL_LM"
+    )
     return get_peft_model(model, config)
 
 

@@ -36,22 +36,41 @@ def role_wrappers(tokenizer: Any) -> dict[str, str]:
     prompt = tokenizer.apply_chat_template(conv[:2], tokenize=False, add_generation_prompt=True)
     positions = [full.find(s) for s in SENTINELS.values()]
     if -1 in positions or positions != sorted(positions) or not prompt.startswith(head):
-        raise ParityError("the chat template does not render system, user and assistant messages in order; cannot derive a Modelfile TEMPLATE")
-    end = full[positions[2] + len(SENTINELS["assistant"]):]
-    between_su = full[positions[0] + len(SENTINELS["system"]):positions[1]]
-    between_ua = full[positions[1] + len(SENTINELS["user"]):positions[2]]
+        raise ParityError(
+            "the chat template does not render system, user and assistant messages in order; cannot derive a Modelfile TEMPLATE"
+        )
+    end = full[positions[2] + len(SENTINELS["assistant"]) :]
+    between_su = full[positions[0] + len(SENTINELS["system"]) : positions[1]]
+    between_ua = full[positions[1] + len(SENTINELS["user"]) : positions[2]]
     if not (between_su.startswith(end) and between_ua.startswith(end)):
         raise ParityError("the chat template ends messages differently per role; cannot derive a Modelfile TEMPLATE")
-    return {"system": full[:positions[0]], "user": between_su[len(end):], "assistant": between_ua[len(end):],
-            "end": end, "generation": prompt[len(head):]}
+    return {
+        "system": full[: positions[0]],
+        "user": between_su[len(end) :],
+        "assistant": between_ua[len(end) :],
+        "end": end,
+        "generation": prompt[len(head) :],
+    }
 
 
 def go_template(w: dict[str, str]) -> str:
     # No `{{-` anywhere: it would trim the newlines that are part of the wrappers.
-    return ('{{ range .Messages }}{{ if eq .Role "system" }}' + w["system"] + '{{ .Content }}' + w["end"]
-            + '{{ else if eq .Role "user" }}' + w["user"] + '{{ .Content }}' + w["end"]
-            + '{{ else if eq .Role "assistant" }}' + w["assistant"] + '{{ .Content }}' + w["end"]
-            + '{{ end }}{{ end }}' + w["generation"])
+    return (
+        '{{ range .Messages }}{{ if eq .Role "system" }}'
+        + w["system"]
+        + "{{ .Content }}"
+        + w["end"]
+        + '{{ else if eq .Role "user" }}'
+        + w["user"]
+        + "{{ .Content }}"
+        + w["end"]
+        + '{{ else if eq .Role "assistant" }}'
+        + w["assistant"]
+        + "{{ .Content }}"
+        + w["end"]
+        + "{{ end }}{{ end }}"
+        + w["generation"]
+    )
 
 
 def stop_tokens(tokenizer: Any, wrappers: dict[str, str]) -> list[str]:
@@ -63,8 +82,9 @@ def stop_tokens(tokenizer: Any, wrappers: dict[str, str]) -> list[str]:
     return stops
 
 
-def render_modelfile(tokenizer: Any, gguf_name: str, company: str, num_ctx: int, temperature: float,
-                     repeat_penalty: float = 1.1) -> str:
+def render_modelfile(
+    tokenizer: Any, gguf_name: str, company: str, num_ctx: int, temperature: float, repeat_penalty: float = 1.1
+) -> str:
     wrappers = role_wrappers(tokenizer)
     template = go_template(wrappers)
     if '"""' in template:
@@ -80,7 +100,11 @@ def render_modelfile(tokenizer: Any, gguf_name: str, company: str, num_ctx: int,
         "",
     ]
     lines += [f'PARAMETER stop "{s}"' for s in stop_tokens(tokenizer, wrappers)]
-    lines += [f"PARAMETER num_ctx {num_ctx}", f"PARAMETER temperature {temperature}", f"PARAMETER repeat_penalty {repeat_penalty}"]
+    lines += [
+        f"PARAMETER num_ctx {num_ctx}",
+        f"PARAMETER temperature {temperature}",
+        f"PARAMETER repeat_penalty {repeat_penalty}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -100,7 +124,7 @@ def render_go_template(template: str, messages: list[dict[str, str]]) -> str:
     pos = 0
     for m in _ACTION.finditer(template):
         if m.start() > pos:
-            parts.append(("text", template[pos:m.start()]))
+            parts.append(("text", template[pos : m.start()]))
         parts.append(("action", m.group(1)))
         pos = m.end()
     parts.append(("text", template[pos:]))
@@ -147,7 +171,7 @@ def render_go_template(template: str, messages: list[dict[str, str]]) -> str:
             value = parts[i][1]
             if value == "end":
                 return i + 1
-            rest = value[len("else"):].strip()
+            rest = value[len("else") :].strip()
             cond = rest if rest.startswith("if ") else "if true"
 
     def _cond(cond: str, message: dict | None) -> bool:
@@ -163,9 +187,16 @@ def render_go_template(template: str, messages: list[dict[str, str]]) -> str:
 
 
 def canaries(company: str) -> list[list[dict[str, str]]]:
-    chunks = [ContextChunk("a1b2c3", "Refund policy", "Annual plans", "Cancel within 30 days for a full refund (9.99 EUR)."),
-              ContextChunk("d4e5f6", "Support hours", "", "We answer Monday to Friday, 08:00-20:00 CET.\nÜmlaut, emoji 🙂, tabs\tand \"quotes\".")]
-    history = [Turn("user", "Hi!"), Turn("assistant", '{"answer": "Hello!", "citations": [], "confidence": "high", "handoff": false}')]
+    chunks = [
+        ContextChunk("a1b2c3", "Refund policy", "Annual plans", "Cancel within 30 days for a full refund (9.99 EUR)."),
+        ContextChunk(
+            "d4e5f6", "Support hours", "", 'We answer Monday to Friday, 08:00-20:00 CET.\nÜmlaut, emoji 🙂, tabs\tand "quotes".'
+        ),
+    ]
+    history = [
+        Turn("user", "Hi!"),
+        Turn("assistant", '{"answer": "Hello!", "citations": [], "confidence": "high", "handoff": false}'),
+    ]
     return [
         build_messages("Can I get a refund on my annual plan?", chunks, [], company),
         build_messages("And when can I call you?", chunks, history, company),
@@ -174,8 +205,8 @@ def canaries(company: str) -> list[list[dict[str, str]]]:
 
 
 def _first_difference(a: str, b: str) -> str:
-    i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-    return f"at character {i}: {a[max(0, i - 30):i + 30]!r} vs {b[max(0, i - 30):i + 30]!r}"
+    i = next((k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    return f"at character {i}: {a[max(0, i - 30) : i + 30]!r} vs {b[max(0, i - 30) : i + 30]!r}"
 
 
 def check_parity(tokenizer: Any, gguf: Path, modelfile: str | None, company: str) -> dict:
@@ -189,25 +220,34 @@ def check_parity(tokenizer: Any, gguf: Path, modelfile: str | None, company: str
         if not template:
             raise ParityError(f"{gguf.name} carries no chat template")
         eos, bos = llm.token_eos(), llm.token_bos()
-        formatter = Jinja2ChatFormatter(template=template, eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
-                                        bos_token=llm._model.token_get_text(bos) if bos != -1 else "")
+        formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
+            bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+        )
         report = {"canaries": 0, "tokens_compared": 0}
         for n, messages in enumerate(canaries(company), start=1):
             hf = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            embedded = formatter(messages=messages).prompt
+            embedded = formatter(messages=messages).prompt  # type: ignore[arg-type]
             if hf != embedded:
-                raise ParityError(f"canary {n}: the GGUF's chat template renders differently from the tokenizer's, {_first_difference(hf, embedded)}")
+                raise ParityError(
+                    f"canary {n}: the GGUF's chat template renders differently from the tokenizer's, {_first_difference(hf, embedded)}"
+                )
             if modelfile is not None:
                 ollama = render_go_template(modelfile_template(modelfile), messages)
                 if hf != ollama:
-                    raise ParityError(f"canary {n}: the Modelfile TEMPLATE renders differently from the tokenizer's, {_first_difference(hf, ollama)}")
+                    raise ParityError(
+                        f"canary {n}: the Modelfile TEMPLATE renders differently from the tokenizer's, {_first_difference(hf, ollama)}"
+                    )
             hf_ids = tokenizer(hf, add_special_tokens=False)["input_ids"]
             cpp_ids = llm.tokenize(hf.encode("utf-8"), add_bos=False, special=True)
             if list(hf_ids) != list(cpp_ids):
-                i = next((k for k, (x, y) in enumerate(zip(hf_ids, cpp_ids)) if x != y), min(len(hf_ids), len(cpp_ids)))
+                i = next(
+                    (k for k, (x, y) in enumerate(zip(hf_ids, cpp_ids, strict=False)) if x != y), min(len(hf_ids), len(cpp_ids))
+                )
                 raise ParityError(
                     f"canary {n}: llama.cpp tokenizes the prompt differently from the HF tokenizer at token {i} "
-                    f"(HF {hf_ids[i:i + 5]} {tokenizer.decode(hf_ids[i:i + 5])!r}, llama.cpp {cpp_ids[i:i + 5]}); "
+                    f"(HF {hf_ids[i : i + 5]} {tokenizer.decode(hf_ids[i : i + 5])!r}, llama.cpp {cpp_ids[i : i + 5]}); "
                     f"{len(hf_ids)} vs {len(cpp_ids)} tokens"
                 )
             report["canaries"] += 1
@@ -235,7 +275,12 @@ def register_with_ollama(gguf: Path, modelfile: str, name: str, host: str, log=p
         if m:
             params[key] = cast(m.group(1))
     system = re.search(r'^SYSTEM """(.*?)"""', modelfile, re.DOTALL | re.MULTILINE)
-    client.create(model=name, files={gguf.name: digest}, template=modelfile_template(modelfile),
-                  system=system.group(1) if system else None, parameters=params)
+    client.create(
+        model=name,
+        files={gguf.name: digest},
+        template=modelfile_template(modelfile),
+        system=system.group(1) if system else None,
+        parameters=params,
+    )
     log(f"registered {name} with Ollama at {host}")
     return True

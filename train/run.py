@@ -41,8 +41,15 @@ def _dataset(records: list[dict]) -> Any:
     return Dataset.from_list(records)
 
 
-def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, train: list[dict], evaluation: list[dict],
-                  out: Path, callbacks: list | None = None) -> Any:
+def build_trainer(
+    config: TrainConfig,
+    model: Any,
+    tokenizer: Any,
+    train: list[dict],
+    evaluation: list[dict],
+    out: Path,
+    callbacks: list | None = None,
+) -> Any:
     """The SFTTrainer for a run (also used by the tests to inspect the label mask)."""
     from trl import SFTConfig, SFTTrainer
 
@@ -76,9 +83,12 @@ def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, train: list[d
         save_only_model=False,
     )
     return SFTTrainer(
-        model=model, args=args, train_dataset=_dataset(train),
+        model=model,
+        args=args,
+        train_dataset=_dataset(train),
         eval_dataset=_dataset(evaluation[: config.eval_records] if config.eval_records else evaluation) if has_eval else None,
-        processing_class=tokenizer, callbacks=callbacks or [],
+        processing_class=tokenizer,
+        callbacks=callbacks or [],
     )
 
 
@@ -148,7 +158,9 @@ def run(config: TrainConfig, dataset_dir: Path | None = None, resume: bool = Fal
         torch.set_num_threads(config.threads)
     dataset_dir = dataset_dir or config.data.output
     out = config.run_dir
-    checkpoints = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if out.exists() else []
+    checkpoints = (
+        sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if out.exists() else []
+    )
     if out.exists() and (out / "run.json").exists() and not resume:
         raise UserInputError(f"run {out} already finished; pick another name or delete it")
     if checkpoints and not resume:
@@ -181,12 +193,20 @@ def run(config: TrainConfig, dataset_dir: Path | None = None, resume: bool = Fal
     tokens -= start_tokens  # tokens/s of this invocation: a checkpoint's tokens were trained before
     final_eval = trainer.evaluate() if evaluation else {}
     info = {
-        "name": config.name, "base_model": config.base_model, "backend": backend, "steps": trainer.state.global_step, "total_tokens_seen": int(trainer.state.num_input_tokens_seen or 0),
-        "wall_s": round(wall, 1), "tokens_seen": tokens, "train_tokens_per_s": round(tokens / wall, 1) if wall else None,
+        "name": config.name,
+        "base_model": config.base_model,
+        "backend": backend,
+        "steps": trainer.state.global_step,
+        "total_tokens_seen": int(trainer.state.num_input_tokens_seen or 0),
+        "wall_s": round(wall, 1),
+        "tokens_seen": tokens,
+        "train_tokens_per_s": round(tokens / wall, 1) if wall else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "train_loss": round(result.training_loss, 4), "eval_loss": round(final_eval.get("eval_loss", float("nan")), 4) if final_eval else None,
+        "train_loss": round(result.training_loss, 4),
+        "eval_loss": round(final_eval.get("eval_loss", float("nan")), 4) if final_eval else None,
         "resumed_from": checkpoints[-1].name if resume and checkpoints else None,
-        "max_steps": config.max_steps, "stopped_by_time_budget": bool(budget and budget.stopped_at),
+        "max_steps": config.max_steps,
+        "stopped_by_time_budget": bool(budget and budget.stopped_at),
         "dataset_hash": json.loads(summary_path.read_text()).get("dataset_hash") if summary_path.is_file() else None,
     }
     (out / "run.json").write_text(json.dumps(info, indent=1))
@@ -208,9 +228,9 @@ def loss_chart(metrics: Path, target: Path) -> Path | None:
     evaluation = [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if train:
-        ax.plot(*zip(*train), label="train loss", linewidth=1)
+        ax.plot(*zip(*train, strict=False), label="train loss", linewidth=1)
     if evaluation:
-        ax.plot(*zip(*evaluation), label="eval loss", marker="o")
+        ax.plot(*zip(*evaluation, strict=False), label="eval loss", marker="o")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (answer tokens)")
     ax.legend()

@@ -61,8 +61,9 @@ def _text(data: dict, key: str, where: str) -> str:
     return value.strip()
 
 
-def read_qa(path: Path, limit: int | None, seed: int, question_field: str | None = None,
-            answer_field: str | None = None) -> list[Pair]:
+def read_qa(
+    path: Path, limit: int | None, seed: int, question_field: str | None = None, answer_field: str | None = None
+) -> list[Pair]:
     """Q/A pairs from CSV or JSONL; with `limit`, taken round-robin across intents (deterministic)."""
     rows: list[tuple[int, dict]] = []
     if path.suffix.lower() == ".csv":
@@ -80,8 +81,15 @@ def read_qa(path: Path, limit: int | None, seed: int, question_field: str | None
         where = f"{path}:{number}"
         qf = question_field or ("question" if "question" in row else "instruction")
         af = answer_field or ("answer" if "answer" in row else "response")
-        pairs.append(Pair(_text(row, qf, where), _text(row, af, where), where, "qa",
-                          topic=str(row.get("intent") or "").replace("_", " ").capitalize()))
+        pairs.append(
+            Pair(
+                _text(row, qf, where),
+                _text(row, af, where),
+                where,
+                "qa",
+                topic=str(row.get("intent") or "").replace("_", " ").capitalize(),
+            )
+        )
     if limit is not None and len(pairs) > limit:
         by_topic: dict[str, list[Pair]] = defaultdict(list)
         for pair in pairs:
@@ -103,8 +111,16 @@ def read_examples(path: Path) -> list[Pair]:
     pairs = []
     for number, data in _jsonl(path):
         where = f"{path}:{number}"
-        pairs.append(Pair(_text(data, "question", where), _text(data, "answer", where), where, "example",
-                          doc=_text(data, "doc", where), quote=_text(data, "quote", where)))
+        pairs.append(
+            Pair(
+                _text(data, "question", where),
+                _text(data, "answer", where),
+                where,
+                "example",
+                doc=_text(data, "doc", where),
+                quote=_text(data, "quote", where),
+            )
+        )
     return pairs
 
 
@@ -134,7 +150,9 @@ def read_conversations(path: Path) -> list[Pair]:
             raise DatasetError(f"cannot read {path}: no such file")
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            for session, seq, role, content in db.execute("SELECT session_id, seq, role, content FROM messages ORDER BY session_id, seq"):
+            for session, seq, role, content in db.execute(
+                "SELECT session_id, seq, role, content FROM messages ORDER BY session_id, seq"
+            ):
                 rows.append((session, role, content, f"{path}:{session}#{seq}"))
         except sqlite3.DatabaseError as exc:
             raise DatasetError(f"{path}: not a ragtune conversation store ({exc})") from exc
@@ -154,8 +172,9 @@ def read_conversations(path: Path) -> list[Pair]:
             pending[session] = (content, where)
         elif role == "assistant" and session in pending:
             question, qwhere = pending.pop(session)
-            pairs.append(Pair(question, content, qwhere, "conversation", topic="Earlier conversation",
-                              history=list(history[session])))
+            pairs.append(
+                Pair(question, content, qwhere, "conversation", topic="Earlier conversation", history=list(history[session]))
+            )
             history[session] += [("user", question), ("assistant", content)]
     return pairs
 
@@ -167,10 +186,14 @@ def default_placeholders(company: str) -> dict[str, str]:
     """Company values for the common Bitext placeholders (the bundled knowledge base's facts)."""
     return {
         "Company Name": company,
-        "Website Name": "website (northwind.example)", "Website URL": "northwind.example",
-        "Live Chat": "the chat in our app", "Live Chat Support": "the chat in our app",
-        "Customer Support Phone Number": "+49 30 1234 5678", "Support Phone Number": "+49 30 1234 5678",
-        "Customer Support Email": "support@northwind.example", "Customer Support Email Address": "support@northwind.example",
+        "Website Name": "website (northwind.example)",
+        "Website URL": "northwind.example",
+        "Live Chat": "the chat in our app",
+        "Live Chat Support": "the chat in our app",
+        "Customer Support Phone Number": "+49 30 1234 5678",
+        "Support Phone Number": "+49 30 1234 5678",
+        "Customer Support Email": "support@northwind.example",
+        "Customer Support Email Address": "support@northwind.example",
         "Email": "support@northwind.example",
         "Customer Support Availability": "Monday to Friday from 08:00 to 20:00 CET",
         "Customer Support Hours": "Monday to Friday from 08:00 to 20:00 CET",

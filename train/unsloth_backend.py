@@ -31,11 +31,19 @@ def load(config: Any) -> tuple[Any, Any]:
     if gguf:
         raise ConfigError("the unsloth backend loads Hugging Face models, not GGUF files; set base_model to a hub id or folder")
     model, tokenizer = FastLanguageModel.from_pretrained(
-        model_name=source, max_seq_length=config.max_length, load_in_4bit=config.load_in_4bit, dtype=None,
+        model_name=source,
+        max_seq_length=config.max_length,
+        load_in_4bit=config.load_in_4bit,
+        dtype=None,
     )
     model = FastLanguageModel.get_peft_model(
-        model, r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
-        target_modules=config.lora.target_modules, use_gradient_checkpointing="unsloth", random_state=config.seed,
+        model,
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=config.lora.target_modules,
+        use_gradient_checkpointing="unsloth",
+        random_state=config.seed,
     )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

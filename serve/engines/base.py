@@ -22,10 +22,18 @@ class GenerationResult:
 
 
 class Engine(Protocol):
-    kind: str  # "llamacpp" | "ollama"
-    name: str  # the model, as reported in answers
-    n_ctx: int
-    unavailable_reason: str | None  # why ready() last said no, for /readyz and the log
+    # Read-only to callers: plain attributes and properties (a wrapper's) both satisfy these.
+    @property
+    def kind(self) -> str: ...  # "llamacpp" | "ollama"
+
+    @property
+    def name(self) -> str: ...  # the model, as reported in answers
+
+    @property
+    def n_ctx(self) -> int: ...
+
+    @property
+    def unavailable_reason(self) -> str | None: ...  # why ready() last said no, for /readyz and the log
 
     def count_tokens(self, messages: list[dict[str, str]]) -> int:
         """Tokens the formatted prompt takes (an upper estimate where the engine cannot say)."""

@@ -40,12 +40,17 @@ def check_engine(settings: Settings) -> EngineCheck:
     ready, info = asyncio.run(probe())
     reason = getattr(engine, "unavailable_reason", None)
     if not ready:
-        fix = ("rebuild llama.cpp portable with `bash scripts/setup.sh` (LLAMA_CMAKE_ARGS sets other flags)"
-               if "crashed" in (reason or "") else f"check the {engine.kind} settings (`ragtune config --docs`)")
+        fix = (
+            "rebuild llama.cpp portable with `bash scripts/setup.sh` (LLAMA_CMAKE_ARGS sets other flags)"
+            if "crashed" in (reason or "")
+            else f"check the {engine.kind} settings (`ragtune config --docs`)"
+        )
         return EngineCheck(False, f"{engine.kind} model {engine.name}: {reason}", fix)
     if engine.kind == "llamacpp" and info:
         mode = "safe parameters (no extra CPU buffer types)" if info.get("safe") else "default parameters"
-        detail = (f"llamacpp model {engine.name}: self-check passed with {mode}, {info['prompt_tokens']}-token prompt at "
-                  f"{info['prompt_tokens_per_s']} tokens/s, generation {info['generated_tokens_per_s']} tokens/s")
+        detail = (
+            f"llamacpp model {engine.name}: self-check passed with {mode}, {info['prompt_tokens']}-token prompt at "
+            f"{info['prompt_tokens_per_s']} tokens/s, generation {info['generated_tokens_per_s']} tokens/s"
+        )
         return EngineCheck(True, detail)
     return EngineCheck(True, f"{engine.kind} model {engine.name} answers")

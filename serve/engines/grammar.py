@@ -118,7 +118,7 @@ def _scan(name: str, body: str) -> set[str]:
     i = 0
     while i < len(body):
         c = body[i]
-        if c in "\"[":
+        if c in '"[':
             close = '"' if c == '"' else "]"
             j = i + 1
             while j < len(body) and body[j] != close:
@@ -135,10 +135,18 @@ def _scan(name: str, body: str) -> set[str]:
                 raise GrammarError(f"rule {name}: unbalanced ')'")
         elif c == "{":
             j = body.find("}", i)
-            bounds = body[i + 1:j].split(",") if j != -1 else []
-            if j == -1 or not 1 <= len(bounds) <= 2 or not bounds[0].strip().isdigit() or (
-                    len(bounds) == 2 and bounds[1].strip() and (not bounds[1].strip().isdigit() or int(bounds[1]) < int(bounds[0]))):
-                raise GrammarError(f"rule {name}: bad repetition {body[i:j + 1 if j != -1 else None]!r}")
+            bounds = body[i + 1 : j].split(",") if j != -1 else []
+            if (
+                j == -1
+                or not 1 <= len(bounds) <= 2
+                or not bounds[0].strip().isdigit()
+                or (
+                    len(bounds) == 2
+                    and bounds[1].strip()
+                    and (not bounds[1].strip().isdigit() or int(bounds[1]) < int(bounds[0]))
+                )
+            ):
+                raise GrammarError(f"rule {name}: bad repetition {body[i : j + 1 if j != -1 else None]!r}")
             i = j + 1
             continue
         elif c.isalpha():

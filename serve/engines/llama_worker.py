@@ -51,7 +51,10 @@ def load_model(spec: dict[str, Any]):
     if spec.get("safe"):
         _without_extra_buffer_types()
     llm = Llama(
-        model_path=spec["path"], n_ctx=spec["n_ctx"], n_threads=spec.get("threads"), seed=spec.get("seed", 0),
+        model_path=spec["path"],
+        n_ctx=spec["n_ctx"],
+        n_threads=spec.get("threads"),
+        seed=spec.get("seed", 0),
         verbose=False,
     )
     llm.chat_format = GGUF_TEMPLATE
@@ -92,18 +95,21 @@ def chat(llm, conn, payload: dict[str, Any]) -> dict[str, Any]:
     from llama_cpp import LlamaGrammar, LogitsProcessorList
 
     kwargs = dict(
-        messages=payload["messages"], max_tokens=payload["max_tokens"],
+        messages=payload["messages"],
+        max_tokens=payload["max_tokens"],
         grammar=LlamaGrammar.from_string(payload["grammar"], verbose=False),
-        temperature=payload["temperature"], seed=payload["seed"], repeat_penalty=payload["repeat_penalty"],
+        temperature=payload["temperature"],
+        seed=payload["seed"],
+        repeat_penalty=payload["repeat_penalty"],
     )
     state: dict[str, Any] = {"prompt": None, "sent": ""}
 
     def tap(input_ids, scores):
         if state["prompt"] is None:
             state["prompt"] = len(input_ids)
-        produced = llm.detokenize(list(input_ids[state["prompt"]:])).decode("utf-8", errors="ignore")
+        produced = llm.detokenize(list(input_ids[state["prompt"] :])).decode("utf-8", errors="ignore")
         if len(produced) > len(state["sent"]) and produced.startswith(state["sent"]):
-            conn.send(("piece", produced[len(state["sent"]):]))
+            conn.send(("piece", produced[len(state["sent"]) :]))
             state["sent"] = produced
         return scores
 
@@ -113,7 +119,7 @@ def chat(llm, conn, payload: dict[str, Any]) -> dict[str, Any]:
     out = llm.create_chat_completion(**kwargs)
     content = out["choices"][0]["message"]["content"] or ""
     if payload.get("stream") and content.startswith(state["sent"]) and len(content) > len(state["sent"]):
-        conn.send(("piece", content[len(state["sent"]):]))
+        conn.send(("piece", content[len(state["sent"]) :]))
     usage = out.get("usage", {})
     return {
         "text": content,

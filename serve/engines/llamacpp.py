@@ -82,7 +82,9 @@ class LlamaCppEngine:
         self._grammars: dict[str, bool] = {}
         self.process = ModelProcess(
             {"path": str(gguf), "n_ctx": self.n_ctx, "threads": self.settings.threads, "seed": self.settings.seed},
-            worker, start_timeout_s=self.settings.load_timeout_s, request_timeout_s=self.settings.timeout_s,
+            worker,
+            start_timeout_s=self.settings.load_timeout_s,
+            request_timeout_s=self.settings.timeout_s,
         )
         self.unavailable_reason: str | None = None
 
@@ -162,14 +164,21 @@ class LlamaCppEngine:
         grammar = answer_grammar(allowed_ids, max_tokens, tight=tight)
         self.check_grammar(grammar)
         return dict(
-            messages=messages, max_tokens=max_tokens, grammar=grammar, stream=stream,
-            temperature=self.settings.temperature, seed=self.settings.seed, repeat_penalty=self.settings.repeat_penalty,
+            messages=messages,
+            max_tokens=max_tokens,
+            grammar=grammar,
+            stream=stream,
+            temperature=self.settings.temperature,
+            seed=self.settings.seed,
+            repeat_penalty=self.settings.repeat_penalty,
         )
 
     def _generate_sync(self, messages, allowed_ids, max_tokens, tight) -> GenerationResult:
         out = self.process.request("chat", self._payload(messages, allowed_ids, max_tokens, tight))
         return GenerationResult(
-            text=out["text"], prompt_tokens=out["prompt_tokens"], completion_tokens=out["completion_tokens"],
+            text=out["text"],
+            prompt_tokens=out["prompt_tokens"],
+            completion_tokens=out["completion_tokens"],
             timings_ms={"generate_ms": out["generate_ms"]},
         )
 

@@ -41,8 +41,10 @@ def describe_exit(exitcode: int | None) -> str:
         except ValueError:
             name = f"signal {-exitcode}"
         if name == "SIGILL":
-            return ("killed by SIGILL (illegal instruction): this llama.cpp build uses CPU instructions this machine "
-                    "does not run; rebuild it portable with `bash scripts/setup.sh`")
+            return (
+                "killed by SIGILL (illegal instruction): this llama.cpp build uses CPU instructions this machine "
+                "does not run; rebuild it portable with `bash scripts/setup.sh`"
+            )
         return f"killed by {name}"
     return f"exited with status {exitcode}"
 
@@ -83,22 +85,30 @@ class ModelProcess:
                     self.info = self._spawn(safe)
                 except WorkerDied as exc:
                     crashes.append(f"{'safe' if safe else 'default'} parameters: {exc}")
-                    log.warning("llama.cpp self-check died with %s parameters (%s)%s", "safe" if safe else "default",
-                                exc, "; retrying without extra CPU buffer types" if not safe else "")
+                    log.warning(
+                        "llama.cpp self-check died with %s parameters (%s)%s",
+                        "safe" if safe else "default",
+                        exc,
+                        "; retrying without extra CPU buffer types" if not safe else "",
+                    )
                     continue
                 if self.safe is None and safe:
-                    log.warning("llama.cpp runs only without extra CPU buffer types (AMX / repacked weights) here: slower, but safe")
+                    log.warning(
+                        "llama.cpp runs only without extra CPU buffer types (AMX / repacked weights) here: slower, but safe"
+                    )
                 self.safe = safe
                 return self.info
-            self.failed = ("the llama.cpp model process crashed in its start-up self-check (" + "; ".join(crashes) +
-                           "); answering without the model")
+            self.failed = (
+                "the llama.cpp model process crashed in its start-up self-check ("
+                + "; ".join(crashes)
+                + "); answering without the model"
+            )
             raise ModelUnavailable(self.failed)  # the caller logs it once, with what happens next
 
     def _spawn(self, safe: bool) -> dict[str, Any]:
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=self.worker, args=(child, self.spec | {"safe": safe}), daemon=True,
-                           name="ragtune-llama")
+        proc = ctx.Process(target=self.worker, args=(child, self.spec | {"safe": safe}), daemon=True, name="ragtune-llama")
         proc.start()
         child.close()
         try:
@@ -158,8 +168,9 @@ class ModelProcess:
                 self._kill(self._proc, self._conn)
                 self._proc = self._conn = None
                 log.error("llama.cpp model process died during a request: %s", reason)
-                raise ModelUnavailable(f"the llama.cpp model process died during generation ({reason}); "
-                                       "it is restarted for the next request") from None
+                raise ModelUnavailable(
+                    f"the llama.cpp model process died during generation ({reason}); it is restarted for the next request"
+                ) from None
 
     @staticmethod
     def _kill(proc, conn) -> None:

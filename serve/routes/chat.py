@@ -30,7 +30,8 @@ def sse(event: str, data: dict) -> str:
 @router.post(
     "/v1/chat",
     response_model=ChatResponse,
-    responses=ERRORS | {200: {"content": {"text/event-stream": {}}, "description": "The answer, or with stream=true an event stream."}},
+    responses=ERRORS
+    | {200: {"content": {"text/event-stream": {}}, "description": "The answer, or with stream=true an event stream."}},
     summary="Answer a customer's question from the knowledge base.",
 )
 async def chat(request: ChatRequest, chat: ChatDep):

@@ -78,8 +78,12 @@ def _extras(response: ChatResponse) -> dict[str, Any]:
     return {
         "sources": [s.model_dump(mode="json") for s in response.sources],
         "ragtune": {
-            "mode": response.mode, "index_version": response.index_version, "session_id": response.session_id,
-            "query": response.query, "context": response.context.model_dump(), "timings_ms": response.timings_ms,
+            "mode": response.mode,
+            "index_version": response.index_version,
+            "session_id": response.session_id,
+            "query": response.query,
+            "context": response.context.model_dump(),
+            "timings_ms": response.timings_ms,
         },
     }
 
@@ -98,17 +102,35 @@ async def completions(request: CompletionRequest, chat: ChatDep, settings: Setti
     if not request.stream:
         response = await chat.answer(question, filters=request.filters, history=history)
         return {
-            "id": completion_id, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer_json(response.answer_only())}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": response.context.prompt_tokens or 0, "completion_tokens": 0, "total_tokens": response.context.prompt_tokens or 0},
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": answer_json(response.answer_only())},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": response.context.prompt_tokens or 0,
+                "completion_tokens": 0,
+                "total_tokens": response.context.prompt_tokens or 0,
+            },
         } | _extras(response)
 
     events = chat.stream(question, filters=request.filters, history=history)
     first = await events.__anext__()
 
     def chunk(delta: dict, finish: str | None = None, **extra: Any) -> str:
-        body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]} | extra
+        body = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        } | extra
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
     async def body() -> AsyncIterator[str]:
@@ -127,7 +149,7 @@ async def completions(request: CompletionRequest, chat: ChatDep, settings: Setti
                     final = answer_json(payload.answer_only())
                     if not final.startswith(sent):
                         raise RagtuneError("the answer changed after a retry; request it again without streaming")
-                    yield chunk({"content": final[len(sent):]}, "stop", **_extras(payload))
+                    yield chunk({"content": final[len(sent) :]}, "stop", **_extras(payload))
                 item = await events.__anext__()
         except StopAsyncIteration:
             yield "data: [DONE]\n\n"

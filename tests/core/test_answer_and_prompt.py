@@ -6,7 +6,10 @@ from ragtune.answer import Answer, answer_schema, parse_answer
 from ragtune.errors import InvalidModelOutput
 from ragtune.prompt import ContextChunk, Turn, build_messages, standalone_query, training_messages
 
-CHUNKS = [ContextChunk("c1", "Refund policy", "Annual plans", "Refunds within 30 days."), ContextChunk("c2", "Pricing", "Pro", "9.99 EUR.")]
+CHUNKS = [
+    ContextChunk("c1", "Refund policy", "Annual plans", "Refunds within 30 days."),
+    ContextChunk("c2", "Pricing", "Pro", "9.99 EUR."),
+]
 
 
 def test_schema_limits_citations_to_the_given_ids():

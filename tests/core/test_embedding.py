@@ -76,7 +76,8 @@ def test_the_serving_process_never_imports_torch(embedder, knowledge_index):
         "print('HEAVY', heavy)\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAGTUNE_")}
-    out = subprocess.run([sys.executable, "-c", code, str(settings.data_dir)], capture_output=True, text=True,
-                         cwd=ROOT, env=env, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(settings.data_dir)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "HEAVY []" in out.stdout

@@ -17,25 +17,35 @@ def test_sentences_are_verbatim_and_fragments_join_the_next_one():
     ]
     # A decimal point is not a sentence end; a short fragment at the end joins the sentence before it.
     assert split_sentences("Pro costs 9.99 EUR per month. Business costs more per user. Not Free.") == [
-        "Pro costs 9.99 EUR per month.", "Business costs more per user. Not Free."]
+        "Pro costs 9.99 EUR per month.",
+        "Business costs more per user. Not Free.",
+    ]
 
 
 def test_headings_left_inline_by_pdf_extraction_are_kept_apart():
-    text = ("Refund policy\nAnnual plans\nIf you are not satisfied, you can cancel an annual plan within 30 days of the purchase and\n"
-            "receive a full refund.\nMonthly plans\nMonthly plans can be cancelled at any time.")
+    text = (
+        "Refund policy\nAnnual plans\nIf you are not satisfied, you can cancel an annual plan within 30 days of the purchase and\n"
+        "receive a full refund.\nMonthly plans\nMonthly plans can be cancelled at any time."
+    )
     assert split_with_headings(text) == [
-        ("Annual plans", "If you are not satisfied, you can cancel an annual plan within 30 days of the purchase and receive a full refund."),
+        (
+            "Annual plans",
+            "If you are not satisfied, you can cancel an annual plan within 30 days of the purchase and receive a full refund.",
+        ),
         ("Monthly plans", "Monthly plans can be cancelled at any time."),
     ]
 
 
-@pytest.mark.parametrize(("question", "supporting"), [
-    ("I forgot my vault passphrase, can you reset it?", "We cannot reset it."),
-    ("what availability do you commit to for business plans", "99.9% monthly availability"),
-    ("how long does the password reset link work", "The reset link is valid for 1 hour."),
-    ("do you sell my personal data", "We do not sell personal data"),
-    ("how long are deleted files kept in the trash on business", "180 days on Business and Enterprise"),
-])
+@pytest.mark.parametrize(
+    ("question", "supporting"),
+    [
+        ("I forgot my vault passphrase, can you reset it?", "We cannot reset it."),
+        ("what availability do you commit to for business plans", "99.9% monthly availability"),
+        ("how long does the password reset link work", "The reset link is valid for 1 hour."),
+        ("do you sell my personal data", "We do not sell personal data"),
+        ("how long are deleted files kept in the trash on business", "180 days on Business and Enterprise"),
+    ],
+)
 def test_the_supporting_sentence_is_selected(retriever, question, supporting):
     hits = retriever.search(question).relevant(0.3)
     selected = EvidenceSelector(retriever.embedder).select(question, hits, max_sentences=3, margin=0.1)
@@ -46,8 +56,10 @@ def test_the_supporting_sentence_is_selected(retriever, question, supporting):
 
 
 def test_numbered_ids_map_back_and_the_prompt_lists_them():
-    chunks = [ContextChunk("7f26486b63c3c0e58487", "Refund policy", "Annual plans", "Refunds within 30 days."),
-              ContextChunk("aa11bb22cc33dd44ee55", "Pricing", "Pro", "9.99 EUR per month.")]
+    chunks = [
+        ContextChunk("7f26486b63c3c0e58487", "Refund policy", "Annual plans", "Refunds within 30 days."),
+        ContextChunk("aa11bb22cc33dd44ee55", "Pricing", "Pro", "9.99 EUR per month."),
+    ]
     numbered = number_sources(chunks)
     assert [c.id for c in numbered.chunks] == ["S1", "S2"]
     assert numbered.chunk_id("S2") == "aa11bb22cc33dd44ee55" and numbered.chunk_id("S3") is None

@@ -73,6 +73,8 @@ def test_every_setting_is_documented():
 def test_settings_reference_matches_the_code():
     """docs/settings.md lists every setting with its current default (`ragtune config --markdown > docs/settings.md`)."""
     text = (Path(__file__).resolve().parents[2] / "docs" / "settings.md").read_text()
-    rows = {line.split("|")[1].strip(" `"): line.split("|")[2].strip(" `") for line in text.splitlines() if line.startswith("| `")}
+    rows = {
+        line.split("|")[1].strip(" `"): line.split("|")[2].strip(" `") for line in text.splitlines() if line.startswith("| `")
+    }
     expected = {name: default for name, default, _ in describe(Settings)}
     assert rows == expected

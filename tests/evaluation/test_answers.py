@@ -30,7 +30,9 @@ def test_auto_mode_with_a_model_that_writes_noise_keeps_the_contract(serve_setti
     and the customer gets the extractive answer, so the facts are still right."""
     from serve.engines.llamacpp import LlamaCppEngine
 
-    settings = serve_settings.model_copy(update={"chat": serve_settings.chat.model_copy(update={"answer_mode": "auto", "answer_max_tokens": 160})})
+    settings = serve_settings.model_copy(
+        update={"chat": serve_settings.chat.model_copy(update={"answer_mode": "auto", "answer_max_tokens": 160})}
+    )
     questions = [q for q in load_questions(SMALL) if q.kind == "in_scope"]
     report = evaluate_answers(settings, questions, engine=LlamaCppEngine(settings, settings.llm.gguf_path))
     s = report["summary"]
@@ -67,7 +69,9 @@ def test_a_running_server_is_evaluated_over_http(serve_settings, retriever, tmp_
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, retriever=retriever), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, retriever=retriever), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 30

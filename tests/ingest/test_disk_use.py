@@ -30,7 +30,9 @@ def make_corpus(folder: Path, docs: int, tag: str) -> None:
     """Short one-chunk documents: many embedding batches for little embedding time."""
     folder.mkdir(exist_ok=True)
     for i in range(docs):
-        (folder / f"doc-{i}.txt").write_text(f"Topic {tag} {i}\n\nThe storage quota of plan {tag}-{i} is {i} GB per user, billed monthly.\n")
+        (folder / f"doc-{i}.txt").write_text(
+            f"Topic {tag} {i}\n\nThe storage quota of plan {tag}-{i} is {i} GB per user, billed monthly.\n"
+        )
 
 
 def ingest(settings, folder, embedder):
@@ -47,7 +49,9 @@ def kill_mid_ingest(settings, folder: Path) -> None:
     env = dict(os.environ, RAGTUNE_DATA_DIR=str(settings.data_dir), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli", "ingest", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     deadline = time.time() + 120
     while proc.poll() is None and time.time() < deadline and not segment_folders(chroma) - before:

@@ -67,7 +67,9 @@ def test_a_legacy_encoded_file_is_decoded_by_detection():
     doc = parse_file(text.encode("cp1252"), Path("de.txt"))
     assert doc.title == "Rückerstattung"
     assert "Die Größe der Rückerstattung hängt vom Tarif ab." in doc.sections[0].text
-    russian = "# Возврат\n\nКлиенты могут запросить возврат в течение тридцати дней после покупки. Обратитесь в службу поддержки.\n" * 2
+    russian = (
+        "# Возврат\n\nКлиенты могут запросить возврат в течение тридцати дней после покупки. Обратитесь в службу поддержки.\n" * 2
+    )
     assert "тридцати дней" in parse_file(russian.encode("cp1251"), Path("ru.md")).sections[0].text
 
 

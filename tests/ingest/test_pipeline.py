@@ -58,13 +58,19 @@ def test_reingest_edit_add_delete_leaves_exactly_the_right_chunks(settings, kb_c
     (kb_copy / "faq/free-trial.txt").write_text(
         "Free trial\n\nEvery new account gets a 21-day free trial of the Business plan with 5 TB of storage.\n"
     )
-    (kb_copy / "faq/gift-cards.md").write_text("# Gift cards\n\n## Redeeming\n\nGift cards are redeemed under Settings > Billing > Redeem gift card.\n")
+    (kb_copy / "faq/gift-cards.md").write_text(
+        "# Gift cards\n\n## Redeeming\n\nGift cards are redeemed under Settings > Billing > Redeem gift card.\n"
+    )
     (kb_copy / "faq/mobile-app.md").unlink()
     counting.embedded = 0
     second = ingest(settings, kb_copy, counting)
 
     assert second.published and second.version != first.version
-    assert (second.added, second.updated, second.removed) == (["faq/gift-cards.md"], ["faq/free-trial.txt"], ["faq/mobile-app.md"])
+    assert (second.added, second.updated, second.removed) == (
+        ["faq/gift-cards.md"],
+        ["faq/free-trial.txt"],
+        ["faq/mobile-app.md"],
+    )
     assert len(second.unchanged) == 39
     assert counting.embedded == 2  # only the new and the edited document's chunks
 
@@ -125,7 +131,10 @@ def test_killed_run_leaves_previous_version_serving(settings, kb_copy, embedder,
     env = dict(os.environ, RAGTUNE_DATA_DIR=str(settings.data_dir), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli", "ingest", str(kb_copy)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     deadline = time.time() + 120
     for line in proc.stdout:

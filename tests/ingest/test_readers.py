@@ -34,18 +34,41 @@ def parse(rel: str):
 @pytest.mark.parametrize(
     ("rel", "title", "headings", "heading", "phrase"),
     [
-        ("products/release-notes-2026-q1.pptx", "Release notes Q1 2026",
-         ["Release notes Q1 2026", "Desktop app 5.2", "Mobile app 8.0", "File requests", "Storage reports for admins"],
-         "Mobile app 8.0", "Speaker notes: The scanner reads text in English, German"),
-        ("company/data-centres.csv", "Data centres", [""], "",
-         "Region: US, Site: Hillsboro, Oregon, Role: replica, Certifications: ISO 27001; SOC 2 Type II"),
-        ("products/add-on-prices.xlsx", "Add-on prices", ["Storage add-ons", "Service add-ons"], "Storage add-ons",
-         "Add-on: Extra 1 TB storage, Available on: Pro, Price per month (EUR): 4.99, Price per year (EUR): 49"),
-        ("products/team-onboarding-guide.epub", "Team onboarding guide",
-         ["Before you invite anyone", "Moving files from another provider", "Your first week"],
-         "Moving files from another provider", "It copies up to 2 TB per day and keeps folder structure"),
-        ("products/api-examples.ipynb", "API examples", ["Setup", "List the files in a folder", "Upload a large file"],
-         "Upload a large file", "send the file in parts of 8 to 64 MB"),
+        (
+            "products/release-notes-2026-q1.pptx",
+            "Release notes Q1 2026",
+            ["Release notes Q1 2026", "Desktop app 5.2", "Mobile app 8.0", "File requests", "Storage reports for admins"],
+            "Mobile app 8.0",
+            "Speaker notes: The scanner reads text in English, German",
+        ),
+        (
+            "company/data-centres.csv",
+            "Data centres",
+            [""],
+            "",
+            "Region: US, Site: Hillsboro, Oregon, Role: replica, Certifications: ISO 27001; SOC 2 Type II",
+        ),
+        (
+            "products/add-on-prices.xlsx",
+            "Add-on prices",
+            ["Storage add-ons", "Service add-ons"],
+            "Storage add-ons",
+            "Add-on: Extra 1 TB storage, Available on: Pro, Price per month (EUR): 4.99, Price per year (EUR): 49",
+        ),
+        (
+            "products/team-onboarding-guide.epub",
+            "Team onboarding guide",
+            ["Before you invite anyone", "Moving files from another provider", "Your first week"],
+            "Moving files from another provider",
+            "It copies up to 2 TB per day and keeps folder structure",
+        ),
+        (
+            "products/api-examples.ipynb",
+            "API examples",
+            ["Setup", "List the files in a folder", "Upload a large file"],
+            "Upload a large file",
+            "send the file in parts of 8 to 64 MB",
+        ),
     ],
 )
 def test_each_new_format_keeps_title_and_structure(rel, title, headings, heading, phrase):
@@ -75,11 +98,17 @@ def test_plain_notebook_and_european_csv(tmp_path):
     # bare IPYNBReader returns nothing for it.
     notebook = {
         "cells": [
-            {"cell_type": "markdown", "metadata": {}, "source": "# Quota report\n\nRun this monthly to list members over 90% of their quota."},
+            {
+                "cell_type": "markdown",
+                "metadata": {},
+                "source": "# Quota report\n\nRun this monthly to list members over 90% of their quota.",
+            },
             {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": "print('quota')"},
             {"cell_type": "markdown", "metadata": {}, "source": "## Sending the report\n\nMail it to the finance team."},
         ],
-        "metadata": {}, "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
     }
     doc = parse_file(json.dumps(notebook).encode(), Path("quota.ipynb"))
     assert doc.title == "Quota report"
@@ -105,7 +134,10 @@ BROKEN = {
     "prices.xlsx": (_zip({"hello.txt": b"hi"}), "unreadable XLSX"),
     "guide.epub": (_zip({"mimetype": b"application/epub+zip"}), "unreadable EPUB"),
     "examples.ipynb": (b'{"cells": [', "IPYNB (not a Jupyter notebook"),
-    "regions.csv": (b"Region,Site\nEU,Frankfurt\nUS,Oregon,extra,fields\n", "CSV (ParserError: Expected 2 fields in line 3, saw 4)"),
+    "regions.csv": (
+        b"Region,Site\nEU,Frankfurt\nUS,Oregon,extra,fields\n",
+        "CSV (ParserError: Expected 2 fields in line 3, saw 4)",
+    ),
 }
 BOMB = _zip({"xl/worksheets/sheet1.xml": b"\0" * (3 * 1024 * 1024)})  # 3 MB of zeros in a few KB
 
@@ -138,7 +170,7 @@ def test_corrupt_files_are_reported_while_the_rest_is_published(settings, tmp_pa
     # Incremental re-ingest works for these types like any other: edit the CSV, only it is redone.
     index = KnowledgeIndex(settings)
     old_ids = set(index.current_manifest().documents["data-centres.csv"].chunk_ids)
-    (folder / "data-centres.csv").write_text("Region,Site,Role\nAPAC,\"Singapore, Singapore\",primary\n", encoding="utf-8")
+    (folder / "data-centres.csv").write_text('Region,Site,Role\nAPAC,"Singapore, Singapore",primary\n', encoding="utf-8")
     items, failures = scan_folder(folder, settings.ingest)
     again = run_ingest(settings, items, failures, embedder=embedder, source=str(folder))
     assert again.updated == ["data-centres.csv"] and len(again.unchanged) == 4 and again.chunks_embedded == 1
@@ -219,7 +251,11 @@ def test_bundled_knowledge_ingests_every_new_format(knowledge_index):
 @pytest.mark.parametrize(
     ("question", "rel", "fact"),
     [
-        ("Can the mobile app scan paper documents into a searchable PDF?", "products/release-notes-2026-q1.pptx", "Document scanner"),
+        (
+            "Can the mobile app scan paper documents into a searchable PDF?",
+            "products/release-notes-2026-q1.pptx",
+            "Document scanner",
+        ),
         ("Where is the replica data centre in Oregon and when did it open?", "company/data-centres.csv", "Hillsboro, Oregon"),
         ("How much does an extra 1 TB of storage cost per month on Pro?", "products/add-on-prices.xlsx", "4.99"),
         ("How much data does the migration assistant copy per day?", "products/team-onboarding-guide.epub", "2 TB per day"),

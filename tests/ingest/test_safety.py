@@ -110,10 +110,13 @@ def test_a_file_edited_after_the_scan_is_not_indexed_under_the_old_hash(settings
 
 # ---- decompression bombs ------------------------------------------------------------------
 
+
 def write_docx_bomb(path: Path, inflated_mb: int) -> None:
     """A real docx (the bundled one's parts) whose word/document.xml inflates to `inflated_mb` of zeros."""
-    with zipfile.ZipFile(KNOWLEDGE / "policies/privacy-policy.docx") as source, \
-            zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as bomb:
+    with (
+        zipfile.ZipFile(KNOWLEDGE / "policies/privacy-policy.docx") as source,
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as bomb,
+    ):
         for info in source.infolist():
             if info.filename != "word/document.xml":
                 bomb.writestr(info.filename, source.read(info))
@@ -130,13 +133,13 @@ def lie_about_size(path: Path, member: str, size: int) -> None:
     local = data.find(b"PK\x03\x04")
     while local != -1:
         name_len = struct.unpack_from("<H", data, local + 26)[0]
-        if data[local + 30:local + 30 + name_len] == name:
+        if data[local + 30 : local + 30 + name_len] == name:
             struct.pack_into("<I", data, local + 22, size)
         local = data.find(b"PK\x03\x04", local + 4)
     central = data.find(b"PK\x01\x02")
     while central != -1:
         name_len = struct.unpack_from("<H", data, central + 28)[0]
-        if data[central + 46:central + 46 + name_len] == name:
+        if data[central + 46 : central + 46 + name_len] == name:
             struct.pack_into("<I", data, central + 24, size)
         central = data.find(b"PK\x01\x02", central + 4)
     path.write_bytes(bytes(data))

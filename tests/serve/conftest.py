@@ -78,15 +78,25 @@ class OllamaStandIn:
                 content = stand_in.replies[index]
                 base = {"model": body["model"], "created_at": "2026-01-01T00:00:00Z"}
                 if not body.get("stream", True):
-                    return self._json(200, base | {"message": {"role": "assistant", "content": content}, "done": True,
-                                                  "prompt_eval_count": 100, "eval_count": 20})
+                    return self._json(
+                        200,
+                        base
+                        | {
+                            "message": {"role": "assistant", "content": content},
+                            "done": True,
+                            "prompt_eval_count": 100,
+                            "eval_count": 20,
+                        },
+                    )
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-ndjson")
                 self.end_headers()
                 for i in range(0, len(content), 7):
-                    line = base | {"message": {"role": "assistant", "content": content[i:i + 7]}, "done": False}
+                    line = base | {"message": {"role": "assistant", "content": content[i : i + 7]}, "done": False}
                     self.wfile.write((json.dumps(line) + "\n").encode())
-                self.wfile.write((json.dumps(base | {"message": {"role": "assistant", "content": ""}, "done": True}) + "\n").encode())
+                self.wfile.write(
+                    (json.dumps(base | {"message": {"role": "assistant", "content": ""}, "done": True}) + "\n").encode()
+                )
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -113,7 +123,9 @@ def ollama_stand_in():
 @pytest.fixture
 def ollama_settings(knowledge_index, ollama_stand_in):
     settings, _ = knowledge_index
-    return settings.model_copy(update={
-        "llm": settings.llm.model_copy(update={"engine": "ollama", "n_ctx": 4096}),
-        "ollama": settings.ollama.model_copy(update={"host": ollama_stand_in.url, "model": "ragtune", "timeout_s": 10}),
-    })
+    return settings.model_copy(
+        update={
+            "llm": settings.llm.model_copy(update={"engine": "ollama", "n_ctx": 4096}),
+            "ollama": settings.ollama.model_copy(update={"host": ollama_stand_in.url, "model": "ragtune", "timeout_s": 10}),
+        }
+    )

@@ -44,7 +44,9 @@ def test_no_evidence_means_a_handoff_without_asking_the_model(serve_settings, ma
 
 
 def test_evidence_is_packed_into_the_budget_and_omissions_reported(serve_settings, make_client):
-    chat = serve_settings.chat.model_copy(update={"context_tokens": 64, "evidence_margin": 1.0, "evidence_sentences": 3, "answer_max_tokens": 160})
+    chat = serve_settings.chat.model_copy(
+        update={"context_tokens": 64, "evidence_margin": 1.0, "evidence_sentences": 3, "answer_max_tokens": 160}
+    )
     small = serve_settings.model_copy(update={"llm": serve_settings.llm.model_copy(update={"n_ctx": 1100}), "chat": chat})
     client = make_client(small)
     body = client.post("/v1/chat", json={"message": "What happens to my files when I cancel or my payment fails?"}).json()
@@ -135,8 +137,16 @@ def test_health_and_openapi(serve_settings, make_client):
 
 # ---- Ollama engine, against the stand-in --------------------------------------------------
 
+
 def _reply(ids, answer="You can cancel within 30 days for a full refund."):
-    return json.dumps({"answer": answer, "citations": [{"id": i, "quote": "within 30 days"} for i in ids], "confidence": "high", "handoff": False})
+    return json.dumps(
+        {
+            "answer": answer,
+            "citations": [{"id": i, "quote": "within 30 days"} for i in ids],
+            "confidence": "high",
+            "handoff": False,
+        }
+    )
 
 
 def test_ollama_request_carries_num_ctx_schema_and_keep_alive(ollama_settings, ollama_stand_in, make_client):
@@ -184,9 +194,13 @@ def test_a_reply_that_contradicts_the_evidence_falls_back_to_the_extractive_answ
         assert body["mode"] == "extractive" and body["handoff"] is False, body
         assert reason in body["verification"]["reasons"] and body["verification"]["fallback"] is True
         assert fact in body["answer"] and text not in body["answer"]
-        assert body["citations"] and all(c["quote"] in " ".join(e["sentence"] for e in body["context"]["evidence"]) for c in body["citations"])
+        assert body["citations"] and all(
+            c["quote"] in " ".join(e["sentence"] for e in body["context"]["evidence"]) for c in body["citations"]
+        )
     # In generative mode the model's answer stands, and the rejection is still reported.
-    generative = ollama_settings.model_copy(update={"chat": ollama_settings.chat.model_copy(update={"answer_mode": "generative"})})
+    generative = ollama_settings.model_copy(
+        update={"chat": ollama_settings.chat.model_copy(update={"answer_mode": "generative"})}
+    )
     body = make_client(generative).post("/v1/chat", json={"message": refund}).json()
     assert body["mode"] == "generated" and body["verification"]["passed"] is False and "name" in body["verification"]["reasons"]
     assert "Family plan" in body["answer"]
@@ -195,8 +209,11 @@ def test_a_reply_that_contradicts_the_evidence_falls_back_to_the_extractive_answ
 def test_near_miss_questions_hand_off_without_asking_the_model(ollama_settings, ollama_stand_in, make_client):
     ollama_stand_in.replies = [_reply(["S1"], answer="The Family plan costs 4.99 EUR.")]
     client = make_client(ollama_settings)
-    for question, term in [("How much is the Family plan?", "Family"), ("what does the premium tier include", "premium"),
-                           ("Can I sync my files with iCloud?", "iCloud")]:
+    for question, term in [
+        ("How much is the Family plan?", "Family"),
+        ("what does the premium tier include", "premium"),
+        ("Can I sync my files with iCloud?", "iCloud"),
+    ]:
         body = client.post("/v1/chat", json={"message": question}).json()
         assert body["handoff"] is True and body["mode"] in {"handoff", "no_evidence"}, (question, body)
         assert body["context"]["handoff_reason"] in {"unknown_terms", "low_evidence", "no_evidence"} and body["citations"] == []
@@ -209,7 +226,9 @@ def test_near_miss_questions_hand_off_without_asking_the_model(ollama_settings, 
 
 
 def test_extractive_mode_never_calls_the_model(ollama_settings, ollama_stand_in, make_client):
-    extractive = ollama_settings.model_copy(update={"chat": ollama_settings.chat.model_copy(update={"answer_mode": "extractive"})})
+    extractive = ollama_settings.model_copy(
+        update={"chat": ollama_settings.chat.model_copy(update={"answer_mode": "extractive"})}
+    )
     body = make_client(extractive).post("/v1/chat", json={"message": "I forgot my vault passphrase, can you reset it?"}).json()
     assert body["mode"] == "extractive" and body["answer_mode"] == "extractive" and body["model"] is None
     assert "We cannot reset it." in body["answer"] and body["answer"].startswith("Here is what our help articles say:")
@@ -218,7 +237,9 @@ def test_extractive_mode_never_calls_the_model(ollama_settings, ollama_stand_in,
 
 def test_invalid_reply_is_retried_once_then_a_clear_502(ollama_settings, ollama_stand_in, make_client):
     ollama_stand_in.replies = ['{"answer": "half', _reply([])]
-    generative = ollama_settings.model_copy(update={"chat": ollama_settings.chat.model_copy(update={"answer_mode": "generative"})})
+    generative = ollama_settings.model_copy(
+        update={"chat": ollama_settings.chat.model_copy(update={"answer_mode": "generative"})}
+    )
     client = make_client(generative)
     ok = client.post("/v1/chat", json={"message": "How do I reset my password?"})
     assert ok.status_code == 200 and len(ollama_stand_in.requests_for_chat()) == 2
@@ -248,7 +269,9 @@ def test_model_server_down_mid_flight_gives_503(ollama_settings, ollama_stand_in
 
 
 def test_no_model_server_means_extractive_answers(ollama_settings, make_client):
-    down = ollama_settings.model_copy(update={"ollama": ollama_settings.ollama.model_copy(update={"host": "http://127.0.0.1:9", "timeout_s": 2})})
+    down = ollama_settings.model_copy(
+        update={"ollama": ollama_settings.ollama.model_copy(update={"host": "http://127.0.0.1:9", "timeout_s": 2})}
+    )
     client = make_client(down)
     ready = client.get("/readyz").json()
     assert ready["mode"] == "extractive" and "is not answering" in ready["detail"]
@@ -265,9 +288,11 @@ def test_unknown_ollama_model_is_reported_by_readyz(ollama_settings, make_client
 
 
 def test_ollama_streaming_sends_the_answer_text_as_it_arrives(ollama_settings, ollama_stand_in, make_client):
-    answer = "Open the sign-in page, choose \"Forgot password\" and follow the link we email you."
+    answer = 'Open the sign-in page, choose "Forgot password" and follow the link we email you.'
     ollama_stand_in.replies = [_reply([], answer=answer)]
-    generative = ollama_settings.model_copy(update={"chat": ollama_settings.chat.model_copy(update={"answer_mode": "generative"})})
+    generative = ollama_settings.model_copy(
+        update={"chat": ollama_settings.chat.model_copy(update={"answer_mode": "generative"})}
+    )
     parsed = _stream_events(make_client(generative), "How do I reset my password?")
     deltas = [data["text"] for kind, data in parsed if kind == "delta"]
     assert len(deltas) > 3, "the stand-in sends 7 characters a line: the text must arrive in pieces"
@@ -298,7 +323,9 @@ def test_key_terms_of_a_question_are_looked_for_in_the_evidence():
     assert key_terms("how much is pro per month") == [] and key_terms("WHY IS MY SYNC SLOW") == []
     assert key_terms("is there a discount for veterans") == ["veterans"]
     assert key_terms("do you have an integration with the dropbox app") == ["dropbox"]
-    chunk = Chunk("c1", "policies/sla.html", "Credits must be requested within 30 days.", "Service level agreement", "Service credits", 0)
+    chunk = Chunk(
+        "c1", "policies/sla.html", "Credits must be requested within 30 days.", "Service level agreement", "Service credits", 0
+    )
     evidence = [Evidence(hit=Hit(chunk=chunk, score=1.0, relevance=0.6), sentence=chunk.text, score=0.7)]
     assert not decide("how long do I have to claim an SLA credit", evidence, 0.4).handoff  # the acronym spelled out
     near = decide("how long do I have to claim a Platinum credit", evidence, 0.4)

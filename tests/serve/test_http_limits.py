@@ -19,10 +19,12 @@ LIMIT = int(LIMIT_MB * 1048576)
 @pytest.fixture
 def limited_settings(knowledge_index):
     settings, _ = knowledge_index
-    return settings.model_copy(update={
-        "llm": settings.llm.model_copy(update={"engine": "none"}),
-        "server": settings.server.model_copy(update={"max_body_mb": LIMIT_MB}),
-    })
+    return settings.model_copy(
+        update={
+            "llm": settings.llm.model_copy(update={"engine": "none"}),
+            "server": settings.server.model_copy(update={"max_body_mb": LIMIT_MB}),
+        }
+    )
 
 
 @pytest.fixture
@@ -151,10 +153,14 @@ def test_every_native_error_has_detail_and_error(client):
     assert "POST" in response.headers["allow"]
     # Not UTF-8: FastAPI's "There was an error parsing the body", now in the shared shape.
     body = assert_native_error(
-        client.post("/v1/chat", content=b'{"message": "caf\xe9"}', headers={"content-type": "application/json"}), 400, "BadRequest"
+        client.post("/v1/chat", content=b'{"message": "caf\xe9"}', headers={"content-type": "application/json"}),
+        400,
+        "BadRequest",
     )
     assert "JSON" in body["detail"]
-    assert_native_error(client.post("/v1/chat", content=b"{not json", headers={"content-type": "application/json"}), 422, "RequestValidationError")
+    assert_native_error(
+        client.post("/v1/chat", content=b"{not json", headers={"content-type": "application/json"}), 422, "RequestValidationError"
+    )
     assert_native_error(client.post("/v1/chat", json={"message": ""}), 422, "RequestValidationError")
     assert_native_error(client.post("/v1/chat", json={"message": "hi", "session_id": "../../etc"}), 400, "UserInputError")
 

@@ -64,7 +64,10 @@ def test_history_from_messages_drives_the_follow_up(client):
         messages=[
             {"role": "system", "content": "ignored: ragtune builds its own system prompt"},
             {"role": "user", "content": "How long is version history kept on the Pro plan?"},
-            {"role": "assistant", "content": json.dumps({"answer": "30 days.", "citations": [], "confidence": "high", "handoff": False})},
+            {
+                "role": "assistant",
+                "content": json.dumps({"answer": "30 days.", "citations": [], "confidence": "high", "handoff": False}),
+            },
             {"role": "user", "content": "And on Business?"},
         ],
     )
@@ -73,7 +76,8 @@ def test_history_from_messages_drives_the_follow_up(client):
 
 def test_streamed_pieces_concatenate_to_the_answer_json(client):
     stream = client.chat.completions.create(
-        model="tiny-llama", stream=True,
+        model="tiny-llama",
+        stream=True,
         messages=[{"role": "user", "content": "How do I reset my password?"}],
     )
     pieces, finish, extras = [], None, None

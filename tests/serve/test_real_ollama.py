@@ -24,12 +24,16 @@ pytestmark = [
 
 def test_real_ollama_answers_in_the_contract(knowledge_index, make_client):
     if not any(name.split(":")[0] == MODEL for name in _ollama_models() or []):
-        pytest.fail(f"Ollama on {HOST} has no model {MODEL!r}: `ollama create {MODEL} -f Modelfile` or set RAGTUNE_TEST_OLLAMA_MODEL")
+        pytest.fail(
+            f"Ollama on {HOST} has no model {MODEL!r}: `ollama create {MODEL} -f Modelfile` or set RAGTUNE_TEST_OLLAMA_MODEL"
+        )
     settings, _ = knowledge_index
-    settings = settings.model_copy(update={
-        "llm": settings.llm.model_copy(update={"engine": "ollama"}),
-        "ollama": settings.ollama.model_copy(update={"host": HOST, "model": MODEL}),
-    })
+    settings = settings.model_copy(
+        update={
+            "llm": settings.llm.model_copy(update={"engine": "ollama"}),
+            "ollama": settings.ollama.model_copy(update={"host": HOST, "model": MODEL}),
+        }
+    )
     client = make_client(settings)
     body = client.post("/v1/chat", json={"message": "How long do I have to ask for a refund on an annual plan?"}).json()
     assert body["mode"] == "generated"

@@ -11,7 +11,7 @@ def test_extractor_yields_the_decoded_answer_text_in_pieces(step):
     text = 'Line "one"\nüñí \\ done'
     raw = json.dumps({"answer": text, "citations": [], "confidence": "low", "handoff": True}, ensure_ascii=step % 2 == 0)
     extractor = AnswerTextExtractor()
-    out = "".join(extractor.feed(raw[i:i + step]) for i in range(0, len(raw), step))
+    out = "".join(extractor.feed(raw[i : i + step]) for i in range(0, len(raw), step))
     assert out == text
 
 
@@ -38,7 +38,10 @@ def test_tight_grammar_always_closes_within_max_tokens(tiny_gguf):
     messages = [{"role": "system", "content": "Sources: [id: abc] x"}, {"role": "user", "content": "q?"}]
     for seed in range(8):
         out = llm.create_chat_completion(
-            messages=messages, max_tokens=200, temperature=1.5, seed=seed,
+            messages=messages,
+            max_tokens=200,
+            temperature=1.5,
+            seed=seed,
             grammar=LlamaGrammar.from_string(answer_grammar(["abc"], 200, tight=True), verbose=False),
         )
         assert out["choices"][0]["finish_reason"] == "stop"
@@ -68,7 +71,10 @@ def _evidence(*sentences):
     from ragtune.evidence import Evidence
 
     chunks = [Chunk(f"c{i // 2}", "d.md", " ".join(sentences), "T", "", 0) for i in range(len(sentences))]
-    return [Evidence(hit=Hit(chunk=c, score=1.0, relevance=0.5), sentence=s, score=0.9 - i / 10) for i, (c, s) in enumerate(zip(chunks, sentences, strict=False))]
+    return [
+        Evidence(hit=Hit(chunk=c, score=1.0, relevance=0.5), sentence=s, score=0.9 - i / 10)
+        for i, (c, s) in enumerate(zip(chunks, sentences, strict=False))
+    ]
 
 
 def test_citations_come_from_the_evidence_mapped_back_from_short_ids():
@@ -84,4 +90,6 @@ def test_citations_come_from_the_evidence_mapped_back_from_short_ids():
     # Citing nothing that exists means citing all the evidence; two sentences of one chunk share a citation.
     cited, _ = model_cited([], sources, evidence)
     assert [(c.id, c.quote) for c in evidence_citations(cited)] == [
-        ("c0", "Refunds within 30 days. After 30 days, no refund."), ("c1", "The trial lasts 14 days.")]
+        ("c0", "Refunds within 30 days. After 30 days, no refund."),
+        ("c1", "The trial lasts 14 days."),
+    ]

@@ -28,11 +28,22 @@ def qa_file(tmp_path_factory) -> Path:
 
         with open(BITEXT, encoding="utf-8", newline="") as handle:
             rows = list(csv.DictReader(handle))
-        picked = [next(r for r in rows if r["intent"] == intent) for intent in ("cancel_order", "track_refund", "contact_customer_service", "payment_issue")]
+        picked = [
+            next(r for r in rows if r["intent"] == intent)
+            for intent in ("cancel_order", "track_refund", "contact_customer_service", "payment_issue")
+        ]
     else:
         picked = [
-            {"instruction": "I want to cancel my order", "intent": "cancel_order", "response": "I'm sorry to hear that. To cancel order {{Order Number Anonymized}}, open {{Order History}} on {{Website Name}}. Anything else?"},
-            {"instruction": "how do I reach support", "intent": "contact_customer_service", "response": "Happy to help! Call {{Customer Support Phone Number}} or use {{Live Chat}} during {{Customer Support Availability}}."},
+            {
+                "instruction": "I want to cancel my order",
+                "intent": "cancel_order",
+                "response": "I'm sorry to hear that. To cancel order {{Order Number Anonymized}}, open {{Order History}} on {{Website Name}}. Anything else?",
+            },
+            {
+                "instruction": "how do I reach support",
+                "intent": "contact_customer_service",
+                "response": "Happy to help! Call {{Customer Support Phone Number}} or use {{Live Chat}} during {{Customer Support Availability}}.",
+            },
         ]
     with open(target, "w", encoding="utf-8", newline="") as handle:
         writer = csv_writer(handle, ["instruction", "intent", "response"])
@@ -59,12 +70,28 @@ def examples_file(tmp_path_factory) -> Path:
 
 def write_config(folder: Path, tiny_hf: Path, qa_file: Path, examples_file: Path, **extra) -> Path:
     config = {
-        "name": "tiny", "base_model": str(tiny_hf), "backend": "transformers", "max_length": 2048,
-        "max_steps": 2, "batch_size": 2, "gradient_accumulation": 1, "learning_rate": 5e-3, "eval_steps": 1,
-        "eval_records": 2, "warmup_steps": 0, "runs_dir": str(folder / "runs"),
+        "name": "tiny",
+        "base_model": str(tiny_hf),
+        "backend": "transformers",
+        "max_length": 2048,
+        "max_steps": 2,
+        "batch_size": 2,
+        "gradient_accumulation": 1,
+        "learning_rate": 5e-3,
+        "eval_steps": 1,
+        "eval_records": 2,
+        "warmup_steps": 0,
+        "runs_dir": str(folder / "runs"),
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
-        "data": {"qa": [{"path": str(qa_file)}], "examples": [str(examples_file)], "heldout": str(ROOT / "train" / "examples" / "heldout.jsonl"),
-                 "no_answer_share": 0.3, "distractors": 2, "eval_share": 0.25, "output": str(folder / "dataset")},
+        "data": {
+            "qa": [{"path": str(qa_file)}],
+            "examples": [str(examples_file)],
+            "heldout": str(ROOT / "train" / "examples" / "heldout.jsonl"),
+            "no_answer_share": 0.3,
+            "distractors": 2,
+            "eval_share": 0.25,
+            "output": str(folder / "dataset"),
+        },
         "export": {"quantization": "f32"},
     } | extra
     path = folder / "tiny.yaml"

@@ -35,8 +35,16 @@ def test_cli_config_error_exits_2_with_one_line(tmp_path, capsys):
 
 
 def test_bad_dataset_lines_are_located(tmp_path, capsys):
-    good = {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"},
-                         {"role": "assistant", "content": json.dumps({"answer": "Hi", "citations": [], "confidence": "high", "handoff": False})}]}
+    good = {
+        "messages": [
+            {"role": "system", "content": "s"},
+            {"role": "user", "content": "q"},
+            {
+                "role": "assistant",
+                "content": json.dumps({"answer": "Hi", "citations": [], "confidence": "high", "handoff": False}),
+            },
+        ]
+    }
     cases = {
         "{not json": "malformed JSON",
         json.dumps({"messages": good["messages"][1:]}): "messages must be system",

@@ -16,7 +16,11 @@ from .conftest import write_config
 
 
 def _records(config):
-    return [json.loads(line) for split in ("train", "eval") for line in (config.data.output / f"{split}.jsonl").read_text().splitlines()]
+    return [
+        json.loads(line)
+        for split in ("train", "eval")
+        for line in (config.data.output / f"{split}.jsonl").read_text().splitlines()
+    ]
 
 
 def test_records_are_the_served_prompt_plus_a_grounded_answer(prepared, knowledge_index):
@@ -73,10 +77,26 @@ def test_duplicates_and_overlong_records_are_dropped(tmp_path, tiny_hf, qa_file,
 def test_a_quote_missing_from_its_document_is_a_located_error(tmp_path, tiny_hf, qa_file, retriever, knowledge_index):
     settings, _ = knowledge_index
     pairs = tmp_path / "pairs.jsonl"
-    pairs.write_text(json.dumps({"question": "How long is the trial?", "answer": "14 days.", "doc": "faq/free-trial.txt",
-                                 "quote": "Every new account gets a 14-day free trial"}) + "\n" +
-                     json.dumps({"question": "Refunds?", "answer": "Always!", "doc": "policies/refund-policy.pdf",
-                                 "quote": "We refund everything, forever."}) + "\n")
+    pairs.write_text(
+        json.dumps(
+            {
+                "question": "How long is the trial?",
+                "answer": "14 days.",
+                "doc": "faq/free-trial.txt",
+                "quote": "Every new account gets a 14-day free trial",
+            }
+        )
+        + "\n"
+        + json.dumps(
+            {
+                "question": "Refunds?",
+                "answer": "Always!",
+                "doc": "policies/refund-policy.pdf",
+                "quote": "We refund everything, forever.",
+            }
+        )
+        + "\n"
+    )
     config = load_config(write_config(tmp_path, tiny_hf, qa_file, pairs))
     with pytest.raises(DatasetError, match=r"pairs.jsonl:2: quote is not in any chunk of 'policies/refund-policy.pdf'"):
         prepare(config, retriever, load_tokenizer(config.base_model), settings.chat.company_name)
@@ -101,8 +121,10 @@ def test_validation_catches_drift_and_invented_quotes(prepared, knowledge_index,
 
 
 def test_placeholders_and_stored_conversations(tmp_path):
-    filled = fill_placeholders("Call {{Customer Support Phone Number}} about {{Order Number Anonymized}} in {{Order History}}.",
-                               {"Customer Support Phone Number": "+49 30 1234 5678"})
+    filled = fill_placeholders(
+        "Call {{Customer Support Phone Number}} about {{Order Number Anonymized}} in {{Order History}}.",
+        {"Customer Support Phone Number": "+49 30 1234 5678"},
+    )
     assert filled == "Call +49 30 1234 5678 about your order number in Order History."
     from serve.conversations import (
         ConversationStore,  # the store the chat API writes (test side only)

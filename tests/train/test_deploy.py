@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.model_quality import evaluator_name
 from cli.main import main
+from evaluation.model_quality import evaluator_name
 from ragtune.models import ModelRegistry
 from train.evaluate import file_key
 
@@ -41,8 +41,11 @@ def test_deploy_switches_the_chat_api_and_rollback_restores_it(exported, knowled
     assert registry.get("ragtune-v2").dataset_hash == "hash-b"
     registry.deploy("ragtune-v1")
     settings, _ = knowledge_index
-    settings = settings.model_copy(update={"data_dir": data_dir, "llm": settings.llm.model_copy(update={"engine": "auto", "max_tokens": 256})})
+    settings = settings.model_copy(
+        update={"data_dir": data_dir, "llm": settings.llm.model_copy(update={"engine": "auto", "max_tokens": 256})}
+    )
     with TestClient(create_app(settings, retriever=retriever)) as client:
+
         def model() -> str:
             response = client.post("/v1/chat", json={"message": QUESTION})
             assert response.status_code == 200, response.text
@@ -62,7 +65,9 @@ def test_deploy_gate_refuses_a_worse_version_unless_forced(exported, data_dir, t
     registry = _register_two(data_dir, paths["gguf"])
     registry.deploy("ragtune-v1")
     questions = tmp_path / "questions.jsonl"
-    questions.write_text(json.dumps({"question": QUESTION, "kind": "in_scope", "doc": "policies/refund-policy.pdf", "fact": "30 days"}) + "\n")
+    questions.write_text(
+        json.dumps({"question": QUESTION, "kind": "in_scope", "doc": "policies/refund-policy.pdf", "fact": "30 days"}) + "\n"
+    )
     key = f"{file_key(questions)}-1"
     # Figures as an earlier gate run stored them (the gate reuses them for the same questions file).
     registry.update_eval("ragtune-v1", {"gate": {"questions_key": key, "quality_score": 0.5, "evaluator": evaluator_name()}})
@@ -83,8 +88,12 @@ def test_deploy_gate_runs_the_chat_pipeline(exported, data_dir, tmp_path, capsys
     registry.deploy("ragtune-v1")
     monkeypatch.setenv("RAGTUNE_LLM__MAX_TOKENS", "128")
     questions = tmp_path / "questions.jsonl"
-    questions.write_text(json.dumps({"question": QUESTION, "kind": "in_scope", "doc": "policies/refund-policy.pdf", "fact": "30 days"}) + "\n"
-                         + json.dumps({"question": "What is the capital of Australia?", "kind": "out_of_scope"}) + "\n")
+    questions.write_text(
+        json.dumps({"question": QUESTION, "kind": "in_scope", "doc": "policies/refund-policy.pdf", "fact": "30 days"})
+        + "\n"
+        + json.dumps({"question": "What is the capital of Australia?", "kind": "out_of_scope"})
+        + "\n"
+    )
     assert main(["train", "deploy", "ragtune-v2", "--questions", str(questions)]) == 0  # same weights: not worse
     out = capsys.readouterr().out
     assert "answer quality on 2 held-out questions" in out and "deployed ragtune-v2" in out

@@ -17,7 +17,14 @@ def _out(answer):
 def test_raw_scores_count_format_refusals_and_citations():
     records = [_record("grounded", "c1"), _record("grounded", "c2"), _record("no_answer"), _record("no_answer")]
     outputs = [
-        _out({"answer": "Refunds take 5 to 10 business days.", "citations": [{"id": "c1", "quote": "5 to 10"}], "confidence": "high", "handoff": False}),
+        _out(
+            {
+                "answer": "Refunds take 5 to 10 business days.",
+                "citations": [{"id": "c1", "quote": "5 to 10"}],
+                "confidence": "high",
+                "handoff": False,
+            }
+        ),
         _out({"answer": "Sorry, I can't say.", "citations": [], "confidence": "low", "handoff": True}),  # a false refusal
         _out({"answer": "Handing you over.", "citations": [], "confidence": "low", "handoff": True}),
         _out("Sure! The Family plan costs 5 EUR."),  # not JSON at all
@@ -29,14 +36,27 @@ def test_raw_scores_count_format_refusals_and_citations():
 
 
 def test_pipeline_scores_facts_citations_and_refusals():
-    questions = [{"kind": "in_scope", "fact": "30 days", "doc": "policies/refund-policy.pdf"},
-                 {"kind": "in_scope", "fact": "99 EUR", "doc": "products/pricing.html"},
-                 {"kind": "near_miss"}, {"kind": "out_of_scope"}]
+    questions = [
+        {"kind": "in_scope", "fact": "30 days", "doc": "policies/refund-policy.pdf"},
+        {"kind": "in_scope", "fact": "99 EUR", "doc": "products/pricing.html"},
+        {"kind": "near_miss"},
+        {"kind": "out_of_scope"},
+    ]
     responses = [
-        {"answer": "Within 30  Days of purchase.", "handoff": False, "mode": "generated", "total_ms": 10,
-         "sources": [{"path": "policies/refund-policy.pdf", "cited": True}]},
-        {"answer": "It costs 9.99 EUR.", "handoff": False, "mode": "generated", "total_ms": 30,
-         "sources": [{"path": "products/pricing.html", "cited": False}]},
+        {
+            "answer": "Within 30  Days of purchase.",
+            "handoff": False,
+            "mode": "generated",
+            "total_ms": 10,
+            "sources": [{"path": "policies/refund-policy.pdf", "cited": True}],
+        },
+        {
+            "answer": "It costs 9.99 EUR.",
+            "handoff": False,
+            "mode": "generated",
+            "total_ms": 30,
+            "sources": [{"path": "products/pricing.html", "cited": False}],
+        },
         {"answer": "The Family plan is 5 EUR.", "handoff": False, "mode": "generated", "total_ms": 20, "sources": []},
         {"answer": "Sorry.", "handoff": True, "mode": "no_evidence", "total_ms": 5, "sources": []},
     ]
@@ -55,8 +75,17 @@ def test_train_eval_runs_both_modes_on_real_models(exported, knowledge_index, tm
     shutil.copytree(settings.data_dir, data)
     monkeypatch.setenv("RAGTUNE_LLM__MAX_TOKENS", "96")
     questions = tmp_path / "questions.jsonl"
-    questions.write_text(json.dumps({"question": "Can I get a refund on my annual plan?", "kind": "in_scope",
-                                     "doc": "policies/refund-policy.pdf", "fact": "30 days"}) + "\n")
+    questions.write_text(
+        json.dumps(
+            {
+                "question": "Can I get a refund on my annual plan?",
+                "kind": "in_scope",
+                "doc": "policies/refund-policy.pdf",
+                "fact": "30 days",
+            }
+        )
+        + "\n"
+    )
     run = config.run_dir
     assert main(["train", "eval", str(run), "--limit", "2", "--questions", str(questions), "--base-gguf", paths["gguf"]]) == 0
     report = json.loads((run / "eval" / "report.json").read_text())

@@ -25,7 +25,9 @@ def test_merged_model_converts_and_llama_cpp_loads_it(exported):
         messages = build_messages("Can I get a refund?", [], [], COMPANY)
         prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         assert llm.metadata["tokenizer.chat_template"] == tokenizer.chat_template
-        assert llm.tokenize(prompt.encode(), add_bos=False, special=True) == tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        assert (
+            llm.tokenize(prompt.encode(), add_bos=False, special=True) == tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        )
         assert llm._model.token_get_text(llm.token_eos()) == "<|im_end|>"
         out = llm.create_completion(prompt, max_tokens=8, temperature=0)
         assert out["usage"]["completion_tokens"] >= 1
@@ -55,8 +57,9 @@ def test_parity_passes_and_the_modelfile_follows_the_template(exported, tmp_path
     report = check_parity(tokenizer, __import__("pathlib").Path(paths["gguf"]), modelfile, COMPANY)
     assert report["canaries"] == 3 and report["tokens_compared"] > 100
     messages = build_messages("Hi", [], [], COMPANY)
-    assert render_go_template(modelfile.split('TEMPLATE """')[1].split('"""')[0], messages) == \
-        tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert render_go_template(modelfile.split('TEMPLATE """')[1].split('"""')[0], messages) == tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True
+    )
 
 
 def test_parity_fails_on_a_broken_template(exported, tmp_path):

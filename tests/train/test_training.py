@@ -15,9 +15,13 @@ def test_label_mask_covers_the_assistant_turn_only(prepared, tmp_path):
     tokenizer = load_tokenizer(config.base_model)
     records = load_split(config.data.output / "train.jsonl")
     trainer = build_trainer(config, add_lora(load_model(config.base_model), config.lora), tokenizer, records[:2], [], tmp_path)
-    for example, record in zip(trainer.train_dataset, records):
-        prompt = tokenizer.apply_chat_template(record["prompt"], tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"]
-        full = tokenizer.apply_chat_template(record["prompt"] + record["completion"], tokenize=True, return_dict=True)["input_ids"]
+    for example, record in zip(trainer.train_dataset, records, strict=False):
+        prompt = tokenizer.apply_chat_template(record["prompt"], tokenize=True, add_generation_prompt=True, return_dict=True)[
+            "input_ids"
+        ]
+        full = tokenizer.apply_chat_template(record["prompt"] + record["completion"], tokenize=True, return_dict=True)[
+            "input_ids"
+        ]
         assert example["input_ids"] == full
         trained = [i for i, label in enumerate(example["labels"]) if label != -100]
         assert trained == list(range(len(prompt), len(full)))  # every answer token, no prompt token
@@ -30,7 +34,9 @@ def test_one_lora_step_moves_the_adapter_and_not_the_base(prepared, tmp_path):
     config = config.model_copy(update={"max_steps": 1})
     model = add_lora(load_model(config.base_model), config.lora)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    trainer = build_trainer(config, model, load_tokenizer(config.base_model), load_split(config.data.output / "train.jsonl"), [], tmp_path)
+    trainer = build_trainer(
+        config, model, load_tokenizer(config.base_model), load_split(config.data.output / "train.jsonl"), [], tmp_path
+    )
     trainer.train()
     after = dict(model.named_parameters())
     lora = [n for n in before if "lora_" in n]
@@ -48,7 +54,15 @@ def test_run_directory_and_resume(prepared, tmp_path):
     info = run(config, log=lambda *_: None)
     out = config.run_dir
     assert info["steps"] == 2 and info["dataset_hash"] == summary["dataset_hash"]
-    for name in ("config.yaml", "dataset.json", "metrics.jsonl", "run.json", "adapter/adapter_config.json", "adapter/adapter_model.safetensors", "loss.png"):
+    for name in (
+        "config.yaml",
+        "dataset.json",
+        "metrics.jsonl",
+        "run.json",
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+        "loss.png",
+    ):
         assert (out / name).is_file(), name
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert any("loss" in r for r in rows) and any("eval_loss" in r for r in rows)

@@ -15,7 +15,9 @@ def test_unsloth_run_trains_a_lora_on_gpu(prepared, tmp_path):
     from train.run import run
 
     config, _ = prepared
-    config = config.model_copy(update={"name": "gpu", "runs_dir": tmp_path, "backend": "unsloth", "load_in_4bit": True, "max_steps": 2})
+    config = config.model_copy(
+        update={"name": "gpu", "runs_dir": tmp_path, "backend": "unsloth", "load_in_4bit": True, "max_steps": 2}
+    )
     info = run(config, log=lambda *_: None)
     assert info["backend"] == "unsloth" and info["steps"] == 2
     assert (config.run_dir / "adapter" / "adapter_model.safetensors").is_file()
