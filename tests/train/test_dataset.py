@@ -115,7 +115,7 @@ def test_validation_catches_drift_and_invented_quotes(prepared, knowledge_index,
     with pytest.raises(DatasetError, match="is not in its chunk"):
         validate_record(forged, "f:1", company)
     stale = json.loads(json.dumps(record))
-    stale["messages"][0]["content"] = stale["messages"][0]["content"].replace("Be friendly", "Be terse")
+    stale["messages"][0]["content"] += "\nBe terse."  # a system prompt from an older builder
     with pytest.raises(DatasetError, match="differs from what the serving prompt builder renders"):
         validate_record(stale, "f:2", company)
 

@@ -42,7 +42,13 @@ def test_deploy_switches_the_chat_api_and_rollback_restores_it(exported, knowled
     registry.deploy("ragtune-v1")
     settings, _ = knowledge_index
     settings = settings.model_copy(
-        update={"data_dir": data_dir, "llm": settings.llm.model_copy(update={"engine": "auto", "max_tokens": 256})}
+        update={
+            "data_dir": data_dir,
+            "llm": settings.llm.model_copy(update={"engine": "auto", "max_tokens": 1024}),
+            # generative: the tiny test model's replies are noise that auto mode would rightly replace
+            # by the extractive answer (which names no model); this test is about which model answers.
+            "chat": settings.chat.model_copy(update={"answer_mode": "generative", "answer_max_tokens": 1024}),
+        }
     )
     with TestClient(create_app(settings, retriever=retriever)) as client:
 
