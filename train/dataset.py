@@ -29,10 +29,12 @@ from random import Random
 from typing import Any
 
 from ragtune.answer import Answer, Citation, parse_answer
-from ragtune.documents import Chunk
+from ragtune.documents import Chunk, Hit
 from ragtune.errors import InvalidModelOutput
+from ragtune.evidence import EvidenceSelector, evidence_chunks
 from ragtune.progress import NullProgress, Progress
-from ragtune.prompt import ContextChunk, Turn, build_messages, training_messages
+from ragtune.prompt import ContextChunk, Turn, build_messages, number_sources, training_messages
+from ragtune.settings import ChatSettings
 from train.config import TrainConfig
 from train.sources import (
     DatasetError,
@@ -85,6 +87,8 @@ class Assembler:
         for chunk in self.snapshot.chunks:
             self.by_doc.setdefault(chunk.doc_id, []).append(chunk)
         self.placeholders = default_placeholders(company) | self.data.placeholders
+        self.selector = EvidenceSelector(retriever.embedder)
+        self.chat = ChatSettings()  # the evidence defaults the chat service selects with
 
     def oracle_for(self, pair: Pair) -> Chunk | None:
         if pair.kind == "example":
@@ -121,13 +125,36 @@ class Assembler:
         if no_answer:
             if not chunks:
                 return None
-            answer = Answer(answer=rng.choice(HANDOFF_ANSWERS), citations=[], confidence="low", handoff=True)
         else:
             chunks.insert(rng.randint(0, len(chunks)), oracle)
-            quote = pair.quote or first_sentence(oracle.text)
-            answer = Answer(answer=answer_text, citations=[Citation(id=oracle.id, quote=quote)], confidence="high", handoff=False)
+        # The model is shown what serving shows it: the evidence sentences the server selects from
+        # these chunks, numbered S1, S2, ... (ragtune.evidence + ragtune.prompt.number_sources).
+        ranked = self.selector.score(pair.question, [Hit(chunk=c, score=1.0, relevance=1.0) for c in chunks])
+        evidence = self.selector.select(
+            pair.question,
+            [Hit(chunk=c, score=1.0, relevance=1.0) for c in chunks],
+            self.chat.evidence_sentences,
+            self.chat.evidence_margin,
+        )
+        if no_answer:
+            answer = Answer(answer=rng.choice(HANDOFF_ANSWERS), citations=[], confidence="low", handoff=True)
+        else:
+            fact = norm(pair.quote or first_sentence(oracle.text))
+            own = [e for e in ranked if e.chunk_id == oracle.id]
+            if not own:
+                return None
+            support = next((e for e in own if fact in norm(e.sentence) or norm(e.sentence) in fact), own[0])
+            if support not in evidence:  # the right sentence is among what the model sees, as when retrieval works
+                evidence = [*evidence[: self.chat.evidence_sentences - 1], support]
+                evidence.sort(key=lambda e: e.score, reverse=True)
+        sources = number_sources(evidence_chunks(evidence))
+        if not no_answer:
+            short = sources.chunks[evidence.index(support)].id
+            answer = Answer(
+                answer=answer_text, citations=[Citation(id=short, quote=support.sentence)], confidence="high", handoff=False
+            )
         history = [Turn(role, content) for role, content in pair.history]  # type: ignore[arg-type]
-        context = [_ctx(c) for c in chunks]
+        context = sources.chunks
         messages = training_messages(pair.question, context, history, self.company, answer)
         return {
             "messages": messages,
@@ -137,7 +164,7 @@ class Assembler:
                 "kind": "no_answer" if no_answer else "grounded",
                 "question": pair.question,
                 "reference": answer_text,
-                "oracle": None if no_answer else oracle.id,
+                "oracle": None if no_answer else short,  # the source id (S1...) the target cites
                 "doc": pair.doc,
                 "chunks": [asdict(c) for c in context],
                 "history": pair.history,

@@ -39,6 +39,8 @@ def test_records_are_the_served_prompt_plus_a_grounded_answer(prepared, knowledg
         assert record["messages"][:-1] == build_messages(meta["question"], chunks, [], settings.chat.company_name)
         answer = parse_answer(record["messages"][-1]["content"])
         ids = [c.id for c in chunks]
+        # As serving shows them: at most chat.evidence_sentences evidence sentences, numbered S1, S2, ...
+        assert ids == [f"S{i}" for i in range(1, len(ids) + 1)] and len(ids) <= settings.chat.evidence_sentences
         if meta["kind"] == "grounded":
             assert answer.handoff is False and [c.id for c in answer.citations] == [meta["oracle"]]
             oracle = chunks[ids.index(meta["oracle"])]
