@@ -86,6 +86,14 @@ class Evidence:
         return self.hit.chunk.id
 
 
+def top_evidence(ranked: list[Evidence], max_sentences: int = 3, margin: float = 0.1) -> list[Evidence]:
+    """From sentences ranked best first: the best and up to `max_sentences - 1` more within `margin` of it."""
+    if not ranked:
+        return []
+    floor = ranked[0].score - margin
+    return [e for e in ranked[:max_sentences] if e.score >= floor]
+
+
 def evidence_chunks(evidence: list[Evidence]) -> list[ContextChunk]:
     """The evidence as prompt sources: each sentence one source under its document's title and
     section. Serving and training both render the model's prompt from this (then `number_sources`)."""
@@ -149,8 +157,4 @@ class EvidenceSelector:
 
     def select(self, question: str, hits: list[Hit], max_sentences: int = 3, margin: float = 0.1) -> list[Evidence]:
         """The best sentence and up to `max_sentences - 1` more within `margin` of it."""
-        ranked = self.score(question, hits)
-        if not ranked:
-            return []
-        floor = ranked[0].score - margin
-        return [e for e in ranked[:max_sentences] if e.score >= floor]
+        return top_evidence(self.score(question, hits), max_sentences, margin)

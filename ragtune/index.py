@@ -20,7 +20,6 @@ import json
 import os
 import secrets
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -250,7 +249,3 @@ class KnowledgeIndex:
                 self.store.drop(name)
         self.store.sweep_orphans()  # dropped collections leave their segment folders behind
         return removed
-
-
-def elapsed_since(start: float) -> float:
-    return round(time.perf_counter() - start, 3)

@@ -136,14 +136,6 @@ class Retriever:
             timings["rerank_ms"] = _ms(t0)
         return RetrievalResult(hits=hits[:top_k], version=snap.version, mode=mode, timings_ms=timings)
 
-    def support(self, text: str, ids: list[str]) -> dict[str, float]:
-        """Cosine similarity of `text` (an answer) and each chunk, from the chunks' stored vectors."""
-        if not ids or not text.strip():
-            return {}
-        vector = self.embedder.embed_documents([text])[0]
-        stored = self.snapshot().vectors(ids)
-        return {cid: float(np.dot(vector, vec)) for cid, vec in stored.items()}
-
     def _relevance(self, snap: Snapshot, qvec: np.ndarray, ids: list[str], known: dict[str, float]) -> dict[str, float]:
         """Cosine similarity for every hit; BM25-only hits get theirs from their stored vectors."""
         missing = [cid for cid in ids if cid not in known]

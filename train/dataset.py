@@ -31,7 +31,7 @@ from typing import Any
 from ragtune.answer import Answer, Citation, parse_answer
 from ragtune.documents import Chunk, Hit
 from ragtune.errors import InvalidModelOutput
-from ragtune.evidence import EvidenceSelector, evidence_chunks
+from ragtune.evidence import EvidenceSelector, evidence_chunks, top_evidence
 from ragtune.progress import NullProgress, Progress
 from ragtune.prompt import ContextChunk, Turn, build_messages, number_sources, training_messages
 from ragtune.settings import ChatSettings
@@ -44,6 +44,7 @@ from train.sources import (
     read_conversations,
     read_examples,
     read_heldout,
+    read_jsonl,
     read_qa,
     shorten,
 )
@@ -130,12 +131,7 @@ class Assembler:
         # The model is shown what serving shows it: the evidence sentences the server selects from
         # these chunks, numbered S1, S2, ... (ragtune.evidence + ragtune.prompt.number_sources).
         ranked = self.selector.score(pair.question, [Hit(chunk=c, score=1.0, relevance=1.0) for c in chunks])
-        evidence = self.selector.select(
-            pair.question,
-            [Hit(chunk=c, score=1.0, relevance=1.0) for c in chunks],
-            self.chat.evidence_sentences,
-            self.chat.evidence_margin,
-        )
+        evidence = top_evidence(ranked, self.chat.evidence_sentences, self.chat.evidence_margin)
         if no_answer:
             answer = Answer(answer=rng.choice(HANDOFF_ANSWERS), citations=[], confidence="low", handoff=True)
         else:
@@ -300,23 +296,12 @@ def format_summary(summary: dict) -> str:
 def validate_file(path: Path, company: str, tokenizer: Any = None, max_length: int | None = None) -> int:
     """Check every record of a dataset file; the first problem raises DatasetError with its line."""
     count = 0
-    try:
-        handle = open(path, encoding="utf-8")  # noqa: SIM115 - opened apart from `with` to report a located error
-    except OSError as exc:
-        raise DatasetError(f"cannot read {path}: {exc.strerror}") from exc
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from exc
-            validate_record(data, where, company)
-            if tokenizer is not None and max_length is not None:
-                n = token_length(tokenizer, data["messages"])
-                if n > max_length:
-                    raise DatasetError(f"{where}: record is {n} tokens, longer than max_length {max_length}")
-            count += 1
+    for number, data in read_jsonl(path):
+        where = f"{path}:{number}"
+        validate_record(data, where, company)
+        if tokenizer is not None and max_length is not None:
+            n = token_length(tokenizer, data["messages"])
+            if n > max_length:
+                raise DatasetError(f"{where}: record is {n} tokens, longer than max_length {max_length}")
+        count += 1
     return count

@@ -36,7 +36,8 @@ class Pair:
     history: list[tuple[str, str]] = field(default_factory=list)  # earlier (role, content) turns
 
 
-def _jsonl(path: Path):
+def read_jsonl(path: Path):
+    """(line number, object) for each non-blank line; a located DatasetError for anything else."""
     try:
         handle = open(path, encoding="utf-8")  # noqa: SIM115 - opened apart from `with` to report a located error
     except OSError as exc:
@@ -75,7 +76,7 @@ def read_qa(
         except OSError as exc:
             raise DatasetError(f"cannot read {path}: {exc.strerror}") from exc
     else:
-        rows = list(_jsonl(path))
+        rows = list(read_jsonl(path))
     pairs = []
     for number, row in rows:
         where = f"{path}:{number}"
@@ -109,7 +110,7 @@ def read_qa(
 
 def read_examples(path: Path) -> list[Pair]:
     pairs = []
-    for number, data in _jsonl(path):
+    for number, data in read_jsonl(path):
         where = f"{path}:{number}"
         pairs.append(
             Pair(
@@ -126,7 +127,7 @@ def read_examples(path: Path) -> list[Pair]:
 
 def read_heldout(path: Path) -> list[dict]:
     questions = []
-    for number, data in _jsonl(path):
+    for number, data in read_jsonl(path):
         where = f"{path}:{number}"
         _text(data, "question", where)
         kind = data.get("kind")
@@ -159,7 +160,7 @@ def read_conversations(path: Path) -> list[Pair]:
         finally:
             db.close()
     else:
-        for number, data in _jsonl(path):
+        for number, data in read_jsonl(path):
             where = f"{path}:{number}"
             session = str(data.get("session_id") or f"line{number}")
             rows.append((session, "user", _text(data, "question", where), where))
