@@ -242,6 +242,15 @@ class ServerSettings(_Section):
     )
 
 
+class StoreSettings(_Section):
+    url: str | None = Field(
+        None,
+        description="Where the API keeps conversations, feedback, jobs and rate-limit counters. Unset: a SQLite file "
+        "<data_dir>/conversations.sqlite3 (one machine); postgresql://user:password@host/db: Postgres, shared by "
+        "several API replicas (needs psycopg).",
+    )
+
+
 class Settings(BaseSettings):
     """All of ragtune's settings. Build with `load_settings()`."""
 
@@ -257,6 +266,7 @@ class Settings(BaseSettings):
     ollama: OllamaSettings = Field(default_factory=OllamaSettings)
     chat: ChatSettings = Field(default_factory=ChatSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):

@@ -28,6 +28,7 @@ from serve.chat import ChatService
 from serve.conversations import ConversationStore
 from serve.engines import Engine, create_engine
 from serve.errors import error_content, install_error_handlers
+from serve.store import Database
 
 log = logging.getLogger("ragtune.serve")
 _UNSET: Any = object()
@@ -55,6 +56,8 @@ def create_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        db = Database.open(settings.store.url, Path(settings.data_dir))
+        app.state.db = db
         store = ConversationStore(Path(settings.data_dir) / "conversations.sqlite3")
         the_retriever = retriever or Retriever(KnowledgeIndex(settings), Embedder(settings.embedding), settings.retrieval)
         the_engine = create_engine(settings) if engine is _UNSET else engine
@@ -68,6 +71,7 @@ def create_app(
             if the_engine is not None:
                 await the_engine.aclose()
             store.close()
+            db.close()
 
     app = FastAPI(
         title="ragtune",
