@@ -3,7 +3,9 @@
 `create_app(settings, engine=..., retriever=...)` builds an app with no module-level state; tests
 pass other collaborators. The lifespan opens the conversation store, the retriever and the engine
 and closes them again. Errors become HTTP errors at the edge, in one shape (`serve/errors.py`);
-request bodies are size-limited while they are read (`serve/body_limit.py`).
+request bodies are size-limited while they are read (`serve/body_limit.py`). Every request gets an
+id, one log line and its metrics (`serve/request_log.py`, `serve/metrics.py`: `app.state.metrics`,
+served at `/metrics`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from serve.chat import ChatService
 from serve.conversations import ConversationStore
 from serve.engines import Engine, create_engine
 from serve.errors import error_content, install_error_handlers
+from serve.events import Events
+from serve.metrics import Metrics
+from serve.request_log import HEADER, RequestAnnotator, RequestLogMiddleware, configure_logging
 from serve.store import Database
 
 log = logging.getLogger("ragtune.serve")
@@ -61,7 +66,12 @@ def create_app(
         store = ConversationStore(Path(settings.data_dir) / "conversations.sqlite3")
         the_retriever = retriever or Retriever(KnowledgeIndex(settings), Embedder(settings.embedding), settings.retrieval)
         the_engine = create_engine(settings) if engine is _UNSET else engine
-        app.state.chat = ChatService(settings, the_retriever, the_engine, store)
+        events = Events(metrics, RequestAnnotator(settings.observability.log_messages))
+        app.state.chat = ChatService(settings, the_retriever, the_engine, store, events=events)
+        metrics.serving(
+            index_version=the_retriever.index.current_version,
+            model=lambda: (the_engine.kind, the_engine.name) if the_engine is not None else None,
+        )
         app.state.settings = settings
         if warm_up:
             await _warm_up(the_retriever, the_engine)
@@ -81,25 +91,36 @@ def create_app(
         "`/v1/chat/completions` and `/v1/models` follow the OpenAI API so existing SDKs work unchanged.",
         lifespan=lifespan,
     )
+    metrics = Metrics()
+    app.state.metrics = metrics
     # Inside CORS, so a 413 still carries the headers a browser needs to show it.
     app.add_middleware(BodyLimitMiddleware, max_bytes=int(settings.server.max_body_mb * 1048576), error_content=error_content)
     if settings.server.cors_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.server.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
+            CORSMiddleware,
+            allow_origins=settings.server.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=[HEADER],
         )
+    # Outermost: every response, a 413 or a CORS refusal included, carries the request id and is logged.
+    app.add_middleware(RequestLogMiddleware, metrics=metrics, error_content=error_content)
 
     install_error_handlers(app)
 
     from serve.routes import chat, health, openai_compat
+    from serve.routes import metrics as metrics_route
 
     app.include_router(health.router)
     app.include_router(chat.router)
     app.include_router(openai_compat.router)
+    app.include_router(metrics_route.router)
     return app
 
 
 def run_server(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    configure_logging(settings.observability)
+    # uvicorn's own access log is replaced by ragtune.access (one structured line per request).
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
