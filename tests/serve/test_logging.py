@@ -103,6 +103,17 @@ def test_request_id_round_trips_and_is_in_the_json_line(build_app, log_output):
     assert (line["prompt_tokens"], line["completion_tokens"]) == (0, 0)
 
 
+def test_a_streamed_answer_is_logged_with_its_mode_when_the_stream_ends(build_app, log_output):
+    buffer = log_output()
+    with TestClient(build_app()) as client:
+        with client.stream("POST", "/v1/chat", json={"message": QUESTION, "stream": True}) as response:
+            events = [line for line in response.iter_lines() if line.startswith("data: ")]
+            request_id = response.headers["X-Request-ID"]
+    final = json.loads(events[-1][len("data: ") :])
+    (line,) = [x for x in request_lines(buffer) if x["request_id"] == request_id]
+    assert line["mode"] == final["mode"] == "extractive" and line["session_id"] == final["session_id"]
+
+
 def test_a_missing_or_insane_request_id_is_replaced_by_a_generated_one(build_app, log_output):
     buffer = log_output()
     with TestClient(build_app()) as client:
