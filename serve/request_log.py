@@ -192,6 +192,25 @@ class RequestAnnotator:
 
 
 # ---- log formatting ------------------------------------------------------------------------
+class RequestIdFilter(logging.Filter):
+    """Stamps every record logged while a request is handled (a warning from an error handler, a
+    model-process restart) with that request's id, so all its lines can be found together."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = _current.get()
+        if current is not None and not hasattr(record, "request_id"):
+            record.request_id = current.request_id
+        return True
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    fields = dict(getattr(record, "fields", None) or {})
+    request_id = getattr(record, "request_id", None)
+    if request_id and "request_id" not in fields:
+        fields["request_id"] = request_id
+    return fields
+
+
 
 
 class JsonFormatter(logging.Formatter):
@@ -204,7 +223,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        body.update(getattr(record, "fields", None) or {})
+        body.update(_fields(record))
         if record.exc_info:
             body["exc"] = self.formatException(record.exc_info)
         return json.dumps(body, ensure_ascii=False, default=str)
@@ -218,7 +237,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        fields = getattr(record, "fields", None) or {}
+        fields = _fields(record)
         pairs = " ".join(
             f"{k}={json.dumps(v, ensure_ascii=False) if isinstance(v, str) and ' ' in v else v}" for k, v in fields.items()
         )
@@ -229,6 +248,7 @@ def configure_logging(settings: ObservabilitySettings, stream=None) -> logging.H
     """Route every log line (uvicorn's too) through one handler in the configured format."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

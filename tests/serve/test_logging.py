@@ -150,6 +150,22 @@ def test_every_response_carries_a_request_id_errors_included(build_app, log_outp
     assert boom["level"] == "WARNING" and boom["error"] == "RuntimeError" and boom["route"] == "/test/boom"
 
 
+def test_other_lines_logged_during_a_request_carry_its_id(build_app, log_output, settings, embedder):
+    from ragtune.index import KnowledgeIndex
+    from ragtune.retriever import Retriever
+
+    buffer = log_output()
+    with TestClient(build_app()) as client:
+        # A retriever over a data dir nothing was ingested into: the 503 the error handler logs a warning for.
+        client.app.state.chat.retriever = Retriever(KnowledgeIndex(settings), embedder, settings.retrieval)
+        response = client.post("/v1/chat", json={"message": QUESTION}, headers={"X-Request-ID": "find-me"})
+    assert response.status_code == 503
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    mine = [line for line in lines if line.get("request_id") == "find-me"]
+    assert {line["logger"] for line in mine} == {"ragtune.serve", "ragtune.access"}
+    assert any("run `ragtune ingest`" in line["msg"] for line in mine)
+
+
 def test_message_and_answer_text_are_logged_only_when_asked(build_app, log_output):
     buffer = log_output()
     with TestClient(build_app()) as client:
