@@ -126,11 +126,11 @@ async def one_answer(client: httpx.AsyncClient, question: str, stream: bool, res
     results.versions[body["index_version"]] += 1
 
 
-async def client_loop(base: str, deadline: float, stream: bool, seed: int, results: Results) -> None:
+async def client_loop(base: str, deadline: float, busy: threading.Event, stream: bool, seed: int, results: Results) -> None:
     rng = random.Random(seed)
     pool = questions()
     async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(600.0)) as client:
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < deadline or busy.is_set():  # a re-ingest in progress keeps the clients asking
             await one_answer(client, rng.choice(pool), stream, results)
 
 
@@ -181,6 +181,7 @@ def main() -> None:
             watch.start()
             results = Results()
             reingest: dict[str, float] = {}
+            busy = threading.Event()
 
             def reingest_later() -> None:
                 time.sleep(args.duration / 5)
@@ -188,18 +189,20 @@ def main() -> None:
                 target = doc if doc.exists() else next(kb.rglob("*.md"))
                 target.write_text(target.read_text(encoding="utf-8") + "\n\nUpdated during the load run.\n", encoding="utf-8")
                 t0 = time.perf_counter()
-                subprocess.run([*cli, "ingest"], env=env, cwd=ROOT, check=True, capture_output=True)
-                reingest["seconds"] = time.perf_counter() - t0
+                try:
+                    subprocess.run([*cli, "ingest"], env=env, cwd=ROOT, check=True, capture_output=True)
+                finally:
+                    reingest["seconds"] = time.perf_counter() - t0
+                    busy.clear()
 
             if args.reingest:
+                busy.set()
                 threading.Thread(target=reingest_later, daemon=True).start()
 
             async def run_all() -> float:
                 started = time.perf_counter()
                 deadline = started + args.duration
-                await asyncio.gather(
-                    *(client_loop(base, deadline, i % 2 == 1, i, results) for i in range(args.clients))
-                )
+                await asyncio.gather(*(client_loop(base, deadline, busy, i % 2 == 1, i, results) for i in range(args.clients)))
                 return time.perf_counter() - started
 
             wall = asyncio.run(run_all())
@@ -211,11 +214,15 @@ def main() -> None:
 
     answers = len(results.latency)
     errors = sum(n for status, n in results.status.items() if status != "200")
-    print(f"engine {args.engine} ({ready.get('model')}), answer_mode {args.answer_mode}, {args.clients} clients "
-          f"(half streaming), {args.duration:.0f} s of asking, {wall:.0f} s until the last answer"
-          + (f", re-ingest took {reingest.get('seconds', float('nan')):.1f} s" if args.reingest else ""))
-    print("| answers | answers/s | errors | whole answer p50 / p95 / p99 ms | API overhead p50 / p95 / p99 ms "
-          "| first streamed byte p50 / p95 ms | modes | index versions | peak RSS server / with model |")
+    print(
+        f"engine {args.engine} ({ready.get('model')}), answer_mode {args.answer_mode}, {args.clients} clients "
+        f"(half streaming), {args.duration:.0f} s of asking, {wall:.0f} s until the last answer"
+        + (f", re-ingest took {reingest.get('seconds', float('nan')):.1f} s" if args.reingest else "")
+    )
+    print(
+        "| answers | answers/s | errors | whole answer p50 / p95 / p99 ms | API overhead p50 / p95 / p99 ms "
+        "| first streamed byte p50 / p95 ms | modes | index versions | peak RSS server / with model |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     print(
         f"| {answers} | {answers / wall:.2f} | {errors} {dict(results.status)} | {pct(results.latency, 50)} / "

@@ -442,6 +442,20 @@ class LimitsSettings(_Section):
     )
 
 
+class ObservabilitySettings(_Section):
+    log_format: Literal["json", "text"] = Field(
+        "json",
+        description="Log lines of `ragtune serve`: json (one object a line: one per request with method, route, status, "
+        "latency, request id, caller, answer mode, index version, tokens) or text (the same fields as key=value).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Lowest level logged by `ragtune serve`.")
+    log_messages: bool = Field(
+        False,
+        description="Also log the customer's message and the answer text in each request's line. Off by default: "
+        "messages can hold personal data.",
+    )
+
+
 class Settings(BaseSettings):
     """All of ragtune's settings. Build with `load_settings()`."""
 
@@ -460,6 +474,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):

@@ -5,7 +5,8 @@ pass other collaborators. The lifespan opens the conversation store, the retriev
 and closes them again. Errors become HTTP errors at the edge, in one shape (`serve/errors.py`);
 request bodies are size-limited while they are read (`serve/body_limit.py`). Access control (API
 keys, origins, `serve/auth.py`, `serve/cors.py`) and rate limits (`serve/ratelimit.py`) are wired
-here, as router dependencies.
+here, as router dependencies. Every request gets an id, one log line and its metrics
+(`serve/request_log.py`, `serve/metrics.py`: `app.state.metrics`, served at `/metrics`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ from serve.conversations import ConversationStore
 from serve.cors import KeyedCORSMiddleware
 from serve.engines import Engine, create_engine
 from serve.errors import error_content, install_error_handlers
+from serve.events import Events
+from serve.metrics import Metrics
 from serve.ratelimit import RateLimiter, limit_requests
+from serve.request_log import RequestAnnotator, RequestLogMiddleware, configure_logging
 from serve.store import Database
 from serve.store.limits import LimitStore
 
@@ -75,7 +79,12 @@ def create_app(
         store = ConversationStore(Path(settings.data_dir) / "conversations.sqlite3")
         the_retriever = retriever or Retriever(KnowledgeIndex(settings), Embedder(settings.embedding), settings.retrieval)
         the_engine = create_engine(settings) if engine is _UNSET else engine
-        app.state.chat = ChatService(settings, the_retriever, the_engine, store)
+        events = Events(metrics, RequestAnnotator(settings.observability.log_messages))
+        app.state.chat = ChatService(settings, the_retriever, the_engine, store, events=events)
+        metrics.serving(
+            index_version=the_retriever.index.current_version,
+            model=lambda: (the_engine.kind, the_engine.name) if the_engine is not None else None,
+        )
         app.state.settings = settings
         if warm_up:
             await _warm_up(the_retriever, the_engine)
@@ -96,18 +105,23 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.access = access
+    metrics = Metrics()
+    app.state.metrics = metrics
     # Inside CORS, so a 413 still carries the headers a browser needs to show it.
     app.add_middleware(BodyLimitMiddleware, max_bytes=int(settings.server.max_body_mb * 1048576), error_content=error_content)
     app.add_middleware(KeyedCORSMiddleware, policy=access.origins, error_content=error_content)
+    # Outermost: every response, a 413 or a CORS refusal included, carries the request id and is logged.
+    app.add_middleware(RequestLogMiddleware, metrics=metrics, error_content=error_content)
 
     install_error_handlers(app)
 
     from serve.routes import chat, health, openai_compat
+    from serve.routes import metrics as metrics_route
 
     app.include_router(health.router)
     app.include_router(chat.router, dependencies=CHAT_ACCESS)
     app.include_router(openai_compat.router, dependencies=CHAT_ACCESS)
-    # Still to come: feedback.router with CHAT_ACCESS, admin.router with ADMIN_ACCESS.
+    app.include_router(metrics_route.router, dependencies=ADMIN_ACCESS)  # Prometheus scrapes with an admin key
     return app
 
 
@@ -115,5 +129,6 @@ def run_server(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     check_bind(settings, host)  # no keys: loopback only
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    configure_logging(settings.observability)
+    # uvicorn's own access log is replaced by ragtune.access (one structured line per request).
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)

@@ -94,9 +94,8 @@ class OllamaStandIn:
                 for i in range(0, len(content), 7):
                     line = base | {"message": {"role": "assistant", "content": content[i : i + 7]}, "done": False}
                     self.wfile.write((json.dumps(line) + "\n").encode())
-                self.wfile.write(
-                    (json.dumps(base | {"message": {"role": "assistant", "content": ""}, "done": True}) + "\n").encode()
-                )
+                last = {"message": {"role": "assistant", "content": ""}, "done": True, "prompt_eval_count": 100, "eval_count": 20}
+                self.wfile.write((json.dumps(base | last) + "\n").encode())
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

@@ -162,7 +162,12 @@ def test_every_native_error_has_detail_and_error(client):
         client.post("/v1/chat", content=b"{not json", headers={"content-type": "application/json"}), 422, "RequestValidationError"
     )
     assert_native_error(client.post("/v1/chat", json={"message": ""}), 422, "RequestValidationError")
-    assert_native_error(client.post("/v1/chat", json={"message": "hi", "session_id": "../../etc"}), 400, "UserInputError")
+    body = assert_native_error(
+        client.post("/v1/chat", json={"message": "hi", "session_id": "../../etc"}), 422, "RequestValidationError"
+    )
+    assert "session_id" in body["detail"]
+    body = assert_native_error(client.post("/v1/chat", json={"message": "hi", "filters": {"price": "9"}}), 400, "UserInputError")
+    assert "doc_id" in body["detail"]  # says which filters exist
 
 
 def test_an_unhandled_exception_is_a_500_without_internals(client):

@@ -177,12 +177,12 @@ class GatedEngine(CountingEngine):
         super().__init__(inner)
         self.gate = threading.Event()
 
-    async def generate(self, messages, allowed_ids, max_tokens, tight=False):
+    async def generate(self, messages, allowed_ids, max_tokens, tight=False, *, temperature=None):
         await asyncio.to_thread(self.gate.wait, 30)
-        return await super().generate(messages, allowed_ids, max_tokens, tight)
+        return await super().generate(messages, allowed_ids, max_tokens, tight, temperature=temperature)
 
-    def stream(self, messages, allowed_ids, max_tokens):
-        pieces = super().stream(messages, allowed_ids, max_tokens)
+    def stream(self, messages, allowed_ids, max_tokens, *, temperature=None, result=None):
+        pieces = super().stream(messages, allowed_ids, max_tokens, temperature=temperature, result=result)
 
         async def held():
             sent = ""
