@@ -1,7 +1,8 @@
 """The FastAPI app factory and its lifespan.
 
-`create_app(settings, engine=..., retriever=...)` builds an app with no module-level state; tests
-pass other collaborators. The lifespan opens the conversation store, the retriever and the engine
+`create_app(settings, engine=..., retriever=..., ingester=...)` builds an app with no module-level
+state; tests pass other collaborators. The ingester (ingest/, wired in by the CLI: serve never
+imports it) is what the admin API's uploads and re-ingests run; without one those routes answer 503. The lifespan opens the conversation store, the retriever and the engine
 and closes them again. Errors become HTTP errors at the edge, in one shape (`serve/errors.py`);
 request bodies are size-limited while they are read (`serve/body_limit.py`).
 """
@@ -23,6 +24,9 @@ from ragtune.errors import RagtuneError
 from ragtune.index import KnowledgeIndex
 from ragtune.retriever import Retriever
 from ragtune.settings import Settings
+from serve.admin.models import ModelAdmin
+from serve.admin.ports import Ingester
+from serve.admin.service import AdminService
 from serve.body_limit import BodyLimitMiddleware
 from serve.chat import ChatService
 from serve.conversations import ConversationStore
@@ -52,7 +56,12 @@ async def _warm_up(retriever: Retriever, engine: Engine | None) -> None:
 
 
 def create_app(
-    settings: Settings, *, engine: Engine | None = _UNSET, retriever: Retriever | None = None, warm_up: bool = True
+    settings: Settings,
+    *,
+    engine: Engine | None = _UNSET,
+    retriever: Retriever | None = None,
+    warm_up: bool = True,
+    ingester: Ingester | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -63,11 +72,19 @@ def create_app(
         the_engine = create_engine(settings) if engine is _UNSET else engine
         app.state.chat = ChatService(settings, the_retriever, the_engine, store)
         app.state.settings = settings
+        admin = AdminService(settings, db, the_retriever, ingester)
+        try:
+            await asyncio.to_thread(admin.start)  # jobs table; jobs and uploads a killed process left unfinished
+        except RagtuneError as exc:  # the chat still serves; the admin routes answer the store's error
+            log.warning("admin jobs not set up: %s", exc)
+        app.state.admin = admin
+        app.state.model_admin = ModelAdmin(settings, the_engine)
         if warm_up:
             await _warm_up(the_retriever, the_engine)
         try:
             yield
         finally:
+            await asyncio.to_thread(admin.close)
             if the_engine is not None:
                 await the_engine.aclose()
             store.close()
@@ -82,7 +99,12 @@ def create_app(
         lifespan=lifespan,
     )
     # Inside CORS, so a 413 still carries the headers a browser needs to show it.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=int(settings.server.max_body_mb * 1048576), error_content=error_content)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=int(settings.server.max_body_mb * 1048576),
+        error_content=error_content,
+        overrides=[("/v1/admin/documents", int(settings.server.max_upload_mb * 1048576), "server.max_upload_mb")],
+    )
     if settings.server.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.server.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
@@ -90,16 +112,17 @@ def create_app(
 
     install_error_handlers(app)
 
-    from serve.routes import chat, health, openai_compat
+    from serve.routes import admin, chat, health, openai_compat
 
     app.include_router(health.router)
     app.include_router(chat.router)
     app.include_router(openai_compat.router)
+    app.include_router(admin.router)  # behind the admin key once serve/auth.py lands: dependencies=[Depends(require_admin)]
     return app
 
 
-def run_server(settings: Settings, host: str, port: int) -> None:
+def run_server(settings: Settings, host: str, port: int, ingester: Ingester | None = None) -> None:
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings, ingester=ingester), host=host, port=port, log_level="info")

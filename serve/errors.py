@@ -49,7 +49,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def domain_error(request: Request, exc: RagtuneError) -> JSONResponse:
         if exc.status_code >= 500:
             log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return error_response(request, exc.status_code, str(exc), type(exc).__name__)
+        content = error_content(request.url.path, exc.status_code, str(exc), type(exc).__name__)
+        if exc.extra and "detail" in content:  # e.g. the running job's id next to a 409's detail
+            content |= exc.extra
+        return JSONResponse(status_code=exc.status_code, content=content)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
