@@ -47,7 +47,7 @@ def admin_environ(data_dir: Path, kb: Path, **extra: str) -> dict[str, str]:
 
 
 def build_app(settings, embedder, *, ingester: bool = True, initial_ingest: bool = True):
-    """The app as `ragtune serve` builds it (no model: answers are the evidence sentences)."""
+    """The app as `ragtune serve` builds it (with llm.engine none: answers are the evidence sentences)."""
     from ingest.service import FolderIngester
     from ragtune.index import KnowledgeIndex
     from ragtune.progress import NullProgress
@@ -58,8 +58,9 @@ def build_app(settings, embedder, *, ingester: bool = True, initial_ingest: bool
     if initial_ingest:
         FolderIngester(settings).run(Path(settings.ingest.source_dir), embedder=embedder, index=index, progress=NullProgress())
     retriever = Retriever(index, embedder, settings.retrieval)
+    engine = {"engine": None} if settings.llm.engine == "none" else {}  # else the app builds the configured one
     return create_app(
-        settings, engine=None, retriever=retriever, warm_up=False, ingester=FolderIngester(settings) if ingester else None
+        settings, retriever=retriever, warm_up=False, ingester=FolderIngester(settings) if ingester else None, **engine
     )
 
 
