@@ -104,7 +104,14 @@ class AdminService:
                 rejected.append((name, exc))
         if rejected:
             raise _rejection(rejected, len(files))
-        return self._change("upload", planned, lambda: self.folder.write_all(planned))
+        return self._change("upload", planned, lambda: self._write_new(planned))
+
+    def _write_new(self, planned: dict[str, bytes]) -> None:
+        # Checked again holding the ingest slot: another upload may have added one since the first look.
+        taken = [doc_id for doc_id in planned if self.folder.path_for(doc_id).exists()]
+        if taken:
+            raise Conflict(f"{', '.join(taken)} appeared meanwhile; replace with PUT /v1/admin/documents/{taken[0]}")
+        self.folder.write_all(planned)
 
     def replace(self, doc_id: str, data: bytes) -> dict[str, Any]:
         ingester = self._ingester()

@@ -5,7 +5,8 @@ is cleared when it ends; its UNIQUE constraint is what lets one ingest run at a 
 processes and replicas (a second claim inserts nothing and reads back the holder). A job's owner
 (host, pid, app instance) and a heartbeat let the next process tell a job whose process died from
 one still running elsewhere: such a job is marked failed ("interrupted") and its slot freed.
-Portable SQL only (SQLite and Postgres); timestamps are unix seconds.
+Portable SQL only (SQLite and Postgres); timestamps are unix seconds as DOUBLE PRECISION: Postgres's
+REAL is 4 bytes, which holds today's unix time only to about a minute (SQLite reads the type as REAL).
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ DDL = (
         stage TEXT NOT NULL DEFAULT '',
         request TEXT NOT NULL DEFAULT '{}',
         result TEXT,
-        created_at REAL NOT NULL,
-        started_at REAL,
-        finished_at REAL,
-        heartbeat_at REAL NOT NULL
+        created_at DOUBLE PRECISION NOT NULL,
+        started_at DOUBLE PRECISION,
+        finished_at DOUBLE PRECISION,
+        heartbeat_at DOUBLE PRECISION NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at)",
 )

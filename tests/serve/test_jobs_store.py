@@ -60,6 +60,7 @@ def test_one_ingest_slot_progress_and_outcome(open_db):
     me = Owner.here()
     job, ours = store.claim("upload", me, {"documents": ["a.md"]})
     assert ours and job["status"] == "queued" and job["request"] == {"documents": ["a.md"]}
+    assert abs(job["created_at"] - time.time()) < 5  # whole seconds survive (Postgres's REAL would blur a minute)
     holder, ours = store.claim("ingest", me)
     assert not ours and holder["job_id"] == job["job_id"]
 
@@ -124,3 +125,25 @@ def test_jobs_of_dead_processes_are_reaped_and_live_ones_kept(open_db):
         assert job["status"] == "failed" and job["detail"].startswith("interrupted")
     assert "stopped" in store.get(killed)["detail"] and "heartbeat" in store.get(silent)["detail"]
     assert store.get(elsewhere)["status"] == "running" and store.get(mine)["status"] == "running"
+
+
+def test_the_admin_api_keeps_its_jobs_in_a_postgres_store(postgres_url, admin_settings, embedder):
+    from fastapi.testclient import TestClient
+
+    from tests.serve.admin_kb import build_app, multipart, wait_job
+
+    Database.open(postgres_url, admin_settings.data_dir).execute("DROP TABLE IF EXISTS jobs")
+    settings = admin_settings.model_copy(update={"store": admin_settings.store.model_copy(update={"url": postgres_url})})
+    with TestClient(build_app(settings, embedder)) as client:
+        facts = " ".join(f"Widget {i} weighs {i * 3} grams and ships in box {i % 17}." for i in range(3000))
+        body, headers = multipart([("catalogue.md", f"# Catalogue\n\n{facts}".encode())])
+        job = client.post("/v1/admin/documents", content=body, headers=headers).json()
+        busy = client.post("/v1/admin/ingest")  # while the catalogue is embedded
+        assert busy.status_code == 409 and busy.json()["job_id"] == job["job_id"]
+        done = wait_job(client, job["job_id"])
+        assert done["status"] == "succeeded" and done["result"]["added"] == ["catalogue.md"]
+        assert client.get("/v1/admin/stats").json()["last_ingest"]["job_id"] == job["job_id"]
+    rows = Database.open(postgres_url, settings.data_dir).execute(
+        "SELECT status, done, total FROM jobs WHERE job_id = ?", (job["job_id"],)
+    )
+    assert rows == [("succeeded", done["progress"]["done"], done["progress"]["total"])]
