@@ -2,9 +2,12 @@
 
 `create_app(settings, engine=..., retriever=..., ingester=...)` builds an app with no module-level
 state; tests pass other collaborators. The ingester (ingest/, wired in by the CLI: serve never
-imports it) is what the admin API's uploads and re-ingests run; without one those routes answer 503. The lifespan opens the conversation store, the retriever and the engine
+imports it) is what the admin API's uploads and re-ingests run; without one those routes answer
+503. The lifespan opens the conversation store, the retriever, the engine and the admin service
 and closes them again. Errors become HTTP errors at the edge, in one shape (`serve/errors.py`);
-request bodies are size-limited while they are read (`serve/body_limit.py`).
+request bodies are size-limited while they are read (`serve/body_limit.py`). Access control (API
+keys, origins, `serve/auth.py`, `serve/cors.py`) and rate limits (`serve/ratelimit.py`) are wired
+here, as router dependencies.
 """
 
 from __future__ import annotations
@@ -15,8 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
+from fastapi import Depends, FastAPI
 
 from ragtune import __version__
 from ragtune.embedding import Embedder
@@ -27,15 +29,24 @@ from ragtune.settings import Settings
 from serve.admin.models import ModelAdmin
 from serve.admin.ports import Ingester
 from serve.admin.service import AdminService
+from serve.auth import AccessControl, check_bind, require_admin, require_chat_access
 from serve.body_limit import BodyLimitMiddleware
 from serve.chat import ChatService
+from serve.clients import ClientAddresses
 from serve.conversations import ConversationStore
+from serve.cors import KeyedCORSMiddleware
 from serve.engines import Engine, create_engine
 from serve.errors import error_content, install_error_handlers
+from serve.ratelimit import RateLimiter, limit_requests
 from serve.store import Database
+from serve.store.limits import LimitStore
 
 log = logging.getLogger("ragtune.serve")
 _UNSET: Any = object()
+# Router dependencies. Chat routes (/v1/chat, /v1/chat/completions, /v1/models, /v1/feedback): a widget
+# or admin key, rate-limited. The admin API (/v1/admin/...): an admin key.
+CHAT_ACCESS = [Depends(require_chat_access), Depends(limit_requests)]
+ADMIN_ACCESS = [Depends(require_admin)]
 
 
 async def _warm_up(retriever: Retriever, engine: Engine | None) -> None:
@@ -63,28 +74,32 @@ def create_app(
     warm_up: bool = True,
     ingester: Ingester | None = None,
 ) -> FastAPI:
+    access = AccessControl(settings)  # a ConfigError here when keys are required and none is configured
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        (log.warning if access.open else log.info)("%s", access.describe())
         db = Database.open(settings.store.url, Path(settings.data_dir))
         app.state.db = db
+        app.state.limiter = RateLimiter(LimitStore(db), settings.limits, ClientAddresses(settings.server.trusted_proxies))
         store = ConversationStore(Path(settings.data_dir) / "conversations.sqlite3")
         the_retriever = retriever or Retriever(KnowledgeIndex(settings), Embedder(settings.embedding), settings.retrieval)
         the_engine = create_engine(settings) if engine is _UNSET else engine
         app.state.chat = ChatService(settings, the_retriever, the_engine, store)
         app.state.settings = settings
-        admin = AdminService(settings, db, the_retriever, ingester)
+        admin_service = AdminService(settings, db, the_retriever, ingester)
         try:
-            await asyncio.to_thread(admin.start)  # jobs table; jobs and uploads a killed process left unfinished
+            await asyncio.to_thread(admin_service.start)  # jobs table; jobs and uploads a killed process left unfinished
         except RagtuneError as exc:  # the chat still serves; the admin routes answer the store's error
             log.warning("admin jobs not set up: %s", exc)
-        app.state.admin = admin
+        app.state.admin = admin_service
         app.state.model_admin = ModelAdmin(settings, the_engine)
         if warm_up:
             await _warm_up(the_retriever, the_engine)
         try:
             yield
         finally:
-            await asyncio.to_thread(admin.close)
+            await asyncio.to_thread(admin_service.close)
             if the_engine is not None:
                 await the_engine.aclose()
             store.close()
@@ -98,6 +113,7 @@ def create_app(
         "`/v1/chat/completions` and `/v1/models` follow the OpenAI API so existing SDKs work unchanged.",
         lifespan=lifespan,
     )
+    app.state.access = access
     # Inside CORS, so a 413 still carries the headers a browser needs to show it.
     app.add_middleware(
         BodyLimitMiddleware,
@@ -105,24 +121,23 @@ def create_app(
         error_content=error_content,
         overrides=[("/v1/admin/documents", int(settings.server.max_upload_mb * 1048576), "server.max_upload_mb")],
     )
-    if settings.server.cors_origins:
-        app.add_middleware(
-            CORSMiddleware, allow_origins=settings.server.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
-        )
+    app.add_middleware(KeyedCORSMiddleware, policy=access.origins, error_content=error_content)
 
     install_error_handlers(app)
 
     from serve.routes import admin, chat, health, openai_compat
 
     app.include_router(health.router)
-    app.include_router(chat.router)
-    app.include_router(openai_compat.router)
-    app.include_router(admin.router)  # behind the admin key once serve/auth.py lands: dependencies=[Depends(require_admin)]
+    app.include_router(chat.router, dependencies=CHAT_ACCESS)
+    app.include_router(openai_compat.router, dependencies=CHAT_ACCESS)
+    app.include_router(admin.router, dependencies=ADMIN_ACCESS)
+    # Still to come: feedback.router with CHAT_ACCESS.
     return app
 
 
 def run_server(settings: Settings, host: str, port: int, ingester: Ingester | None = None) -> None:
     import uvicorn
 
+    check_bind(settings, host)  # no keys: loopback only
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     uvicorn.run(create_app(settings, ingester=ingester), host=host, port=port, log_level="info")

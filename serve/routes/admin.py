@@ -3,6 +3,11 @@
 Thin: read the request, call the admin service (serve/admin/) in a worker thread (it touches
 files, the index and the store), return its result. The app mounts this router behind the admin
 key. Long operations answer 202 with the job; follow it at GET /v1/admin/jobs/{job_id}.
+
+Uploads read their multipart body inside the handler, not as FastAPI form parameters: FastAPI
+parses a form body before it runs the router's dependencies, so a client without a key could make
+the server spool `server.max_upload_mb` to disk before being told 401. The body's shape is
+documented in the OpenAPI schema all the same.
 """
 
 from __future__ import annotations
@@ -10,8 +15,10 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, File, Form, Query, UploadFile
+from fastapi import APIRouter, Body, Query, Request
+from starlette.datastructures import UploadFile
 
+from ragtune.errors import UserInputError
 from serve.admin.schemas import Deployed, DeployRequest, DocumentList, Job, JobList, ModelList, Stats, Version, VersionList
 from serve.routes.deps import AdminDep, ModelAdminDep
 from serve.schemas import ErrorResponse
@@ -28,8 +35,37 @@ JOB_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _read(files: list[UploadFile]) -> list[tuple[str, bytes]]:
-    return [(f.filename or "", await f.read()) for f in files]
+MAX_FILES = 100  # files in one upload request
+
+
+def _multipart(fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    schema = {"type": "object", "properties": fields, "required": required}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+BINARY = {"type": "string", "format": "binary"}
+UPLOAD_BODY = _multipart(
+    {
+        "files": {"type": "array", "items": BINARY, "description": "The documents; one refused file refuses the whole request."},
+        "folder": {"type": "string", "description": "Subfolder of the knowledge folder to put them in, e.g. 'faq'."},
+    },
+    ["files"],
+)
+REPLACE_BODY = _multipart({"file": BINARY | {"description": "The new content, of the same type."}}, ["file"])
+
+
+async def _read_files(request: Request, field: str) -> tuple[list[tuple[str, bytes]], dict[str, str]]:
+    """The files of multipart field `field` (name, bytes) and the plain fields, read after auth ran."""
+    async with request.form(max_files=MAX_FILES, max_fields=MAX_FILES) as form:
+        files: list[tuple[str, bytes]] = []
+        for item in form.getlist(field):
+            if not isinstance(item, UploadFile):
+                raise UserInputError(f"multipart field `{field}` must hold files (parts with a filename), not text")
+            files.append((item.filename or "", await item.read()))
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    if not files:
+        raise UserInputError(f"no files: send them as multipart/form-data in the field `{field}`")
+    return files, fields
 
 
 @router.get("/documents", response_model=DocumentList, summary="Documents in the knowledge folder and the serving index.")
@@ -37,13 +73,17 @@ async def list_documents(admin: AdminDep) -> dict:
     return {"documents": await asyncio.to_thread(admin.documents)}
 
 
-@router.post("/documents", status_code=202, response_model=Job, responses=JOB_ERRORS, summary="Upload documents, then re-ingest.")
-async def upload_documents(
-    admin: AdminDep,
-    files: Annotated[list[UploadFile], File(description="The documents; one refused file refuses the whole request.")],
-    folder: Annotated[str | None, Form(description="Subfolder of the knowledge folder to put them in, e.g. 'faq'.")] = None,
-) -> dict:
-    return await asyncio.to_thread(admin.upload, await _read(files), folder)
+@router.post(
+    "/documents",
+    status_code=202,
+    response_model=Job,
+    responses=JOB_ERRORS,
+    openapi_extra=UPLOAD_BODY,
+    summary="Upload documents, then re-ingest.",
+)
+async def upload_documents(admin: AdminDep, request: Request) -> dict:
+    files, fields = await _read_files(request, "files")
+    return await asyncio.to_thread(admin.upload, files, fields.get("folder") or None)
 
 
 @router.put(
@@ -51,12 +91,14 @@ async def upload_documents(
     status_code=202,
     response_model=Job,
     responses=JOB_ERRORS,
+    openapi_extra=REPLACE_BODY,
     summary="Replace a document's file, then re-ingest.",
 )
-async def replace_document(
-    admin: AdminDep, doc_id: str, file: Annotated[UploadFile, File(description="The new content, of the same type.")]
-) -> dict:
-    return await asyncio.to_thread(admin.replace, doc_id, await file.read())
+async def replace_document(admin: AdminDep, doc_id: str, request: Request) -> dict:
+    files, _ = await _read_files(request, "file")
+    if len(files) != 1:
+        raise UserInputError("send exactly one file in the multipart field `file`")
+    return await asyncio.to_thread(admin.replace, doc_id, files[0][1])
 
 
 @router.delete(

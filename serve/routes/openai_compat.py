@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragtune.errors import RagtuneError, UserInputError
 from ragtune.prompt import Turn, answer_json
+from serve.ratelimit import AnswerMeterDep
 from serve.routes.chat import ERRORS
 from serve.routes.deps import ChatDep, SettingsDep
 from serve.schemas import ChatResponse, error_body
@@ -94,13 +95,14 @@ async def models(chat: ChatDep) -> dict:
 
 
 @router.post("/v1/chat/completions", responses=ERRORS, summary="OpenAI-compatible chat completion; content is the answer JSON.")
-async def completions(request: CompletionRequest, chat: ChatDep, settings: SettingsDep):
+async def completions(request: CompletionRequest, chat: ChatDep, settings: SettingsDep, meter: AnswerMeterDep):
     question, history = _history(request.messages, settings.chat.max_history_messages)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     model = _model_name(chat)
     if not request.stream:
         response = await chat.answer(question, filters=request.filters, history=history)
+        meter.answered(response)
         return {
             "id": completion_id,
             "object": "chat.completion",
@@ -146,6 +148,7 @@ async def completions(request: CompletionRequest, chat: ChatDep, settings: Setti
                     sent += piece
                     yield chunk({"content": piece})
                 else:
+                    meter.answered(payload)
                     final = answer_json(payload.answer_only())
                     if not final.startswith(sent):
                         raise RagtuneError("the answer changed after a retry; request it again without streaming")

@@ -4,11 +4,13 @@ helpers to build multipart bodies byte for byte and to wait for jobs."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 import zipfile
@@ -84,24 +86,24 @@ def admin_client(admin_settings, embedder):
         yield client
 
 
-def wait_job(client, job_id: str, timeout_s: float = 180.0) -> dict:
+def wait_job(client, job_id: str, timeout_s: float = 180.0, headers: dict[str, str] | None = None) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        job = client.get(f"/v1/admin/jobs/{job_id}").json()
+        job = client.get(f"/v1/admin/jobs/{job_id}", headers=headers).json()
         if job["status"] in ("succeeded", "failed"):
             return job
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} did not finish in {timeout_s} s: {job}")
 
 
-def multipart(files: list[tuple[str, bytes]], field: str = "files", **fields: str) -> tuple[bytes, dict[str, str]]:
+def multipart(parts: list[tuple[str, bytes]], field: str = "files", **fields: str) -> tuple[bytes, dict[str, str]]:
     """A multipart/form-data body written byte for byte, so a hostile file name reaches the server
     exactly as sent (an HTTP client library may clean names up on its own)."""
     boundary = uuid.uuid4().hex
     out = io.BytesIO()
     for key, value in fields.items():
         out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode())
-    for name, data in files:
+    for name, data in parts:
         out.write(f"--{boundary}\r\n".encode())
         out.write(b'Content-Disposition: form-data; name="' + field.encode() + b'"; filename="' + name.encode() + b'"\r\n')
         out.write(b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n")
@@ -131,6 +133,26 @@ def zip_bomb_docx(inflated_mb: int = 40) -> bytes:
 def folder_state(root: Path) -> dict[str, bytes]:
     """Every file below root (hidden ones too) with its bytes."""
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@contextlib.contextmanager
+def live_server(app):
+    """The app under a real uvicorn on 127.0.0.1, in a thread."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(60)
 
 
 # ---- a real server in another process (for kills) ----------------------------------------------

@@ -5,6 +5,7 @@ rollback, stats, and what it refuses."""
 from __future__ import annotations
 
 import io
+import socket
 import zipfile
 
 import pytest
@@ -15,6 +16,7 @@ from tests.serve.admin_kb import (
     build_app,
     docx_bytes,
     folder_state,
+    live_server,
     multipart,
     wait_job,
     zip_bomb_docx,
@@ -143,9 +145,13 @@ def test_upload_limits_and_conflicts(admin_client, admin_settings, admin_kb):
     limit = int(admin_settings.server.max_upload_mb * 1048576)
     response = admin_client.post("/v1/admin/documents", content=b"x" * (limit + 1), headers=headers)
     assert response.status_code == 413 and "server.max_upload_mb" in response.json()["detail"]
-    # No files at all.
+    # No files at all, or text where files belong.
     body, headers = multipart([], other="1")
-    assert admin_client.post("/v1/admin/documents", content=body, headers=headers).status_code == 422
+    response = admin_client.post("/v1/admin/documents", content=body, headers=headers)
+    assert response.status_code == 400 and "field `files`" in response.json()["detail"]
+    body, headers = multipart([], files="just text")
+    assert admin_client.post("/v1/admin/documents", content=body, headers=headers).status_code == 400
+    assert admin_client.post("/v1/admin/documents", json={"files": ["a.md"]}).status_code == 400
     assert not (admin_kb / "billing/x.md").exists() and not (admin_kb.parent / "outside").exists()
 
 
@@ -276,3 +282,55 @@ def test_without_an_ingester_writes_answer_503_and_reads_work(admin_settings, em
         assert client.get("/v1/admin/versions").status_code == 200
         assert client.get("/v1/admin/documents").json()["documents"][0]["status"] == "indexed"
         assert client.get("/v1/admin/jobs/nope").status_code == 404
+
+
+def test_the_admin_routes_need_an_admin_key(admin_settings, embedder, admin_kb):
+    from ragtune.settings import AuthSettings
+
+    widget, admin = "wk_5d0e8b3a71c94f26e0a8d4b2c6f1937e", "ak_0c6f2e9a4d8b1735c9e0a2f4b6d8e1a3"
+    auth = AuthSettings.model_validate(
+        {
+            "widget_keys": [{"name": "shop", "key": widget, "origins": ["https://shop.example"]}],
+            "admin_keys": [{"name": "ops", "key": admin}],
+        }
+    )
+    before = folder_state(admin_kb)
+    with TestClient(build_app(admin_settings.model_copy(update={"auth": auth}), embedder)) as client:
+        body, headers = multipart([("loyalty.md", LOYALTY)])
+        for key, status in ((None, 401), ("wk_not-a-key-this-server-knows-at-all", 401), (widget, 403)):
+            auth_header = {"Authorization": f"Bearer {key}"} if key else {}
+            assert client.get("/v1/admin/stats", headers=auth_header).status_code == status
+            assert client.post("/v1/admin/documents", content=body, headers=headers | auth_header).status_code == status
+            assert client.delete("/v1/admin/documents/products/vault.md", headers=auth_header).status_code == status
+            assert client.post("/v1/admin/models/ragtune-v1/deploy", headers=auth_header).status_code == status
+        assert (
+            folder_state(admin_kb) == before and client.get("/v1/admin/jobs", headers={"X-API-Key": admin}).json()["jobs"] == []
+        )
+        # The widget key still chats; the admin key does everything.
+        assert (
+            client.post("/v1/chat", json={"message": REFUND_QUESTION}, headers={"Authorization": f"Bearer {widget}"}).status_code
+            == 200
+        )
+        response = client.post("/v1/admin/documents", content=body, headers=headers | {"Authorization": f"Bearer {admin}"})
+        assert response.status_code == 202
+        job = wait_job(client, response.json()["job_id"], headers={"X-API-Key": admin})
+        assert job["status"] == "succeeded" and job["result"]["added"] == ["loyalty.md"]
+
+
+def test_an_upload_without_an_admin_key_is_refused_before_its_body_is_read(admin_settings, embedder):
+    """Refused on its headers: a client without the key cannot make the server take in (and spool
+    to disk) server.max_upload_mb of body first."""
+    from ragtune.settings import AuthSettings
+
+    auth = AuthSettings.model_validate({"admin_keys": [{"name": "ops", "key": "ak_0c6f2e9a4d8b1735c9e0a2f4b6d8e1a3"}]})
+    with live_server(build_app(admin_settings.model_copy(update={"auth": auth}), embedder)) as url:
+        host, port = url.removeprefix("http://").split(":")
+        declared = int(admin_settings.server.max_upload_mb * 1048576) - 1  # allowed by the body limit
+        head = (
+            f"POST /v1/admin/documents HTTP/1.1\r\nHost: {host}\r\ncontent-type: multipart/form-data; boundary=x\r\n"
+            f"content-length: {declared}\r\n\r\n"
+        ).encode()
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(head + b"--x\r\n" + b"a" * 4096)  # a sliver of the declared body, then nothing
+            answer = sock.recv(65536).decode()
+        assert answer.startswith("HTTP/1.1 401"), answer[:200]

@@ -5,7 +5,6 @@ completes. Real HTTP on loopback; the killed servers are real `ragtune serve` pr
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -26,6 +25,7 @@ from tests.serve.admin_kb import (
     build_app,
     folder_state,
     free_port,
+    live_server,
     multipart,
     start_server,
     subprocess_env,
@@ -38,26 +38,6 @@ def catalogue(n: int) -> bytes:
     """A document of many chunks: embedding it takes a while."""
     facts = " ".join(f"Fact number {i} says that widget {i} weighs {i * 3} grams and ships in box {i % 17}." for i in range(n))
     return ("# Widget catalogue\n\n" + facts).encode()
-
-
-@contextlib.contextmanager
-def live_server(app):
-    """The app under a real uvicorn on 127.0.0.1, in a thread."""
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(60)
 
 
 def chunk_ids(settings, version: str) -> set[str]:
