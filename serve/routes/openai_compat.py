@@ -23,9 +23,13 @@ from ragtune.prompt import Turn, answer_json
 from serve.ratelimit import AnswerMeterDep
 from serve.routes.chat import ERRORS
 from serve.routes.deps import ChatDep, SettingsDep
-from serve.schemas import ChatResponse, error_body
+from serve.schemas import ChatResponse, Filters, OpenAIErrorResponse, error_body
 
 router = APIRouter(tags=["openai"])
+# The same statuses as the native route, in OpenAI's error shape.
+OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": OpenAIErrorResponse, "description": spec["description"]} for status, spec in ERRORS.items()
+}
 
 
 class Message(BaseModel):
@@ -46,7 +50,7 @@ class CompletionRequest(BaseModel):
     model: str | None = None
     messages: list[Message] = Field(min_length=1)
     stream: bool = False
-    filters: dict[str, str | list[str]] | None = None
+    filters: Filters | None = None
 
 
 def _model_name(chat) -> str:
@@ -94,7 +98,9 @@ async def models(chat: ChatDep) -> dict:
     return {"object": "list", "data": [{"id": _model_name(chat), "object": "model", "created": 0, "owned_by": "ragtune"}]}
 
 
-@router.post("/v1/chat/completions", responses=ERRORS, summary="OpenAI-compatible chat completion; content is the answer JSON.")
+@router.post(
+    "/v1/chat/completions", responses=OPENAI_ERRORS, summary="OpenAI-compatible chat completion; content is the answer JSON."
+)
 async def completions(request: CompletionRequest, chat: ChatDep, settings: SettingsDep, meter: AnswerMeterDep):
     question, history = _history(request.messages, settings.chat.max_history_messages)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
