@@ -197,9 +197,7 @@ def main() -> None:
             async def run_all() -> float:
                 started = time.perf_counter()
                 deadline = started + args.duration
-                await asyncio.gather(
-                    *(client_loop(base, deadline, i % 2 == 1, i, results) for i in range(args.clients))
-                )
+                await asyncio.gather(*(client_loop(base, deadline, i % 2 == 1, i, results) for i in range(args.clients)))
                 return time.perf_counter() - started
 
             wall = asyncio.run(run_all())
@@ -211,11 +209,15 @@ def main() -> None:
 
     answers = len(results.latency)
     errors = sum(n for status, n in results.status.items() if status != "200")
-    print(f"engine {args.engine} ({ready.get('model')}), answer_mode {args.answer_mode}, {args.clients} clients "
-          f"(half streaming), {args.duration:.0f} s of asking, {wall:.0f} s until the last answer"
-          + (f", re-ingest took {reingest.get('seconds', float('nan')):.1f} s" if args.reingest else ""))
-    print("| answers | answers/s | errors | whole answer p50 / p95 / p99 ms | API overhead p50 / p95 / p99 ms "
-          "| first streamed byte p50 / p95 ms | modes | index versions | peak RSS server / with model |")
+    print(
+        f"engine {args.engine} ({ready.get('model')}), answer_mode {args.answer_mode}, {args.clients} clients "
+        f"(half streaming), {args.duration:.0f} s of asking, {wall:.0f} s until the last answer"
+        + (f", re-ingest took {reingest.get('seconds', float('nan')):.1f} s" if args.reingest else "")
+    )
+    print(
+        "| answers | answers/s | errors | whole answer p50 / p95 / p99 ms | API overhead p50 / p95 / p99 ms "
+        "| first streamed byte p50 / p95 ms | modes | index versions | peak RSS server / with model |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     print(
         f"| {answers} | {answers / wall:.2f} | {errors} {dict(results.status)} | {pct(results.latency, 50)} / "

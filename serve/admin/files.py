@@ -70,9 +70,23 @@ def doc_id_for(name: str, folder: str | None = None) -> str:
 
 
 def check_doc_id(doc_id: str) -> str:
-    """A document id from a URL: every segment held to the same rules as an uploaded name."""
-    segments = doc_id.split("/")
-    return "/".join([*(check_name(p, "folder name") for p in segments[:-1]), check_name(segments[-1], "document id")])
+    """A document id from a URL, if it can name a document: a relative path inside the folder with
+    no `..`, empty or hidden segment (ingestion skips hidden names). The id of a file someone put in
+    the folder by hand may break the naming rules for uploads (a device name, a control character)
+    and is still a document that can be replaced or deleted; what can never be one is NotFoundError."""
+    parts = doc_id.split("/")
+    if (
+        not doc_id
+        or doc_id.startswith("/")
+        or _DRIVE.match(doc_id)
+        or "\x00" in doc_id
+        or any(p in ("", ".", "..") or p.startswith(".") for p in parts)
+    ):
+        raise NotFoundError(
+            f"{doc_id!r} is not a document id (a path inside the knowledge folder, like 'faq/billing.md', with no '..' "
+            "or hidden part); GET /v1/admin/documents lists them"
+        )
+    return doc_id
 
 
 @dataclass

@@ -203,7 +203,17 @@ class AdminService:
                     "current": version == current,
                 }
             )
-        return sorted(rows, key=lambda r: (r["created_at"], r["version"]), reverse=True)
+        # Newest first. Creation times are whole seconds, so versions built within one second are
+        # ordered by descent: a version before the one it was built from.
+        parents = {r["version"]: r["parent"] for r in rows}
+
+        def depth(version: str) -> int:  # ancestors kept on disk
+            n, current = 0, parents.get(version)
+            while current is not None and current in parents and n < len(parents):
+                n, current = n + 1, parents[current]
+            return n
+
+        return sorted(rows, key=lambda r: (r["created_at"], depth(r["version"]), r["version"]), reverse=True)
 
     def activate(self, version: str) -> dict[str, Any]:
         """Serve an earlier kept version (a rollback): checked to open, then one atomic switch."""

@@ -26,6 +26,7 @@ from serve.schemas import ErrorResponse
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 JOB_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "No files, or a body that is not multipart/form-data."},
     404: {"model": ErrorResponse, "description": "No such document."},
     409: {"model": ErrorResponse, "description": "An ingest is running (`job_id` names it), or the document exists."},
     413: {"model": ErrorResponse, "description": "A file is over ingest.max_file_mb, or the request over server.max_upload_mb."},
@@ -46,7 +47,13 @@ def _multipart(fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
 BINARY = {"type": "string", "format": "binary"}
 UPLOAD_BODY = _multipart(
     {
-        "files": {"type": "array", "items": BINARY, "description": "The documents; one refused file refuses the whole request."},
+        "files": {
+            "type": "array",
+            "items": BINARY,
+            "minItems": 1,
+            "maxItems": MAX_FILES,
+            "description": "The documents; one refused file refuses the whole request.",
+        },
         "folder": {"type": "string", "description": "Subfolder of the knowledge folder to put them in, e.g. 'faq'."},
     },
     ["files"],

@@ -44,6 +44,8 @@ def admin_environ(data_dir: Path, kb: Path, **extra: str) -> dict[str, str]:
         "RAGTUNE_DATA_DIR": str(data_dir),
         "RAGTUNE_INGEST__SOURCE_DIR": str(kb),
         "RAGTUNE_LLM__ENGINE": "none",
+        # Every test client is one address, asking far more than 30 questions a minute (as tests/conftest.py).
+        "RAGTUNE_LIMITS__REQUESTS_PER_ADDRESS": "0",
         **extra,
     }
 

@@ -204,7 +204,7 @@ def test_replace_and_delete(admin_client, admin_kb):
 
     assert admin_client.delete("/v1/admin/documents/faq/support-hours.md").status_code == 404
     response = admin_client.delete("/v1/admin/documents/%2E%2E/%2E%2E/etc/passwd")
-    assert response.status_code == 422 and "climbs out" in response.json()["detail"]
+    assert response.status_code == 404 and "is not a document id" in response.json()["detail"]
 
 
 def test_versions_and_rollback_change_what_chat_answers(admin_client):
