@@ -165,11 +165,13 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.service import FolderIngester
     from serve.app import run_server
 
     host = args.host or settings.server.host
     port = args.port or settings.server.port
-    run_server(settings, host, port)
+    # The admin API's uploads and re-ingests run ingestion; serve/ never imports ingest/, so it is handed in.
+    run_server(settings, host, port, ingester=FolderIngester(settings))
     return 0
 
 

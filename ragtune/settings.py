@@ -244,8 +244,15 @@ class ServerSettings(_Section):
     max_body_mb: float = Field(
         1.0,
         gt=0,
-        description="Largest request body accepted, on every route; checked against Content-Length and "
+        description="Largest request body accepted, on every route but document uploads (server.max_upload_mb); "
+        "checked against Content-Length and "
         "counted while the body streams in, so a larger one gets a 413 before it is buffered.",
+    )
+    max_upload_mb: float = Field(
+        100.0,
+        gt=0,
+        description="Largest request body of a document upload or replace (/v1/admin/documents), all files together; "
+        "each file is also held to ingest.max_file_mb.",
     )
     trusted_proxies: list[str] = Field(
         [],

@@ -9,6 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.serve.admin_kb import admin_client, admin_kb, admin_settings  # noqa: F401  (fixtures of the admin API tests)
+
 
 @pytest.fixture
 def make_client(knowledge_index, retriever, tmp_path, monkeypatch):
