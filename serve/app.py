@@ -25,10 +25,11 @@ from ragtune.retriever import Retriever
 from ragtune.settings import Settings
 from serve.body_limit import BodyLimitMiddleware
 from serve.chat import ChatService
-from serve.conversations import ConversationStore
 from serve.engines import Engine, create_engine
 from serve.errors import error_content, install_error_handlers
 from serve.store import Database
+from serve.store.conversations import ConversationStore
+from serve.store.db import StoreUnavailable
 
 log = logging.getLogger("ragtune.serve")
 _UNSET: Any = object()
@@ -56,13 +57,18 @@ def create_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        db = Database.open(settings.store.url, Path(settings.data_dir))
+        db = Database.open(settings.store.url, Path(settings.data_dir), pool_size=settings.store.pool_size)
         app.state.db = db
-        store = ConversationStore(Path(settings.data_dir) / "conversations.sqlite3")
+        store = ConversationStore(db)
+        app.state.conversations = store
         the_retriever = retriever or Retriever(KnowledgeIndex(settings), Embedder(settings.embedding), settings.retrieval)
         the_engine = create_engine(settings) if engine is _UNSET else engine
         app.state.chat = ChatService(settings, the_retriever, the_engine, store)
         app.state.settings = settings
+        try:
+            await asyncio.to_thread(store.ensure)
+        except StoreUnavailable as exc:  # a store down at start costs requests a 503 until it is back, not the start
+            log.warning("conversation store not usable at start: %s", exc)
         if warm_up:
             await _warm_up(the_retriever, the_engine)
         try:
@@ -70,7 +76,6 @@ def create_app(
         finally:
             if the_engine is not None:
                 await the_engine.aclose()
-            store.close()
             db.close()
 
     app = FastAPI(
@@ -90,10 +95,11 @@ def create_app(
 
     install_error_handlers(app)
 
-    from serve.routes import chat, health, openai_compat
+    from serve.routes import chat, feedback, health, openai_compat
 
     app.include_router(health.router)
     app.include_router(chat.router)
+    app.include_router(feedback.router)
     app.include_router(openai_compat.router)
     return app
 

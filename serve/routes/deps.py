@@ -8,10 +8,15 @@ from fastapi import Depends, Request
 
 from ragtune.settings import Settings
 from serve.chat import ChatService
+from serve.store.conversations import ConversationStore
 
 
 def get_chat(request: Request) -> ChatService:
     return request.app.state.chat
+
+
+def get_conversations(request: Request) -> ConversationStore:
+    return request.app.state.conversations
 
 
 def get_settings(request: Request) -> Settings:
@@ -20,3 +25,4 @@ def get_settings(request: Request) -> Settings:
 
 ChatDep = Annotated[ChatService, Depends(get_chat)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ConversationsDep = Annotated[ConversationStore, Depends(get_conversations)]

@@ -12,11 +12,12 @@ from ragtune.answer import Answer, parse_answer
 
 
 @pytest.fixture
-def server(serve_settings, retriever, tmp_path, monkeypatch):
+def server(serve_settings, retriever, tmp_path):
     from serve.app import create_app
-    from serve.conversations import ConversationStore
 
-    monkeypatch.setattr("serve.app.ConversationStore", lambda _path: ConversationStore(tmp_path / "c.sqlite3"))
+    from .conftest import with_store
+
+    serve_settings = with_store(serve_settings, f"sqlite:///{tmp_path / 'c.sqlite3'}")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
