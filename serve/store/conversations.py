@@ -4,7 +4,7 @@ Tables (created on first use):
   messages  (session_id, seq, role, content, created_at), key (session_id, seq): the layout the
             API has always written, so an existing `conversations.sqlite3` keeps working, and
             `train/sources.py` reads it directly. Each turn adds a user and an assistant row.
-  sessions  (session_id, started_at, updated_at, turns): one row per conversation, for listing
+  conversations (session_id, started_at, updated_at, turns): one row per conversation, for listing
             recent ones. Appending upserts it first, which also makes two replicas appending to
             the same session take turns (Postgres locks the row until the transaction ends).
   feedback  (session_id, turn, rating, comment, principal, created_at), key (session_id, turn):
@@ -33,15 +33,15 @@ MAX_COMMENT_CHARS = 2000
 TABLES = (
     "CREATE TABLE IF NOT EXISTS messages (session_id TEXT NOT NULL, seq INTEGER NOT NULL, role TEXT NOT NULL,"
     " content TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (session_id, seq))",
-    "CREATE TABLE IF NOT EXISTS sessions (session_id TEXT PRIMARY KEY, started_at REAL NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS conversations (session_id TEXT PRIMARY KEY, started_at REAL NOT NULL,"
     " updated_at REAL NOT NULL, turns INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS sessions_updated ON sessions (updated_at)",
+    "CREATE INDEX IF NOT EXISTS conversations_updated ON conversations (updated_at)",
     "CREATE TABLE IF NOT EXISTS feedback (session_id TEXT NOT NULL, turn INTEGER NOT NULL, rating TEXT NOT NULL,"
     " comment TEXT, principal TEXT, created_at REAL NOT NULL, PRIMARY KEY (session_id, turn))",
 )
-# Files written before the sessions table existed: one row per conversation already stored.
+# Files written before the conversations table existed: one row per conversation already stored.
 _BACKFILL = (
-    "INSERT INTO sessions (session_id, started_at, updated_at, turns)"
+    "INSERT INTO conversations (session_id, started_at, updated_at, turns)"
     " SELECT session_id, MIN(created_at), MAX(created_at), SUM(CASE WHEN role = 'assistant' THEN 1 ELSE 0 END)"
     " FROM messages WHERE session_id IS NOT NULL GROUP BY session_id ON CONFLICT (session_id) DO NOTHING"
 )
@@ -105,7 +105,7 @@ class ConversationStore:
                 return
             self.db.ensure(*TABLES)
             with self.db.transaction() as tx:
-                if not tx.execute("SELECT 1 FROM sessions LIMIT 1") and tx.execute("SELECT 1 FROM messages LIMIT 1"):
+                if not tx.execute("SELECT 1 FROM conversations LIMIT 1") and tx.execute("SELECT 1 FROM messages LIMIT 1"):
                     tx.execute(_BACKFILL)
             self._ready = True
 
@@ -125,8 +125,8 @@ class ConversationStore:
         now = time.time()
         with self.db.transaction() as tx:
             ((turns,),) = tx.execute(
-                "INSERT INTO sessions (session_id, started_at, updated_at, turns) VALUES (?, ?, ?, 1)"
-                " ON CONFLICT (session_id) DO UPDATE SET updated_at = excluded.updated_at, turns = sessions.turns + 1"
+                "INSERT INTO conversations (session_id, started_at, updated_at, turns) VALUES (?, ?, ?, 1)"
+                " ON CONFLICT (session_id) DO UPDATE SET updated_at = excluded.updated_at, turns = conversations.turns + 1"
                 " RETURNING turns",
                 (session_id, now, now),
             )
@@ -150,7 +150,7 @@ class ConversationStore:
         self.ensure()
         now = time.time()
         with self.db.transaction() as tx:
-            rows = tx.execute("SELECT turns FROM sessions WHERE session_id = ?", (session_id,))
+            rows = tx.execute("SELECT turns FROM conversations WHERE session_id = ?", (session_id,))
             if not rows:
                 raise NotFoundError(f"no conversation with session_id {session_id!r}")
             if turn >= rows[0][0]:
@@ -177,14 +177,14 @@ class ConversationStore:
             ("", ())
             if rating is None
             else (
-                " WHERE EXISTS (SELECT 1 FROM feedback f WHERE f.session_id = sessions.session_id AND f.rating = ?)",
+                " WHERE EXISTS (SELECT 1 FROM feedback f WHERE f.session_id = conversations.session_id AND f.rating = ?)",
                 (rating,),
             )
         )
         with self.db.transaction() as tx:
-            ((total,),) = tx.execute(f"SELECT COUNT(*) FROM sessions{where}", params)
+            ((total,),) = tx.execute(f"SELECT COUNT(*) FROM conversations{where}", params)
             heads = tx.execute(
-                f"SELECT session_id, started_at, updated_at FROM sessions{where}"
+                f"SELECT session_id, started_at, updated_at FROM conversations{where}"
                 " ORDER BY updated_at DESC, session_id LIMIT ? OFFSET ?",
                 (*params, limit, offset),
             )

@@ -131,7 +131,7 @@ def test_training_reads_the_file_the_store_writes(tmp_path):
     db.close()
     with sqlite3.connect(tmp_path / "conversations.sqlite3") as raw:
         tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"messages", "sessions", "feedback"} <= tables
+    assert {"messages", "conversations", "feedback"} <= tables
     assert [(p.question, p.answer) for p in read_conversations(tmp_path / "conversations.sqlite3")] == [
         ("How do I cancel?", "Under Settings > Billing.")
     ]
