@@ -53,13 +53,19 @@ def compose(env: dict[str, str]) -> dict:
     return interpolate(yaml.safe_load((ROOT / "docker-compose.yml").read_text()), env)
 
 
-ENV = {"POSTGRES_PASSWORD": "s3cret-for-the-test"}
+ENV = {
+    "POSTGRES_PASSWORD": "pg-Zq3v8Kp1Lr7Tn2Wx",
+    "RAGTUNE_ADMIN_KEY": "Hc4Md6Fg0JsZq3v8Kp1Lr7Tn2Wx5Yb9",
+    "RAGTUNE_WIDGET_KEY": "Wx5Yb9Hc4Md6Fg0JsZq3v8Kp1Lr7Tn2",
+    "RAGTUNE_WIDGET_ORIGIN": "https://shop.example",
+}
 ONE_SHOTS = {"ingest", "ollama-create"}
 
 
-def test_the_password_is_required():
-    with pytest.raises(KeyError, match="POSTGRES_PASSWORD"):
-        compose({})
+@pytest.mark.parametrize("missing", sorted(ENV))
+def test_secrets_are_required(missing):
+    with pytest.raises(KeyError, match=missing):
+        compose({k: v for k, v in ENV.items() if k != missing})
 
 
 def test_every_service_is_health_checked_or_a_one_shot_the_api_waits_for():
@@ -119,6 +125,10 @@ def test_the_environment_is_valid_settings_pointing_at_the_services():
             pg["POSTGRES_DB"],
         )
         assert str(settings.data_dir) == "/data"
+        # Keys from the environment, taken as keys (long and random enough), and no open fallback.
+        assert [k.name for k in settings.auth.admin_keys] == ["ops"]
+        assert [(k.name, k.origins) for k in settings.auth.widget_keys] == [("site", ["https://shop.example"])]
+        assert settings.auth.allow_unauthenticated_loopback is False
     api = load_settings(environ={k: str(v) for k, v in services["api"]["environment"].items()}, cwd=ROOT)
     assert services["api"]["ports"] == [f"{api.server.port}:{api.server.port}"] and api.server.host == "0.0.0.0"
     assert f":{api.server.port}/readyz" in " ".join(services["api"]["healthcheck"]["test"])

@@ -49,7 +49,6 @@ class ConversationList(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Bad paging or filter."},
     503: {"model": ErrorResponse, "description": "The conversation store is not reachable."},
 }
 

@@ -21,7 +21,9 @@ class FeedbackRequest(BaseModel):
         json_schema_extra={"examples": [{"session_id": "c0ffee", "turn": 0, "rating": "down", "comment": "Wrong plan."}]},
     )
 
-    session_id: str = Field(description="The session_id of the answer, as the chat response gave it.")
+    session_id: str = Field(
+        description="The session_id of the answer, as the chat response gave it.", pattern=r"^[A-Za-z0-9_.:-]{1,64}$"
+    )
     turn: int = Field(ge=0, description="The answer's `turn` from the chat response (0 for the first answer).")
     rating: Rating = Field(description="up: helpful; down: not helpful.")
     comment: str | None = Field(
@@ -38,7 +40,6 @@ class FeedbackResponse(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Invalid request (a malformed session id)."},
     404: {"model": ErrorResponse, "description": "No such session, or the session has no answer with that turn."},
     503: {"model": ErrorResponse, "description": "The conversation store is not reachable."},
 }

@@ -84,7 +84,7 @@ def test_answers_carry_their_turn_and_can_be_rated(extractive, admin_client):
     [
         ({"session_id": "nope", "turn": 0, "rating": "up"}, 404, "no conversation with session_id 'nope'"),
         ({"turn": 1, "rating": "up"}, 404, "there is no turn 1"),  # the session exists (filled in below)
-        ({"session_id": "bad id!", "turn": 0, "rating": "up"}, 400, "session_id must be"),
+        ({"session_id": "bad id!", "turn": 0, "rating": "up"}, 422, "session_id"),
         ({"turn": 0, "rating": "meh"}, 422, "rating"),
         ({"turn": -1, "rating": "up"}, 422, "turn"),
         ({"turn": 0, "rating": "up", "comment": "x" * 2001}, 422, "comment"),
