@@ -34,7 +34,6 @@ from serve.auth import AccessControl, check_bind, require_admin, require_chat_ac
 from serve.body_limit import BodyLimitMiddleware
 from serve.chat import ChatService
 from serve.clients import ClientAddresses
-from serve.conversations import ConversationStore
 from serve.cors import KeyedCORSMiddleware
 from serve.engines import Engine, create_engine
 from serve.errors import error_content, install_error_handlers
@@ -43,6 +42,8 @@ from serve.metrics import Metrics
 from serve.ratelimit import RateLimiter, limit_requests
 from serve.request_log import RequestAnnotator, RequestLogMiddleware, configure_logging
 from serve.store import Database
+from serve.store.conversations import ConversationStore
+from serve.store.db import StoreUnavailable
 from serve.store.limits import LimitStore
 
 log = logging.getLogger("ragtune.serve")
@@ -83,10 +84,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         (log.warning if access.open else log.info)("%s", access.describe())
-        db = Database.open(settings.store.url, Path(settings.data_dir))
+        db = Database.open(settings.store.url, Path(settings.data_dir), pool_size=settings.store.pool_size)
         app.state.db = db
         app.state.limiter = RateLimiter(LimitStore(db), settings.limits, ClientAddresses(settings.server.trusted_proxies))
-        store = ConversationStore(Path(settings.data_dir) / "conversations.sqlite3")
+        store = ConversationStore(db)
+        app.state.conversations = store
         the_retriever = retriever or Retriever(KnowledgeIndex(settings), Embedder(settings.embedding), settings.retrieval)
         the_engine = create_engine(settings) if engine is _UNSET else engine
         events = Events(metrics, RequestAnnotator(settings.observability.log_messages))
@@ -96,6 +98,10 @@ def create_app(
             model=lambda: (the_engine.kind, the_engine.name) if the_engine is not None else None,
         )
         app.state.settings = settings
+        try:
+            await asyncio.to_thread(store.ensure)
+        except StoreUnavailable as exc:  # a store down at start costs requests a 503 until it is back, not the start
+            log.warning("conversation store not usable at start: %s", exc)
         admin_service = AdminService(settings, db, the_retriever, ingester, on_job_finished=metrics.ingest_job_finished)
         try:
             await asyncio.to_thread(admin_service.start)  # jobs table; jobs and uploads a killed process left unfinished
@@ -111,7 +117,6 @@ def create_app(
             await asyncio.to_thread(admin_service.close)
             if the_engine is not None:
                 await the_engine.aclose()
-            store.close()
             db.close()
 
     app = FastAPI(
@@ -138,14 +143,16 @@ def create_app(
 
     install_error_handlers(app)
 
-    from serve.routes import admin, chat, health, openai_compat
+    from serve.routes import admin, admin_conversations, chat, feedback, health, openai_compat
     from serve.routes import metrics as metrics_route
 
     app.include_router(health.router)
     app.include_router(chat.router, dependencies=CHAT_ACCESS)
+    app.include_router(feedback.router, dependencies=CHAT_ACCESS)
     app.include_router(openai_compat.router, dependencies=CHAT_ACCESS)
     app.include_router(metrics_route.router, dependencies=ADMIN_ACCESS)  # Prometheus scrapes with an admin key
     app.include_router(admin.router, dependencies=ADMIN_ACCESS)
+    app.include_router(admin_conversations.router, dependencies=ADMIN_ACCESS)
     return app
 
 

@@ -33,12 +33,12 @@ from ragtune.prompt import SYSTEM_TEMPLATE, NumberedSources, Turn, build_message
 from ragtune.retriever import RetrievalResult, Retriever
 from ragtune.settings import Settings
 from serve.citations import evidence_citations, model_cited
-from serve.conversations import ConversationStore, check_session_id, new_session_id
 from serve.engines import Engine
 from serve.engines.base import GenerationResult
 from serve.events import ChatEvents, Events
 from serve.handoff import HandoffDecision, decide
 from serve.schemas import ChatResponse, ContextReport, EvidenceItem, Source, Usage, Verification
+from serve.store.conversations import ConversationStore, check_session_id, new_session_id
 from serve.verify import verify_answer
 
 REPAIR_HINT = "Your previous reply was rejected: {error}. Reply again with only the JSON object described in the instructions."
@@ -83,6 +83,7 @@ class Prepared:
     use_model: bool = False
     options: AnswerOptions = field(default_factory=AnswerOptions)
     usage: Usage = field(default_factory=Usage)
+    turn: int = 0  # this answer's index in the session (the store's count when persisted)
 
     @property
     def outcome(self) -> str:
@@ -140,6 +141,8 @@ class ChatService:
                 f"message has {len(question)} characters; the limit is {chat.max_message_chars} (chat.max_message_chars)"
             )
         persist = history is None
+        # A client-held conversation (the OpenAI route) numbers its answers after the ones it sent.
+        turn = 0 if history is None else sum(1 for t in history if t.role == "assistant")
         if session_id is not None:
             check_session_id(session_id)
         session_id = session_id or new_session_id()
@@ -156,7 +159,7 @@ class ChatService:
         # With refuse_without_evidence off, weak chunks still go to evidence selection (and its hand-off check).
         floor = self.settings.retrieval.min_relevance if chat.refuse_without_evidence else 0.0
         relevant = retrieval.relevant(floor)[: chat.evidence_chunks]
-        p = Prepared(session_id, question, query, history, retrieval, relevant, timings=timings, persist=persist)
+        p = Prepared(session_id, question, query, history, retrieval, relevant, timings=timings, persist=persist, turn=turn)
         p.options = options or AnswerOptions()
         if relevant:
             t0 = time.perf_counter()
@@ -334,7 +337,7 @@ class ChatService:
         shown = p.relevant if p.outcome == "answer" else []
         sources = [_source(h, h.id in cited) for h in shown]
         if p.persist:
-            await asyncio.to_thread(self.store.append, p.session_id, p.question, answer.answer)
+            p.turn = await asyncio.to_thread(self.store.append, p.session_id, p.question, answer.answer)
         p.timings["total_ms"] = _ms(started)
         response = ChatResponse(
             answer=answer.answer,
@@ -342,6 +345,7 @@ class ChatService:
             confidence=answer.confidence,
             handoff=answer.handoff,
             session_id=p.session_id,
+            turn=p.turn,
             mode=mode,
             answer_mode=self.settings.chat.answer_mode,
             verification=verification or Verification(checked=False, passed=None, reasons=[], fallback=False),

@@ -92,6 +92,9 @@ class ChatResponse(Answer):
     model_config = ConfigDict(extra="forbid")
 
     session_id: str
+    turn: int = Field(
+        description="0-based index of this answer in its session: name it with the session_id to rate the answer (POST /v1/feedback)."
+    )
     mode: Literal["generated", "extractive", "handoff", "no_evidence"] = Field(
         description="What answered. generated: the model phrased the evidence (and, in auto mode, passed verification); "
         "extractive: the evidence sentences themselves (answer_mode extractive, a rejected reply in auto, or no model "

@@ -30,7 +30,7 @@ class GenerationResult:
 class Engine(Protocol):
     # Read-only to callers: plain attributes and properties (a wrapper's) both satisfy these.
     @property
-    def kind(self) -> str: ...  # "llamacpp" | "ollama"
+    def kind(self) -> str: ...  # "llamacpp" | "ollama" | "openai"
 
     @property
     def name(self) -> str: ...  # the model, as reported in answers
@@ -83,6 +83,10 @@ def create_engine(settings: Settings) -> Engine | None:
     engine = settings.llm.engine
     if engine == "none":
         return None
+    if engine == "openai":
+        from serve.engines.openai import OpenAIEngine
+
+        return OpenAIEngine(settings)
     if engine == "ollama" or (engine == "auto" and settings.ollama.model):
         from serve.engines.ollama import OllamaEngine
 

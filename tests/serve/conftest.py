@@ -12,19 +12,24 @@ import pytest
 from tests.serve.admin_kb import admin_client, admin_kb, admin_settings  # noqa: F401  (fixtures of the admin API tests)
 
 
+def with_store(settings, url: str):
+    """The settings with the API's store at `url` (a SQLite file or a Postgres database)."""
+    return settings.model_copy(update={"store": settings.store.model_copy(update={"url": url})})
+
+
 @pytest.fixture
 def make_client(knowledge_index, retriever, tmp_path, monkeypatch):
     """Build a TestClient for settings (and optionally an engine); the retriever is shared."""
     from fastapi.testclient import TestClient
 
     from serve.app import create_app
-    from serve.conversations import ConversationStore
 
     clients = []
 
     def make(settings, **kwargs):
-        # Conversations go to this test's folder; the index stays the session's.
-        monkeypatch.setattr("serve.app.ConversationStore", lambda _path: ConversationStore(tmp_path / "conversations.sqlite3"))
+        # Conversations go to this test's folder (unless the test names a store); the index stays the session's.
+        if settings.store.url is None:
+            settings = with_store(settings, f"sqlite:///{tmp_path / 'conversations.sqlite3'}")
         client = TestClient(create_app(settings, retriever=retriever, **kwargs))
         client.__enter__()
         clients.append(client)

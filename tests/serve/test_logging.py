@@ -49,12 +49,12 @@ def request_lines(buffer: io.StringIO) -> list[dict]:
 def build_app(serve_settings, retriever, tmp_path, monkeypatch):
     """An app answering without a model (fast), with extra test routes added before it starts."""
     from serve.app import create_app
-    from serve.conversations import ConversationStore
 
-    monkeypatch.setattr("serve.app.ConversationStore", lambda _path: ConversationStore(tmp_path / "c.sqlite3"))
+    from .conftest import with_store
 
     def build(**observability):
-        settings = serve_settings.model_copy(update={"observability": ObservabilitySettings(**observability)})
+        settings = with_store(serve_settings, f"sqlite:///{tmp_path / 'c.sqlite3'}")
+        settings = settings.model_copy(update={"observability": ObservabilitySettings(**observability)})
         app = create_app(settings, retriever=retriever, engine=None)
 
         @app.get("/test/boom")

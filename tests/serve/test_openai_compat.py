@@ -18,15 +18,16 @@ from serve.engines.counting import CountingEngine
 def start_server(retriever, tmp_path, monkeypatch):
     """Serve an app for `settings` (and optionally an engine) over real HTTP; returns its /v1 base URL."""
     from serve.app import create_app
-    from serve.conversations import ConversationStore
 
-    monkeypatch.setattr("serve.app.ConversationStore", lambda _path: ConversationStore(tmp_path / "c.sqlite3"))
+    from .conftest import with_store
+
     servers = []
 
     def start(settings, **kwargs) -> str:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
+        settings = with_store(settings, f"sqlite:///{tmp_path / f'c{len(servers)}.sqlite3'}")
         app = create_app(settings, retriever=retriever, **kwargs)
         uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=uv.run, daemon=True)
