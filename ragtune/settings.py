@@ -165,6 +165,18 @@ class LLMSettings(_Section):
         description="Seconds the llama.cpp model process may take to load the model and pass its start-up "
         "self-check (a multi-token decode in the child process) before it counts as failed.",
     )
+    queue_limit: int = Field(
+        8,
+        ge=0,
+        description="Answers that may wait for the embedded llama.cpp model while it writes another (it answers one at a "
+        "time). One more is refused at once: in auto answer mode it gets the extractive answer, otherwise a 503 with "
+        "Retry-After. 0 = no waiting.",
+    )
+    queue_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Longest wait for the embedded llama.cpp model before an answer is refused the same way.",
+    )
     name: str | None = Field(None, description="Model name reported in answers (default: derived from the file or Ollama model).")
 
 

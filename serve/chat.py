@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from typing import Any
 
 from ragtune.answer import Answer, parse_answer
 from ragtune.documents import Hit
-from ragtune.errors import InvalidModelOutput, PayloadTooLarge, UserInputError
+from ragtune.errors import InvalidModelOutput, ModelUnavailable, PayloadTooLarge, UserInputError
 from ragtune.evidence import Evidence, EvidenceSelector, evidence_chunks
 from ragtune.prompt import SYSTEM_TEMPLATE, NumberedSources, Turn, build_messages, number_sources, standalone_query
 from ragtune.retriever import RetrievalResult, Retriever
@@ -41,8 +42,10 @@ from serve.schemas import ChatResponse, ContextReport, EvidenceItem, Source, Usa
 from serve.store.conversations import ConversationStore, check_session_id, new_session_id
 from serve.verify import verify_answer
 
+log = logging.getLogger("ragtune.chat")
 REPAIR_HINT = "Your previous reply was rejected: {error}. Reply again with only the JSON object described in the instructions."
 INVALID = "invalid"  # verification reason: the reply broke the JSON contract twice
+UNAVAILABLE = "unavailable"  # the model was busy (its queue full) or failed mid-answer; auto mode answered extractively
 SAFETY_MARGIN_TOKENS = 16
 READY_CHECK_SECONDS = 5.0
 # The system prompt's rules: an answer repeating them verbatim leaks the prompt.
@@ -421,6 +424,15 @@ class ChatService:
             if self.settings.chat.answer_mode != "auto":
                 raise  # generative mode: a reply invalid twice is a 502, as the contract says
             reply = None
+        except ModelUnavailable as exc:
+            if self.settings.chat.answer_mode != "auto":
+                raise  # generative mode promises a phrased answer: a 503 (with Retry-After when busy)
+            # Auto mode: the verified extractive answer is always at hand, so a busy or failing model costs
+            # the customer the phrasing, not the answer.
+            log.warning("answering extractively: %s", exc)
+            p.timings["generate_ms"] = _ms(t0)
+            check = Verification(checked=False, passed=None, reasons=[UNAVAILABLE], fallback=True)
+            return await self._finish(p, self._extractive(p), "extractive", started, check)
         p.timings["generate_ms"] = _ms(t0)
         return await self._conclude(p, reply, started)
 

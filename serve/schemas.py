@@ -73,7 +73,8 @@ class Verification(BaseModel):
     checked: bool = Field(description="Whether a generated reply was verified (false for extractive answers and hand-offs).")
     passed: bool | None = Field(description="Whether the generated reply passed; null when none was checked.")
     reasons: list[str] = Field(
-        description="Why it was rejected: debris, echo, loop, number, name, negation, unsupported, incomplete, refusal, leak, invalid."
+        description="Why it was rejected: debris, echo, loop, number, name, negation, unsupported, incomplete, refusal, leak, "
+        "invalid; or unavailable: the model was busy (its queue full) or failed, and auto mode answered extractively."
     )
     fallback: bool = Field(description="True when the rejected reply was replaced by the extractive answer (auto mode).")
 

@@ -30,6 +30,7 @@ from serve.engines.base import GenerationResult
 from serve.engines.grammar import answer_grammar
 from serve.engines.llama_worker import worker_main
 from serve.engines.model_process import ModelProcess, Worker
+from serve.engines.queue import GenerationQueue
 
 
 def bundled_gguf() -> Path | None:
@@ -86,6 +87,7 @@ class LlamaCppEngine:
             start_timeout_s=self.settings.load_timeout_s,
             request_timeout_s=self.settings.timeout_s,
         )
+        self.queue = GenerationQueue(self.settings.queue_limit, self.settings.queue_timeout_s)
         self.unavailable_reason: str | None = None
 
     # ---- vocabulary and template (this process) ----------------------------------------
@@ -188,7 +190,8 @@ class LlamaCppEngine:
         )
 
     async def generate(self, messages, allowed_ids, max_tokens, tight=False, *, temperature=None) -> GenerationResult:
-        return await asyncio.to_thread(self._generate_sync, messages, allowed_ids, max_tokens, tight, temperature)
+        async with self.queue.turn():  # waits on the event loop, not in a worker thread
+            return await asyncio.to_thread(self._generate_sync, messages, allowed_ids, max_tokens, tight, temperature)
 
     async def stream(self, messages, allowed_ids, max_tokens, *, temperature=None, result=None) -> AsyncIterator[str]:
         """Text as it is generated: the model process sends each new piece over its pipe."""
@@ -208,16 +211,17 @@ class LlamaCppEngine:
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, done)
 
-        threading.Thread(target=produce, daemon=True).start()
-        while True:
-            item = await queue.get()
-            if item is done:
-                break
-            if isinstance(item, ModelUnavailable):
-                raise item
-            if isinstance(item, Exception):
-                raise ModelUnavailable(f"llama.cpp generation failed: {item}") from item
-            yield item
+        async with self.queue.turn():
+            threading.Thread(target=produce, daemon=True).start()
+            while True:
+                item = await queue.get()
+                if item is done:
+                    break
+                if isinstance(item, ModelUnavailable):
+                    raise item
+                if isinstance(item, Exception):
+                    raise ModelUnavailable(f"llama.cpp generation failed: {item}") from item
+                yield item
 
     # ---- life cycle ---------------------------------------------------------------------
     def load(self) -> None:
