@@ -90,11 +90,12 @@ def create_app(
 
     install_error_handlers(app)
 
-    from serve.routes import chat, health, openai_compat
+    from serve.routes import chat, health, openai_compat, static
 
     app.include_router(health.router)
     app.include_router(chat.router)
     app.include_router(openai_compat.router)
+    app.include_router(static.router)
     return app
 
 
