@@ -65,6 +65,11 @@ def start_chromium(width: int = 1280, height: int = 860):
     return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
 
 
+def csp_messages(driver) -> list[str]:
+    """Content-Security-Policy violations in the browser console since the last call."""
+    return [entry["message"] for entry in driver.get_log("browser") if "Content Security Policy" in entry["message"]]
+
+
 class RagtuneServer:
     """`python -m cli serve` in a subprocess over a data dir, with settings from a config file."""
 

@@ -16,7 +16,7 @@ from selenium.webdriver.common.by import By
 
 from tests.conftest import KNOWLEDGE
 
-from .browser import RagtuneServer, Widget, ingest_folder, start_chromium, wait_until
+from .browser import RagtuneServer, Widget, csp_messages, ingest_folder, start_chromium, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 ADMIN_KEY = "admin-console-test-key-0123456789"
@@ -92,6 +92,7 @@ def test_a_wrong_key_is_refused_and_the_right_one_kept_for_the_tab(driver, serve
     row = doc_row(driver, "policies/refund-policy.pdf")
     assert row is not None and "indexed" in row.text
     assert int(row.find_elements(By.CSS_SELECTOR, "td")[3].text) >= 1  # its chunk count
+    assert csp_messages(driver) == []  # the console runs under its strict CSP
 
 
 DROP = """

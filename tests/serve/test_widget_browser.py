@@ -25,7 +25,7 @@ from selenium.webdriver.common.keys import Keys
 
 from tests.conftest import KNOWLEDGE
 
-from .browser import RagtuneServer, StaticSite, Widget, copy_data_dir, ingest_folder, start_chromium, wait_until
+from .browser import RagtuneServer, StaticSite, Widget, copy_data_dir, csp_messages, ingest_folder, start_chromium, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 HERE = Path(__file__).parent
@@ -79,10 +79,6 @@ def host_page(site: StaticSite, api: str, name: str, head: str = "", attributes:
         f"<h1>Our shop</h1><p id='copy'>Welcome.</p><button id='host-button'>Host button</button>"
         f"<script src='{api}/widget.js' data-contact='https://shop.example/contact' {attributes} defer></script></body></html>",
     )
-
-
-def csp_messages(driver) -> list[str]:
-    return [entry["message"] for entry in driver.get_log("browser") if "Content Security Policy" in entry["message"]]
 
 
 def test_conversation_sources_follow_up_reload_and_new_conversation(driver, servers):
