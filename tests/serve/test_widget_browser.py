@@ -339,16 +339,32 @@ def test_roles_contrast_colours_and_reduced_motion(driver, servers):
         driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
 
 
-def test_network_error_offers_a_retry_that_recovers(driver, servers):
+def offline(driver, on: bool) -> None:
+    driver.set_network_conditions(offline=on, latency=0, download_throughput=-1, upload_throughput=-1)
+
+
+def test_network_errors_are_retried_then_offered_as_a_retry(driver, servers):
     widget = Widget.fresh(driver, servers.extractive.url + "/demo")
     widget.open()
-    driver.set_network_conditions(offline=True, latency=0, download_throughput=-1, upload_throughput=-1)
+    # A short outage: the widget retries by itself and the answer arrives without an error.
+    offline(driver, True)
+    try:
+        widget.find("textarea").send_keys(REFUND, Keys.ENTER)
+        time.sleep(0.3)
+    finally:
+        offline(driver, False)
+    assert "within 30 days" in Widget.text(widget.wait_answer(0))
+    assert widget.find_all(".m.b.err") == []
+
+    # A longer one: after its retries the widget says so and offers to try again.
+    widget.find("button.new").click()
+    offline(driver, True)
     try:
         widget.find("textarea").send_keys(REFUND, Keys.ENTER)
         failed = wait_until(lambda: widget.find_all(".m.b.err"), what="the network error")[0]
         assert Widget.text(failed) == NETWORK_TEXT
     finally:
-        driver.set_network_conditions(offline=False, latency=0, download_throughput=-1, upload_throughput=-1)
+        offline(driver, False)
     failed.find_element(By.CSS_SELECTOR, "button.retry").click()
     bubble = widget.wait_answer(0)
     assert "within 30 days" in Widget.text(bubble)
