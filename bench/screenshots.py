@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(ROOT / "knowledge", base / "kb")
         environ = os.environ | {"RAGTUNE_DATA_DIR": str(base / "data"), "PYTHONPATH": str(ROOT)}
         subprocess.run([sys.executable, "-m", "cli", "ingest", str(base / "kb")], check=True, env=environ, cwd=base)
-        key = "admin-" + secrets.token_hex(8)
+        key = secrets.token_urlsafe(32)
         config: dict = {"chat": {"answer_mode": args.answer_mode}, "ingest": {"source_dir": str(base / "kb")}}
         if args.only != "widget":
             config["auth"] = {"admin_keys": [{"name": "screenshots", "key": key}]}

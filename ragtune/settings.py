@@ -9,16 +9,19 @@ is the reference; `ragtune config` prints the effective tree.
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import tomllib
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ragtune.errors import ConfigError
@@ -233,13 +236,38 @@ class ChatSettings(_Section):
 class ServerSettings(_Section):
     host: str = Field("127.0.0.1", description="Address `ragtune serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `ragtune serve` listens on.")
-    cors_origins: list[str] = Field([], description="Origins allowed to call the API from a browser (support widgets).")
+    cors_origins: list[str] = Field(
+        [],
+        description="Origins allowed to call the API from a browser with any key (or, without keys, at all), on top of "
+        "each widget key's own origins (auth.widget_keys[].origins).",
+    )
     max_body_mb: float = Field(
         1.0,
         gt=0,
         description="Largest request body accepted, on every route; checked against Content-Length and "
         "counted while the body streams in, so a larger one gets a 413 before it is buffered.",
     )
+    trusted_proxies: list[str] = Field(
+        [],
+        description="Networks (CIDRs, e.g. 10.0.0.0/8, 127.0.0.1/32) of reverse proxies whose X-Forwarded-For is believed: "
+        "for a request from one of them the client address (for the per-address rate limit) is the last hop not itself a "
+        "trusted proxy. From any other peer the header is ignored and the socket's peer is the client.",
+    )
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        return [normalise_origin(value) for value in values]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IP address or CIDR network (e.g. 10.0.0.0/8)") from None
+        return values
 
 
 class StoreSettings(_Section):
@@ -248,6 +276,169 @@ class StoreSettings(_Section):
         description="Where the API keeps conversations, feedback, jobs and rate-limit counters. Unset: a SQLite file "
         "<data_dir>/conversations.sqlite3 (one machine); postgresql://user:password@host/db: Postgres, shared by "
         "several API replicas (needs psycopg).",
+    )
+
+
+KEY_ADVICE = 'generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+MIN_KEY_CHARS = 24
+# Strings that mark a key copied from an example rather than generated (compared without case or separators).
+PLACEHOLDER_WORDS = (
+    "changeme",
+    "yourkey",
+    "yourapikey",
+    "replaceme",
+    "placeholder",
+    "example",
+    "test",
+    "dummy",
+    "sample",
+    "xxxx",
+)
+
+
+def key_problem(key: str) -> str | None:
+    """Why `key` is not fit to guard an API (None when it is). The message never repeats the key."""
+    if len(key) < MIN_KEY_CHARS:
+        return f"is too short ({len(key)} characters; at least {MIN_KEY_CHARS})"
+    folded = re.sub(r"[\s_.\-]", "", key.lower())
+    word = next((w for w in PLACEHOLDER_WORDS if w in folded), None)
+    if word:
+        return f"looks like a placeholder (it contains {word!r})"
+    if len(set(key)) < 8:
+        return "repeats too few characters to be random"
+    return None
+
+
+class ApiKey(_Section):
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.@-]+$",
+        description="Who holds the key: shown in logs, rate-limit counters and messages (never the key itself).",
+    )
+    key: str | None = Field(
+        None,
+        repr=False,
+        description="The key (at least 24 random characters). Kept in memory only as its SHA-256 once loaded.",
+    )
+    key_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="The key's SHA-256 (hex) instead of the key, so the settings file holds no secret: "
+        'python -c "import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest())" KEY',
+    )
+
+    @model_validator(mode="after")
+    def _hash_the_key(self) -> ApiKey:
+        if self.key is not None and self.key_sha256 is not None:
+            raise ValueError(f"key {self.name!r}: give key or key_sha256, not both")
+        if self.key is not None:
+            problem = key_problem(self.key)
+            if problem:
+                raise ValueError(f"key {self.name!r} {problem}; {KEY_ADVICE}")
+            self.key_sha256, self.key = hashlib.sha256(self.key.encode()).hexdigest(), None
+        elif self.key_sha256 is None:
+            raise ValueError(f"key {self.name!r} needs key (or key_sha256); {KEY_ADVICE}")
+        self.key_sha256 = self.key_sha256.lower()
+        return self
+
+    @field_serializer("key_sha256", when_used="json")
+    def _fingerprint(self, value: str | None) -> str | None:
+        # `ragtune config` shows which key is which, not enough to look one up.
+        return f"{value[:8]}... (masked)" if value else value
+
+
+class WidgetKey(ApiKey):
+    origins: list[str] = Field(
+        [],
+        description="Browser origins (scheme://host[:port], '*' for any) the key may be used from; they drive CORS. "
+        "A request from another origin with this key is refused 403; requests without Origin (servers) are allowed.",
+    )
+
+    @field_validator("origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        return [normalise_origin(value) for value in values]
+
+
+class AdminKey(ApiKey):
+    pass
+
+
+def normalise_origin(value: str) -> str:
+    """'https://Shop.example/' -> 'https://shop.example'; a path or a missing scheme is an error."""
+    origin = value.strip().rstrip("/").lower()
+    if origin == "*" or re.fullmatch(r"https?://[a-z0-9.\-\[\]:]+", origin):
+        return origin
+    raise ValueError(f"origin {value!r} must be scheme://host[:port] as a browser sends it (e.g. https://shop.example), or '*'")
+
+
+class AuthSettings(_Section):
+    widget_keys: list[WidgetKey] = Field(
+        [],
+        description="Keys for the chat routes (/v1/chat, /v1/chat/completions, /v1/models, /v1/feedback), each "
+        "{name, key or key_sha256, origins}. In the environment as JSON: "
+        'RAGTUNE_AUTH__WIDGET_KEYS=\'[{"name": "shop", "key": "...", "origins": ["https://shop.example"]}]\'.',
+    )
+    admin_keys: list[AdminKey] = Field(
+        [],
+        description="Keys for everything, the admin API (/v1/admin) included, each {name, key or key_sha256}; "
+        'RAGTUNE_AUTH__ADMIN_KEYS=\'[{"name": "ops", "key": "..."}]\'.',
+    )
+    allow_unauthenticated_loopback: bool = Field(
+        True,
+        description="With no key configured, serve an open API to loopback clients only (development); the server then "
+        "refuses to listen on other interfaces. False: refuse to start without keys, so a deployment whose key "
+        "variables went missing fails closed.",
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> AuthSettings:
+        keys: list[ApiKey] = [*self.widget_keys, *self.admin_keys]
+        names = [k.name for k in keys]
+        if len(set(names)) < len(names):
+            raise ValueError(f"key names must be distinct (they name the rate-limit counters): {sorted(names)}")
+        if len({k.key_sha256 for k in keys}) < len(keys):
+            raise ValueError("the same key is configured twice; give each holder its own key")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.widget_keys or self.admin_keys)
+
+
+class LimitsSettings(_Section):
+    window_s: float = Field(
+        60.0, gt=0, description="Length of the request-counting window in seconds (fixed windows on the clock)."
+    )
+    requests_per_key: int = Field(
+        60,
+        ge=0,
+        description="Requests one key may make per window on the chat routes; 0 = off. A widget key is shared by "
+        "every visitor of its site, so this caps the whole site.",
+    )
+    requests_per_address: int = Field(
+        30,
+        ge=0,
+        description="Requests one client address may make per window on the chat routes, with or without a key; 0 = off.",
+    )
+    streams_per_key: int = Field(
+        4,
+        ge=0,
+        description="Answers one key may have in flight at once, streamed (until the last event) or not; without keys, "
+        "per client address; 0 = off.",
+    )
+    stream_ttl_s: float = Field(
+        600.0,
+        gt=0,
+        description="A held answer slot expires after this long, so a replica that dies mid-answer frees its slots; "
+        "keep it above the longest answer (llm.timeout_s).",
+    )
+    daily_tokens_per_key: int | None = Field(
+        None,
+        ge=1,
+        description="Tokens (prompt + completion, as the answers report them) one key may spend per UTC day; past it "
+        "answers get 429 until midnight UTC. None = unlimited.",
     )
 
 
@@ -267,6 +458,8 @@ class Settings(BaseSettings):
     chat: ChatSettings = Field(default_factory=ChatSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
@@ -369,7 +562,8 @@ def load_settings(
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         source = f" (from {path} and RAGTUNE_ variables)" if path else " (from RAGTUNE_ variables)"
-        raise ConfigError(f"invalid settings{source}: {problems}") from exc
+        # Not chained: the ValidationError would repeat the input values, API keys and passwords included.
+        raise ConfigError(f"invalid settings{source}: {problems}") from None
 
 
 def describe(model: type[BaseModel] = Settings, prefix: str = "") -> list[tuple[str, str, str]]:

@@ -3,7 +3,9 @@
 `create_app(settings, engine=..., retriever=...)` builds an app with no module-level state; tests
 pass other collaborators. The lifespan opens the conversation store, the retriever and the engine
 and closes them again. Errors become HTTP errors at the edge, in one shape (`serve/errors.py`);
-request bodies are size-limited while they are read (`serve/body_limit.py`).
+request bodies are size-limited while they are read (`serve/body_limit.py`). Access control (API
+keys, origins, `serve/auth.py`, `serve/cors.py`) and rate limits (`serve/ratelimit.py`) are wired
+here, as router dependencies.
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
+from fastapi import Depends, FastAPI
 
 from ragtune import __version__
 from ragtune.embedding import Embedder
@@ -23,15 +24,24 @@ from ragtune.errors import RagtuneError
 from ragtune.index import KnowledgeIndex
 from ragtune.retriever import Retriever
 from ragtune.settings import Settings
+from serve.auth import AccessControl, check_bind, require_admin, require_chat_access
 from serve.body_limit import BodyLimitMiddleware
 from serve.chat import ChatService
+from serve.clients import ClientAddresses
 from serve.conversations import ConversationStore
+from serve.cors import KeyedCORSMiddleware
 from serve.engines import Engine, create_engine
 from serve.errors import error_content, install_error_handlers
+from serve.ratelimit import RateLimiter, limit_requests
 from serve.store import Database
+from serve.store.limits import LimitStore
 
 log = logging.getLogger("ragtune.serve")
 _UNSET: Any = object()
+# Router dependencies. Chat routes (/v1/chat, /v1/chat/completions, /v1/models, /v1/feedback): a widget
+# or admin key, rate-limited. The admin API: app.include_router(admin.router, dependencies=ADMIN_ACCESS).
+CHAT_ACCESS = [Depends(require_chat_access), Depends(limit_requests)]
+ADMIN_ACCESS = [Depends(require_admin)]
 
 
 async def _warm_up(retriever: Retriever, engine: Engine | None) -> None:
@@ -54,10 +64,14 @@ async def _warm_up(retriever: Retriever, engine: Engine | None) -> None:
 def create_app(
     settings: Settings, *, engine: Engine | None = _UNSET, retriever: Retriever | None = None, warm_up: bool = True
 ) -> FastAPI:
+    access = AccessControl(settings)  # a ConfigError here when keys are required and none is configured
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        (log.warning if access.open else log.info)("%s", access.describe())
         db = Database.open(settings.store.url, Path(settings.data_dir))
         app.state.db = db
+        app.state.limiter = RateLimiter(LimitStore(db), settings.limits, ClientAddresses(settings.server.trusted_proxies))
         store = ConversationStore(Path(settings.data_dir) / "conversations.sqlite3")
         the_retriever = retriever or Retriever(KnowledgeIndex(settings), Embedder(settings.embedding), settings.retrieval)
         the_engine = create_engine(settings) if engine is _UNSET else engine
@@ -81,26 +95,26 @@ def create_app(
         "`/v1/chat/completions` and `/v1/models` follow the OpenAI API so existing SDKs work unchanged.",
         lifespan=lifespan,
     )
+    app.state.access = access
     # Inside CORS, so a 413 still carries the headers a browser needs to show it.
     app.add_middleware(BodyLimitMiddleware, max_bytes=int(settings.server.max_body_mb * 1048576), error_content=error_content)
-    if settings.server.cors_origins:
-        app.add_middleware(
-            CORSMiddleware, allow_origins=settings.server.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
-        )
+    app.add_middleware(KeyedCORSMiddleware, policy=access.origins, error_content=error_content)
 
     install_error_handlers(app)
 
     from serve.routes import chat, health, openai_compat, static
 
     app.include_router(health.router)
-    app.include_router(chat.router)
-    app.include_router(openai_compat.router)
-    app.include_router(static.router)
+    app.include_router(chat.router, dependencies=CHAT_ACCESS)
+    app.include_router(openai_compat.router, dependencies=CHAT_ACCESS)
+    app.include_router(static.router)  # open: /widget.js, /demo, /admin (the console's API calls need the admin key)
+    # Still to come: feedback.router with CHAT_ACCESS, admin.router with ADMIN_ACCESS.
     return app
 
 
 def run_server(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
+    check_bind(settings, host)  # no keys: loopback only
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

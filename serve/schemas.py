@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragtune.answer import Answer
+from ragtune.documents import FILTER_FIELDS
+
+# Metadata filters: the schema names the fields a filter may use (the retriever checks them again,
+# with an error that lists them), so generated clients and fuzzers see what is accepted.
+Filters = Annotated[
+    dict[str, str | Annotated[list[str], Field(min_length=1)]],
+    Field(json_schema_extra={"propertyNames": {"enum": list(FILTER_FIELDS)}}),
+]
 
 
 class ChatRequest(BaseModel):
@@ -15,8 +23,12 @@ class ChatRequest(BaseModel):
     )
 
     message: str = Field(description="The customer's question.", min_length=1)
-    session_id: str | None = Field(None, description="Conversation id from an earlier answer; omit to start a new one.")
-    filters: dict[str, str | list[str]] | None = Field(
+    session_id: str | None = Field(
+        None,
+        description="Conversation id from an earlier answer; omit to start a new one.",
+        pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+    )
+    filters: Filters | None = Field(
         None, description="Restrict retrieval by metadata: doc_id, doc_type, category, title, section. A list means any of."
     )
     stream: bool = Field(
@@ -91,6 +103,18 @@ class ChatResponse(Answer):
 class ErrorResponse(BaseModel):
     detail: str
     error: str = Field(description="Error class, e.g. PayloadTooLarge, ModelUnavailable.")
+
+
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    code: int | str | None = None
+
+
+class OpenAIErrorResponse(BaseModel):
+    """The error shape of the OpenAI-compatible routes (what OpenAI's SDKs parse)."""
+
+    error: OpenAIErrorDetail
 
 
 def error_body(exc: Exception) -> dict[str, Any]:

@@ -58,7 +58,9 @@ def knowledge_index(tmp_path_factory, embedder):
     from ragtune.settings import load_settings
 
     data = tmp_path_factory.mktemp("kb-index")
-    settings = load_settings(environ={"RAGTUNE_DATA_DIR": str(data)})
+    # No per-address request limit: the serving tests share this store and make far more than 30
+    # requests a minute from one address; tests/serve/test_rate_limits.py sets its own limits.
+    settings = load_settings(environ={"RAGTUNE_DATA_DIR": str(data), "RAGTUNE_LIMITS__REQUESTS_PER_ADDRESS": "0"})
     items, failures = scan_folder(KNOWLEDGE, settings.ingest)
     report = run_ingest(settings, items, failures, embedder=embedder)
     assert not report.failed, report.failed

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from ragtune.errors import RagtuneError
+from serve.ratelimit import AnswerMeterDep
 from serve.routes.deps import ChatDep
 from serve.schemas import ChatRequest, ChatResponse, ErrorResponse, error_body
 
@@ -34,9 +35,11 @@ def sse(event: str, data: dict) -> str:
     | {200: {"content": {"text/event-stream": {}}, "description": "The answer, or with stream=true an event stream."}},
     summary="Answer a customer's question from the knowledge base.",
 )
-async def chat(request: ChatRequest, chat: ChatDep):
+async def chat(request: ChatRequest, chat: ChatDep, meter: AnswerMeterDep):
     if not request.stream:
-        return await chat.answer(request.message, request.session_id, request.filters)
+        response = await chat.answer(request.message, request.session_id, request.filters)
+        meter.answered(response)
+        return response
     events = chat.stream(request.message, request.session_id, request.filters)
     first = await events.__anext__()  # errors before the first byte still become proper HTTP errors
 
@@ -45,6 +48,8 @@ async def chat(request: ChatRequest, chat: ChatDep):
         try:
             while True:
                 kind, payload = item
+                if kind != "delta":
+                    meter.answered(payload)
                 yield sse("delta", {"text": payload}) if kind == "delta" else sse("answer", payload.model_dump(mode="json"))
                 item = await events.__anext__()
         except StopAsyncIteration:

@@ -20,11 +20,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragtune.errors import RagtuneError, UserInputError
 from ragtune.prompt import Turn, answer_json
+from serve.ratelimit import AnswerMeterDep
 from serve.routes.chat import ERRORS
 from serve.routes.deps import ChatDep, SettingsDep
-from serve.schemas import ChatResponse, error_body
+from serve.schemas import ChatResponse, Filters, OpenAIErrorResponse, error_body
 
 router = APIRouter(tags=["openai"])
+# The same statuses as the native route, in OpenAI's error shape.
+OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": OpenAIErrorResponse, "description": spec["description"]} for status, spec in ERRORS.items()
+}
 
 
 class Message(BaseModel):
@@ -45,7 +50,7 @@ class CompletionRequest(BaseModel):
     model: str | None = None
     messages: list[Message] = Field(min_length=1)
     stream: bool = False
-    filters: dict[str, str | list[str]] | None = None
+    filters: Filters | None = None
 
 
 def _model_name(chat) -> str:
@@ -93,14 +98,17 @@ async def models(chat: ChatDep) -> dict:
     return {"object": "list", "data": [{"id": _model_name(chat), "object": "model", "created": 0, "owned_by": "ragtune"}]}
 
 
-@router.post("/v1/chat/completions", responses=ERRORS, summary="OpenAI-compatible chat completion; content is the answer JSON.")
-async def completions(request: CompletionRequest, chat: ChatDep, settings: SettingsDep):
+@router.post(
+    "/v1/chat/completions", responses=OPENAI_ERRORS, summary="OpenAI-compatible chat completion; content is the answer JSON."
+)
+async def completions(request: CompletionRequest, chat: ChatDep, settings: SettingsDep, meter: AnswerMeterDep):
     question, history = _history(request.messages, settings.chat.max_history_messages)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     model = _model_name(chat)
     if not request.stream:
         response = await chat.answer(question, filters=request.filters, history=history)
+        meter.answered(response)
         return {
             "id": completion_id,
             "object": "chat.completion",
@@ -146,6 +154,7 @@ async def completions(request: CompletionRequest, chat: ChatDep, settings: Setti
                     sent += piece
                     yield chunk({"content": piece})
                 else:
+                    meter.answered(payload)
                     final = answer_json(payload.answer_only())
                     if not final.startswith(sent):
                         raise RagtuneError("the answer changed after a retry; request it again without streaming")

@@ -8,6 +8,7 @@ document, roll the index back, and find the conversation with its feedback.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from types import SimpleNamespace
 
@@ -19,8 +20,8 @@ from tests.conftest import KNOWLEDGE
 from .browser import RagtuneServer, Widget, csp_messages, ingest_folder, start_chromium, wait_until
 
 pytestmark = pytest.mark.timeout(300)
-ADMIN_KEY = "admin-console-test-key-0123456789"
-WIDGET_KEY = "widget-console-test-key-0123456789"
+ADMIN_KEY = secrets.token_urlsafe(32)
+WIDGET_KEY = secrets.token_urlsafe(32)
 KETTLE = "# Comet kettle\n\n## How fast does the Comet kettle boil water?\n\nThe Comet kettle boils one litre of water in ninety seconds.\n"
 MUG = "Comet travel mug\n\nThe Comet travel mug keeps drinks hot for nine hours.\n"
 KETTLE_QUESTION = "How fast does the Comet kettle boil water?"

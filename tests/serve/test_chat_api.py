@@ -115,7 +115,7 @@ def test_without_a_model_answers_are_extractive(serve_settings, make_client):
         ({"message": "   "}, 400, "empty"),
         ({"message": "x" * 5000}, 413, "limit is 4000"),
         ({"message": "refund", "filters": {"colour": "red"}}, 400, "unknown filter"),
-        ({"message": "refund", "session_id": "bad id!"}, 400, "session_id"),
+        ({"message": "refund", "session_id": "bad id!"}, 422, "session_id"),
         ({"message": "refund", "surprise": 1}, 422, "surprise"),
         ({}, 422, "message"),
     ],

@@ -12,11 +12,12 @@ from __future__ import annotations
 import html
 import json
 import re
+import secrets
 import shutil
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
@@ -35,6 +36,10 @@ OUT_OF_SCOPE = "Do you sell pizza?"
 COUPON = "How do I redeem an Orbit coupon?"
 HANDOFF_TEXT = "I'll connect you with a person."
 NETWORK_TEXT = "We could not reach the server. Check your connection and try again."
+WIDGET_KEY = secrets.token_urlsafe(32)  # the shop's key: its site's origin is allowed
+OTHER_KEY = secrets.token_urlsafe(32)  # another shop's key, for another origin
+ADMIN_KEY = secrets.token_urlsafe(32)
+NO_LIMITS = {"requests_per_key": 0, "requests_per_address": 0}
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +56,18 @@ def servers(tmp_path_factory, embedder, site):
     shutil.copytree(HERE / "widget_kb", base / "kb" / "widget-tests")
     ingest_folder(base / "kb", base / "data", embedder)
     copy_data_dir(base / "data", base / "data-generative")
-    extractive = RagtuneServer(
-        base / "data", base / "extractive", {"llm": {"engine": "none"}, "server": {"cors_origins": [site.origin]}}
+    # The extractive server checks keys; the generative one runs open to loopback (no key configured).
+    keys = {
+        "widget_keys": [
+            {"name": "shop", "key": WIDGET_KEY, "origins": [site.origin]},
+            {"name": "other-shop", "key": OTHER_KEY, "origins": ["https://other-shop.example"]},
+        ],
+        "admin_keys": [{"name": "ops", "key": ADMIN_KEY}],
+    }
+    extractive = RagtuneServer(base / "data", base / "extractive", {"llm": {"engine": "none"}, "auth": keys, "limits": NO_LIMITS})
+    generative = RagtuneServer(
+        base / "data-generative", base / "generative", {"chat": {"answer_mode": "generative"}, "limits": NO_LIMITS}
     )
-    generative = RagtuneServer(base / "data-generative", base / "generative", {"chat": {"answer_mode": "generative"}})
     try:
         assert extractive.wait_ready()["mode"] == "extractive"
         assert generative.wait_ready()["mode"] == "generated"
@@ -71,19 +84,26 @@ def driver():
     driver.quit()
 
 
-def host_page(site: StaticSite, api: str, name: str, head: str = "", attributes: str = "") -> str:
+def demo_url(server: RagtuneServer, key: str | None = WIDGET_KEY, **options: str) -> str:
+    """The server's /demo page; the query becomes the widget's data-* options (the key among them)."""
+    query = ({"key": key} if key else {}) | options
+    return f"{server.url}/demo" + (f"?{urlencode(query)}" if query else "")
+
+
+def host_page(site: StaticSite, api: str, name: str, head: str = "", attributes: str = "", key: str = WIDGET_KEY) -> str:
     """A page of the customer's site that embeds the widget from the API server with one script tag."""
     return site.page(
         name,
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Shop</title>{head}</head><body>"
         f"<h1>Our shop</h1><p id='copy'>Welcome.</p><button id='host-button'>Host button</button>"
-        f"<script src='{api}/widget.js' data-contact='https://shop.example/contact' {attributes} defer></script></body></html>",
+        f"<script src='{api}/widget.js' data-key='{key}' data-contact='https://shop.example/contact' {attributes} defer>"
+        "</script></body></html>",
     )
 
 
 def test_conversation_sources_follow_up_reload_and_new_conversation(driver, servers):
     api = servers.extractive
-    widget = Widget.fresh(driver, api.url + "/demo")
+    widget = Widget.fresh(driver, demo_url(api))
     assert not widget.find(".panel").is_displayed()
     widget.open()
     assert widget.focused() == "textarea."  # focus moves into the panel
@@ -131,7 +151,7 @@ def test_conversation_sources_follow_up_reload_and_new_conversation(driver, serv
 
 
 def test_streamed_text_grows_before_the_final_answer(driver, servers):
-    widget = Widget.fresh(driver, servers.generative.url + "/demo")
+    widget = Widget.fresh(driver, demo_url(servers.generative, key=None))
     widget.open()
     # Record every state of the newest answer bubble while the events arrive.
     widget.js(
@@ -157,7 +177,7 @@ def test_streamed_text_grows_before_the_final_answer(driver, servers):
 
 
 def test_out_of_scope_question_hands_off_with_the_contact_link(driver, servers):
-    widget = Widget.fresh(driver, servers.extractive.url + "/demo")
+    widget = Widget.fresh(driver, demo_url(servers.extractive))
     widget.open()
     bubble = widget.ask(OUT_OF_SCOPE)
     handoff = bubble.find_element(By.CSS_SELECTOR, ".ho")
@@ -239,7 +259,7 @@ def test_html_and_script_in_answers_sources_and_options_stay_text(driver, server
 
 
 def test_sources_with_a_web_address_are_links(driver, servers):
-    widget = Widget.fresh(driver, servers.extractive.url + "/demo")
+    widget = Widget.fresh(driver, demo_url(servers.extractive))
     widget.open()
     bubble = widget.ask("How long is the warranty on the Orbit desk lamp?")
     link = bubble.find_element(By.CSS_SELECTOR, ".src a")
@@ -250,7 +270,7 @@ def test_sources_with_a_web_address_are_links(driver, servers):
 
 
 def test_keyboard_only(driver, servers):
-    widget = Widget.fresh(driver, servers.extractive.url + "/demo")
+    widget = Widget.fresh(driver, demo_url(servers.extractive))
     keys = ActionChains(driver)
     for _ in range(20):  # Tab through the page to the launcher
         keys.send_keys(Keys.TAB).perform()
@@ -306,7 +326,7 @@ TEXTS = [".launch", "h2", "button.new", ".m.u .t", ".m.b:not(.greet) .t", ".src 
 
 
 def test_roles_contrast_colours_and_reduced_motion(driver, servers):
-    widget = Widget.fresh(driver, servers.extractive.url + "/demo")
+    widget = Widget.fresh(driver, demo_url(servers.extractive))
     launcher = widget.find(".launch")
     assert launcher.get_attribute("aria-haspopup") == "dialog" and launcher.get_attribute("aria-controls") == "rt-panel"
     panel = widget.find("#rt-panel")
@@ -322,17 +342,17 @@ def test_roles_contrast_colours_and_reduced_motion(driver, servers):
     assert widget.find(".panel").value_of_css_property("animation-name") == "rt-in"
 
     # A custom light accent gets dark text (still readable); a dark one keeps white text.
-    widget = Widget.fresh(driver, servers.extractive.url + "/demo?accent=%23ffd60a")
+    widget = Widget.fresh(driver, demo_url(servers.extractive, accent="#ffd60a"))
     colours = widget.js(COLOURS, [".launch"])[".launch"]
     assert colours[1] == "rgb(255, 214, 10)" and contrast(colours) >= 4.5
-    widget = Widget.fresh(driver, servers.extractive.url + "/demo?accent=%23047857&position=left")
+    widget = Widget.fresh(driver, demo_url(servers.extractive, accent="#047857", position="left"))
     colours = widget.js(COLOURS, [".launch"])[".launch"]
     assert colours == ["rgb(255, 255, 255)", "rgb(4, 120, 87)"] and contrast(colours) >= 4.5
     assert widget.find(".launch").rect["x"] < 100  # position=left
 
     driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-reduced-motion", "value": "reduce"}]})
     try:
-        widget = Widget.fresh(driver, servers.extractive.url + "/demo")
+        widget = Widget.fresh(driver, demo_url(servers.extractive))
         widget.open()
         assert widget.find(".panel").value_of_css_property("animation-name") == "none"
     finally:
@@ -344,7 +364,7 @@ def offline(driver, on: bool) -> None:
 
 
 def test_network_errors_are_retried_then_offered_as_a_retry(driver, servers):
-    widget = Widget.fresh(driver, servers.extractive.url + "/demo")
+    widget = Widget.fresh(driver, demo_url(servers.extractive))
     widget.open()
     # A short outage: the widget retries by itself and the answer arrives without an error.
     offline(driver, True)
@@ -373,13 +393,32 @@ def test_network_errors_are_retried_then_offered_as_a_retry(driver, servers):
 
 
 def test_strings_are_translatable_and_overridable(driver, servers):
-    widget = Widget.fresh(driver, servers.extractive.url + "/demo?lang=de")
+    widget = Widget.fresh(driver, demo_url(servers.extractive, lang="de"))
     assert widget.find(".launch").text == "Chat mit uns"
     assert widget.find("textarea").get_attribute("placeholder") == "Ihre Frage"
     strings = json.dumps({"launcher": "Frag uns!", "send": "Los", "unknown": "ignored"})
-    widget = Widget.fresh(driver, servers.extractive.url + "/demo?lang=de&strings=" + quote(strings))
+    widget = Widget.fresh(driver, demo_url(servers.extractive, lang="de", strings=strings))
     assert widget.find(".launch").text == "Frag uns!"
     assert widget.find("form button").get_attribute("textContent") == "Los"  # in the closed panel
     assert (
         widget.find("button.new").get_attribute("textContent") == "Neues Gespräch"
     )  # the rest stays German  # the rest stays German
+
+
+def test_the_key_goes_as_a_bearer_token_and_refusals_are_shown(driver, servers, site):
+    # No key on a server that needs one: the 401's reason is shown, with a retry.
+    widget = Widget.fresh(driver, demo_url(servers.extractive, key=None))
+    widget.open()
+    widget.find("textarea").send_keys(REFUND, Keys.ENTER)
+    failed = wait_until(lambda: widget.find_all(".m.b.err"), what="the refusal")[0]
+    assert "key" in Widget.text(failed).lower() and failed.find_elements(By.CSS_SELECTOR, "button.retry")
+    # Another shop's key on this shop's site: refused for its origin (403), and the reason shown.
+    widget = Widget.fresh(driver, host_page(site, servers.extractive.url, "borrowed.html", key=OTHER_KEY))
+    widget.open()
+    widget.find("textarea").send_keys(REFUND, Keys.ENTER)
+    failed = wait_until(lambda: widget.find_all(".m.b.err"), what="the refusal")[0]
+    assert "origin" in Widget.text(failed).lower()
+    # The right key from its own site answers (CORS for that origin, the key as a Bearer token).
+    widget = Widget.fresh(driver, host_page(site, servers.extractive.url, "own.html"))
+    widget.open()
+    assert "within 30 days" in Widget.text(widget.ask(REFUND))
