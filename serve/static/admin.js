@@ -210,18 +210,19 @@
     box.textContent = "";
     const conversations = data.conversations || [];
     for (const c of conversations) {
-      const head = el("h3", {}, when(c.updated_at || c.started_at || c.created_at) + " · " + c.session_id);
-      const turns = el("ol");
-      for (const m of c.messages || []) add(turns, add(el("li"), el("span", { class: "role" }, m.role + ": "), el("span", {}, m.content)));
-      const ratings = el("p", { class: "muted" });
-      const feedback = c.feedback || [];
-      if (feedback.length) {
-        ratings.textContent = "Feedback: ";
-        for (const f of feedback) add(ratings, badge(f.rating), " on answer " + (f.turn + 1) + (f.comment ? ": " + f.comment : ""), " ");
-      } else ratings.textContent = "No feedback.";
-      add(box, add(el("article", { class: "conv", "data-session": c.session_id }), head, turns, ratings));
+      const turns = c.turns || [];
+      const rated = turns.filter((t) => t.feedback).length;
+      const head = el("h3", {}, when(c.updated_at) + " · " + turns.length + " answer" + (turns.length === 1 ? "" : "s") + (rated ? " · " + rated + " rated" : ""));
+      const list = el("ol");
+      for (const t of turns) {
+        const item = add(el("li", { "data-turn": String(t.turn) }), add(el("p"), el("span", { class: "role" }, "Customer: "), t.question), add(el("p"), el("span", { class: "role" }, "Answer: "), t.answer));
+        if (t.feedback) add(item, add(el("p", { class: "muted" }), "Rated ", badge(t.feedback.rating), t.feedback.comment ? " “" + t.feedback.comment + "”" : ""));
+        add(list, item);
+      }
+      add(box, add(el("article", { class: "conv", "data-session": c.session_id }), head, el("p", { class: "muted" }, "Session " + c.session_id), list));
     }
     if (!conversations.length) box.textContent = "No conversations yet.";
+    else if (data.total > conversations.length) add(box, el("p", { class: "muted" }, conversations.length + " most recent of " + data.total + "."));
   }
 
   const refresh = guard(() => Promise.all([loadStats(), loadDocuments(), loadVersions(), loadModels(), loadConversations()]));
