@@ -39,10 +39,16 @@ def free_port() -> int:
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05, what: str = "condition") -> Any:
-    """Poll until condition() is truthy; return its value."""
+    """Poll until condition() is truthy; return its value. An element that a re-render replaced or
+    has not drawn yet counts as not yet."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while True:
-        value = condition()
+        try:
+            value = condition()
+        except (NoSuchElementException, StaleElementReferenceException):
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:

@@ -27,11 +27,25 @@ MUG = "Comet travel mug\n\nThe Comet travel mug keeps drinks hot for nine hours.
 KETTLE_QUESTION = "How fast does the Comet kettle boil water?"
 
 
+def register_models(data_dir, gguf) -> None:
+    """Three answer-model versions in the registry, with the quality figures training stores (the
+    deploy gate compares them); ragtune-v1 is deployed. This server never loads them (engine none)."""
+    from ragtune.models import ModelRegistry
+
+    gguf.write_bytes(b"GGUF")
+    registry = ModelRegistry(data_dir)
+    for score in (0.6, 0.5, 0.7):
+        gate = {"gate": {"quality_score": score, "questions_key": "heldout-20", "evaluator": "ragtune"}}
+        registry.register(gguf, "tiny", f"hash-{score}", {}, gate)
+    registry.deploy("ragtune-v1")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, embedder):
     base = tmp_path_factory.mktemp("admin-console")
     shutil.copytree(KNOWLEDGE, base / "kb")
     ingest_folder(base / "kb", base / "data", embedder)
+    register_models(base / "data", base / "model.gguf")
     config = {
         "llm": {"engine": "none"},
         "ingest": {"source_dir": str(base / "kb")},
@@ -171,3 +185,26 @@ def test_delete_asks_first_then_removes_the_document(driver, server):
     wait_until(lambda: not (server.kb / "faq" / "old-notice.txt").exists(), what="the file deleted")
     wait_until(lambda: driver.find_element(By.ID, "job").get_attribute("data-status") == "succeeded", 90, what="the job")
     wait_until(lambda: doc_row(driver, "faq/old-notice.txt") is None, what="the row gone")
+
+
+def model_row(driver, version: str):
+    return driver.find_element(By.CSS_SELECTOR, f'#models tr[data-model="{version}"]')
+
+
+def test_models_deploy_through_the_quality_gate(driver, server):
+    sign_in(driver, server.url)
+    wait_until(lambda: len(rows(driver, "models")) == 3, what="the models")
+    assert "current" in model_row(driver, "ragtune-v1").text
+    assert "0.500" in model_row(driver, "ragtune-v2").text
+    # A worse candidate is refused with the gate's reason, and offered as "Deploy anyway".
+    model_row(driver, "ragtune-v2").find_element(By.CSS_SELECTOR, "button").click()
+    wait_until(lambda: "0.5" in alert_text(driver) and "0.6" in alert_text(driver), what="the gate's refusal")
+    anyway = model_row(driver, "ragtune-v2").find_element(By.CSS_SELECTOR, "button.danger")
+    assert anyway.text == "Deploy anyway" and driver.switch_to.active_element == anyway
+    assert "current" in model_row(driver, "ragtune-v1").text
+    anyway.click()
+    wait_until(lambda: "current" in model_row(driver, "ragtune-v2").text, what="the forced deploy")
+    # A better one passes the gate at once.
+    model_row(driver, "ragtune-v3").find_element(By.CSS_SELECTOR, "button").click()
+    wait_until(lambda: "current" in model_row(driver, "ragtune-v3").text, what="the deploy")
+    assert "registry: ragtune-v3" in driver.find_element(By.ID, "model-summary").text
