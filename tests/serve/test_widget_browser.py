@@ -422,3 +422,42 @@ def test_the_key_goes_as_a_bearer_token_and_refusals_are_shown(driver, servers, 
     widget = Widget.fresh(driver, host_page(site, servers.extractive.url, "own.html"))
     widget.open()
     assert "within 30 days" in Widget.text(widget.ask(REFUND))
+
+
+def test_thumbs_up_and_down_are_stored_with_the_conversation(driver, servers):
+    widget = Widget.fresh(driver, demo_url(servers.extractive))
+    widget.open()
+    widget.ask(REFUND)
+    widget.ask(FOLLOW_UP)
+    first, second = widget.answers()
+
+    def rate(bubble, rating: str) -> None:
+        bubble.find_element(By.CSS_SELECTOR, f".fb button[data-rating='{rating}']").click()
+        wait_until(lambda: bubble.find_element(By.CSS_SELECTOR, ".fb [role=status]").text == "Thanks for your feedback.")
+        pressed = {
+            b.get_attribute("data-rating"): b.get_attribute("aria-pressed")
+            for b in bubble.find_elements(By.CSS_SELECTOR, ".fb button")
+        }
+        assert pressed == {"up": str(rating == "up").lower(), "down": str(rating == "down").lower()}
+
+    rate(first, "down")
+    rate(first, "up")  # a second rating of the same answer replaces the first
+    rate(second, "down")
+    session = widget.stored()["sid"]
+
+    status, page = servers.extractive.request(
+        "GET", "/v1/admin/conversations?limit=50", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+    )
+    assert status == 200, page
+    [conversation] = [c for c in page["conversations"] if c["session_id"] == session]
+    assert [(t["turn"], t["question"], t["feedback"]["rating"]) for t in conversation["turns"]] == [
+        (0, REFUND, "up"),
+        (1, FOLLOW_UP, "down"),
+    ]
+    assert conversation["turns"][0]["feedback"]["principal"] == "shop"  # it came with the shop's widget key
+
+    # After a reload the ratings still show.
+    driver.refresh()
+    widget = Widget(driver)
+    buttons = wait_until(lambda: widget.find_all(".fb button[aria-pressed=true]"), what="the ratings")
+    assert [b.get_attribute("data-rating") for b in buttons] == ["up", "down"]
