@@ -10,8 +10,10 @@ COPY ragtune ragtune
 COPY ingest ingest
 COPY serve serve
 COPY train train
+COPY evaluation evaluation
+COPY cli cli
 RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
- && CMAKE_ARGS="$LLAMA_CMAKE_ARGS" pip install --no-cache-dir --no-binary llama-cpp-python ".[serve]"
+ && CMAKE_ARGS="$LLAMA_CMAKE_ARGS" pip install --no-cache-dir --no-binary llama-cpp-python ".[serve,postgres]"
 COPY knowledge knowledge
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"

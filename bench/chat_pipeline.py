@@ -34,9 +34,10 @@ from ragtune.index import KnowledgeIndex  # noqa: E402
 from ragtune.retriever import Retriever  # noqa: E402
 from ragtune.settings import load_settings  # noqa: E402
 from serve.chat import ChatService  # noqa: E402
-from serve.conversations import ConversationStore  # noqa: E402
 from serve.engines.counting import CountingEngine  # noqa: E402
 from serve.engines.llamacpp import LlamaCppEngine, bundled_gguf  # noqa: E402
+from serve.store import Database  # noqa: E402
+from serve.store.conversations import ConversationStore  # noqa: E402
 
 QUESTIONS = [
     "Can I get my money back if I cancel my yearly subscription?",
@@ -110,7 +111,7 @@ async def main() -> None:
         items, failures = scan_folder(ROOT / "knowledge", settings.ingest)
         run_ingest(settings, items, failures, embedder=embedder)
         retriever = Retriever(KnowledgeIndex(settings), embedder, settings.retrieval)
-        store = ConversationStore(Path(tmp) / "c.sqlite3")
+        store = ConversationStore(Database.open(None, Path(tmp)))
 
         smol = LlamaCppEngine(settings, bundled_gguf())
         service = ChatService(settings, retriever, smol, store)

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from cli.doctor import NAMES as DOCTOR_NAMES
 from ragtune.errors import RagtuneError
 from ragtune.settings import Settings, describe, load_settings
 
@@ -23,7 +24,7 @@ EXAMPLES = {
     "eval answers": "examples:\n  ragtune eval answers bench/answer_questions.jsonl\n  ragtune eval answers QUESTIONS.jsonl --mode extractive --json\n  ragtune eval answers QUESTIONS.jsonl --url http://localhost:8000",
     "search": 'examples:\n  ragtune search "how do I get a refund"\n  ragtune search "reset password" --mode bm25 -k 3',
     "status": "examples:\n  ragtune status --json",
-    "doctor": "examples:\n  ragtune doctor                  # every check\n  ragtune doctor --check engine   # only the answer engine's self-check (what setup runs)",
+    "doctor": "examples:\n  ragtune doctor                  # every check\n  ragtune doctor --check engine   # only the answer engine's self-check (what setup runs)\n  ragtune doctor --json           # for scripts and health probes",
     "config": "examples:\n  ragtune config            # effective settings as JSON\n  ragtune config --docs     # every setting with its description\n  ragtune config --markdown > docs/settings.md",
 }
 
@@ -91,8 +92,13 @@ def _parser() -> argparse.ArgumentParser:
     p = command("status", "Show the published index version and what it holds.")
     p.add_argument("--json", action="store_true")
 
-    p = command("doctor", "Check settings, data directory, index, embedding model and answer engine; each failure with its fix.")
-    p.add_argument("--check", action="append", choices=list(DOCTOR_CHECKS), help="run only this check (repeatable)")
+    p = command(
+        "doctor",
+        "Check settings, data directory, index, embedding model, answer engine, Ollama, Chroma, store and API keys; "
+        "each failure with its fix (exit 1 on any).",
+    )
+    p.add_argument("--check", action="append", choices=DOCTOR_NAMES, help="run only this check (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
 
     p = command("config", "Print the effective settings.")
     p.add_argument("--docs", action="store_true", help="list every setting with its default and description")
@@ -115,6 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    if args.command == "doctor":  # doctor reports settings that do not load as a failed check
+        from cli.doctor import cmd_doctor
+
+        return cmd_doctor(args, lambda: _settings(args))
     try:
         settings = _settings(args)
         handler = COMMANDS[args.command]
@@ -155,11 +165,13 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.service import FolderIngester
     from serve.app import run_server
 
     host = args.host or settings.server.host
     port = args.port or settings.server.port
-    run_server(settings, host, port)
+    # The admin API's uploads and re-ingests run ingestion; serve/ never imports ingest/, so it is handed in.
+    run_server(settings, host, port, ingester=FolderIngester(settings))
     return 0
 
 
@@ -256,69 +268,7 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _check_data_dir(settings: Settings) -> tuple[bool, str, str]:
-    import shutil
-    import tempfile
-
-    folder = Path(settings.data_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        return False, f"{folder} is not writable ({exc})", "point RAGTUNE_DATA_DIR at a writable folder"
-    free_mb = shutil.disk_usage(folder).free // 2**20
-    if free_mb < 500:
-        return False, f"{folder}: only {free_mb} MB free", "free disk space or move RAGTUNE_DATA_DIR"
-    return True, f"{folder} writable, {free_mb} MB free", ""
-
-
-def _check_index(settings: Settings) -> tuple[bool, str, str]:
-    from ragtune.index import KnowledgeIndex
-
-    manifest = KnowledgeIndex(settings).current_manifest()
-    if manifest is None:
-        return False, f"no index published in {settings.data_dir}", "run `ragtune ingest`"
-    return True, f"version {manifest.version}: {len(manifest.documents)} documents, {manifest.chunk_count} chunks", ""
-
-
-def _check_embedding(settings: Settings) -> tuple[bool, str, str]:
-    from ragtune.embedding import Embedder
-
-    embedder = Embedder(settings.embedding)
-    embedder.embed_query("doctor")
-    return True, f"{settings.embedding.model}: {embedder.dimension} dimensions", ""
-
-
-def _check_engine(settings: Settings) -> tuple[bool, str, str]:
-    from serve.engines.check import check_engine
-
-    result = check_engine(settings)
-    return result.ok, result.detail, result.fix
-
-
-DOCTOR_CHECKS = {
-    "data_dir": _check_data_dir,
-    "index": _check_index,
-    "embedding": _check_embedding,
-    "engine": _check_engine,
-}
-
-
-def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
-    failures = 0
-    for name in args.check or list(DOCTOR_CHECKS):
-        try:
-            ok, detail, fix = DOCTOR_CHECKS[name](settings)
-        except RagtuneError as exc:
-            ok, detail, fix = False, str(exc), ""
-        failures += not ok
-        print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}" + (f"\n     fix: {fix}" if fix else ""))
-    return 1 if failures else 0
-
-
 COMMANDS = {
-    "doctor": cmd_doctor,
     "ingest": cmd_ingest,
     "serve": cmd_serve,
     "search": cmd_search,

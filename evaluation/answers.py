@@ -153,8 +153,9 @@ async def _in_process(settings: Settings, questions: list[Question], engine: Any
     from ragtune.index import KnowledgeIndex
     from ragtune.retriever import Retriever
     from serve.chat import ChatService
-    from serve.conversations import ConversationStore
     from serve.engines import create_engine
+    from serve.store import Database
+    from serve.store.conversations import ConversationStore
 
     if KnowledgeIndex(settings).current_manifest() is None:
         raise RagtuneError(f"no index in {settings.data_dir}: run `ragtune ingest` first")
@@ -163,7 +164,8 @@ async def _in_process(settings: Settings, questions: list[Question], engine: Any
     engine = create_engine(settings) if own_engine else engine
     rows = []
     with tempfile.TemporaryDirectory(prefix="ragtune-eval-") as tmp:
-        service = ChatService(settings, retriever, engine, ConversationStore(Path(tmp) / "c.sqlite3"))
+        db = Database.open(None, Path(tmp))
+        service = ChatService(settings, retriever, engine, ConversationStore(db))
         await service.prepare("warm up")  # loads the embedding model outside the timings
         for i, q in enumerate(questions):
             t0 = time.perf_counter()
@@ -176,6 +178,7 @@ async def _in_process(settings: Settings, questions: list[Question], engine: Any
                 progress(i + 1, len(questions))
         if own_engine and engine is not None:
             await engine.aclose()
+        db.close()
     return rows
 
 

@@ -33,14 +33,15 @@ def pipeline_responses(settings: Settings, gguf: Path, questions: list[dict], re
     from ragtune.index import KnowledgeIndex
     from ragtune.retriever import Retriever
     from serve.chat import ChatService
-    from serve.conversations import ConversationStore
+    from serve.store import Database
+    from serve.store.conversations import ConversationStore
 
     model_settings, engine = _engine(settings, gguf)
     retriever = retriever or Retriever(KnowledgeIndex(settings), Embedder(settings.embedding), settings.retrieval)
 
     async def run_all() -> list[dict]:
         with tempfile.TemporaryDirectory() as tmp:
-            store = ConversationStore(Path(tmp) / "eval.sqlite3")
+            store = ConversationStore(Database.open(f"sqlite:///{Path(tmp) / 'eval.sqlite3'}", Path(tmp)))
             service = ChatService(model_settings, retriever, engine, store)
             out = []
             try:
@@ -63,7 +64,7 @@ def pipeline_responses(settings: Settings, gguf: Path, questions: list[dict], re
             finally:
                 if engine is not None:
                     await engine.aclose()
-                store.close()
+                store.db.close()
             return out
 
     return asyncio.run(run_all())

@@ -85,6 +85,9 @@ def _decode(data: bytes) -> str:
     raise ParseError(f"text is not UTF-8 and its encoding is ambiguous ({names}, ...); re-save it as UTF-8")
 
 
+decode_text = _decode  # the text check of uploads (ingest.uploads) decides as parsing will
+
+
 _ASCII_SAMPLE = bytes(range(0x20, 0x7F)) + b"\t\n\r"
 
 

@@ -11,6 +11,8 @@ class RagtuneError(Exception):
     """Base class: a problem the user can act on (not a bug)."""
 
     status_code = 500
+    # Fields the HTTP layer puts next to `detail` (a running job's id, the refused files); assign, never mutate.
+    extra: dict[str, object] = {}
 
 
 class ConfigError(RagtuneError):
@@ -55,3 +57,34 @@ class InvalidModelOutput(RagtuneError):
     """The model's reply did not validate against the answer schema, even after a retry."""
 
     status_code = 502
+
+
+class Conflict(RagtuneError):
+    """The request clashes with work in progress (an ingest already running, say).
+
+    `extra` fields (the running job's id) are added to the error body next to `detail`.
+    """
+
+    status_code = 409
+
+    def __init__(self, message: str, **extra: object):
+        super().__init__(message)
+        self.extra = dict(extra)
+
+
+class UnsupportedFileType(UserInputError):
+    """An uploaded file's type is not one ingestion reads (ingest.extensions)."""
+
+    status_code = 415
+
+
+class UploadRefused(UserInputError):
+    """An uploaded file was refused: its content does not match its type, a zip bomb, a bad name."""
+
+    status_code = 422
+
+
+class ServiceUnavailable(RagtuneError):
+    """A part of the server this request needs was not set up (no ingester wired in, say)."""
+
+    status_code = 503

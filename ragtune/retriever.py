@@ -16,7 +16,7 @@ import numpy as np
 
 from ragtune.documents import FILTER_FIELDS, Hit, matches
 from ragtune.embedding import Embedder
-from ragtune.errors import UserInputError
+from ragtune.errors import IndexNotReady, UserInputError
 from ragtune.index import KnowledgeIndex, Snapshot
 from ragtune.settings import RetrievalSettings
 from ragtune.vectorstore import chroma_where
@@ -84,6 +84,17 @@ class Retriever:
         mode = mode or self.settings.mode
         top_k = top_k or self.settings.top_k
         snap = self.snapshot()
+        try:
+            return self._search(snap, query, top_k, mode, filters)
+        except IndexNotReady:
+            # The version this search started on was removed under it (a re-ingest that keeps one
+            # version prunes the one it replaced): search the version that replaced it, whole.
+            fresh = self.snapshot()
+            if fresh.version == snap.version:
+                raise
+            return self._search(fresh, query, top_k, mode, filters)
+
+    def _search(self, snap: Snapshot, query: str, top_k: int, mode: Mode, filters: dict[str, Any] | None) -> RetrievalResult:
         timings: dict[str, float] = {}
         n = max(self.settings.candidates, top_k)
 

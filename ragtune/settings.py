@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import tomllib
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_serializer, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ragtune.errors import ConfigError
@@ -130,9 +130,10 @@ class RetrievalSettings(_Section):
 
 
 class LLMSettings(_Section):
-    engine: Literal["auto", "llamacpp", "ollama", "none"] = Field(
+    engine: Literal["auto", "llamacpp", "ollama", "openai", "none"] = Field(
         "auto",
-        description="Answer engine. auto: Ollama when ollama.model is set, else the embedded llama.cpp model; none: retrieval-only answers.",
+        description="Answer engine. auto: Ollama when ollama.model is set, else the embedded llama.cpp model; openai: a "
+        "server speaking the OpenAI chat API (vLLM, llama.cpp's server; see openai_engine); none: retrieval-only answers.",
     )
     gguf_path: Path | None = Field(
         None, description="GGUF file for the embedded engine. Unset: hf_repo/hf_file, else the bundled SmolLM2-135M-Instruct."
@@ -147,7 +148,8 @@ class LLMSettings(_Section):
         ge=0.5,
         le=2,
         description="Penalty on recently repeated tokens (1.0 = off; 1.1 is Ollama's default). "
-        "Small models loop without it and run into max_tokens. Sent to both engines.",
+        "Small models loop without it and run into max_tokens. Sent to the llama.cpp and Ollama engines (for "
+        "engine=openai, name the server's own parameter in openai_engine.extra_body).",
     )
     seed: int = Field(0, description="Sampling seed, for repeatable answers.")
     threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp (default: all cores).")
@@ -173,6 +175,35 @@ class OllamaSettings(_Section):
     )
     keep_alive: str = Field("10m", description="How long Ollama keeps the model loaded after a request.")
     timeout_s: float = Field(120.0, gt=0, description="Seconds to wait for Ollama before failing with 503.")
+
+
+class OpenAIEngineSettings(_Section):
+    base_url: str = Field(
+        "http://127.0.0.1:8080/v1",
+        description="Base URL of a server speaking the OpenAI chat API, ending in /v1 (vLLM, llama.cpp's llama-server, "
+        "llama-cpp-python's server). Used with llm.engine=openai.",
+    )
+    model: str | None = Field(
+        None,
+        description="Model name sent with each request, as the server lists it under /v1/models (vLLM: a --lora-modules "
+        "name to answer with the tuned adapter, not the base model). Required for engine=openai.",
+    )
+    api_key: SecretStr | None = Field(None, description="Bearer token for the server, if it wants one (never logged).")
+    timeout_s: float = Field(
+        60.0, gt=0, description="Seconds one answer may take, streamed or not; past it the request gets a 503."
+    )
+    guided_decoding: Literal["json_schema", "json_object", "grammar", "none"] = Field(
+        "json_schema",
+        description="How the reply is held to the answer schema. json_schema: response_format type json_schema (the "
+        "OpenAI form; vLLM, llama-server); json_object: response_format type json_object with the schema inside "
+        "(llama-cpp-python's server); grammar: the GBNF answer grammar in a `grammar` field (llama.cpp servers; bounds "
+        "string lengths too); none: not constrained, the reply is only validated.",
+    )
+    extra_body: dict[str, Any] = Field(
+        {},
+        description="Extra fields sent with every request, for sampling options the OpenAI API lacks "
+        '(vLLM: {"repetition_penalty": 1.1}; llama.cpp: {"repeat_penalty": 1.1}).',
+    )
 
 
 class ChatSettings(_Section):
@@ -244,8 +275,15 @@ class ServerSettings(_Section):
     max_body_mb: float = Field(
         1.0,
         gt=0,
-        description="Largest request body accepted, on every route; checked against Content-Length and "
+        description="Largest request body accepted, on every route but document uploads (server.max_upload_mb); "
+        "checked against Content-Length and "
         "counted while the body streams in, so a larger one gets a 413 before it is buffered.",
+    )
+    max_upload_mb: float = Field(
+        100.0,
+        gt=0,
+        description="Largest request body of a document upload or replace (/v1/admin/documents), all files together; "
+        "each file is also held to ingest.max_file_mb.",
     )
     trusted_proxies: list[str] = Field(
         [],
@@ -276,6 +314,12 @@ class StoreSettings(_Section):
         description="Where the API keeps conversations, feedback, jobs and rate-limit counters. Unset: a SQLite file "
         "<data_dir>/conversations.sqlite3 (one machine); postgresql://user:password@host/db: Postgres, shared by "
         "several API replicas (needs psycopg).",
+    )
+    pool_size: int = Field(
+        8,
+        ge=1,
+        le=200,
+        description="Most Postgres connections one API process keeps open (the server's max_connections is shared by all replicas).",
     )
 
 
@@ -442,6 +486,20 @@ class LimitsSettings(_Section):
     )
 
 
+class ObservabilitySettings(_Section):
+    log_format: Literal["json", "text"] = Field(
+        "json",
+        description="Log lines of `ragtune serve`: json (one object a line: one per request with method, route, status, "
+        "latency, request id, caller, answer mode, index version, tokens) or text (the same fields as key=value).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Lowest level logged by `ragtune serve`.")
+    log_messages: bool = Field(
+        False,
+        description="Also log the customer's message and the answer text in each request's line. Off by default: "
+        "messages can hold personal data.",
+    )
+
+
 class Settings(BaseSettings):
     """All of ragtune's settings. Build with `load_settings()`."""
 
@@ -455,11 +513,13 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     ollama: OllamaSettings = Field(default_factory=OllamaSettings)
+    openai_engine: OpenAIEngineSettings = Field(default_factory=OpenAIEngineSettings)
     chat: ChatSettings = Field(default_factory=ChatSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):

@@ -11,10 +11,11 @@ folders that Chroma's own catalogue (the `segments` table of chroma.sqlite3) no 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -124,21 +125,36 @@ class VectorStore:
     def vectors(self, name: str, ids: Iterable[str]) -> dict[str, np.ndarray]:
         """Stored vectors by chunk id (used to carry unchanged chunks into a new version)."""
         ids = list(ids)
-        collection = self.get(name)
         found: dict[str, np.ndarray] = {}
-        for start in range(0, len(ids), _GET_BATCH):
-            got = collection.get(ids=ids[start : start + _GET_BATCH], include=["embeddings"])
-            for chunk_id, vector in zip(got["ids"], got["embeddings"], strict=False):
-                found[chunk_id] = np.asarray(vector, dtype=np.float32)
+        with self._gone_as_not_ready(name):
+            collection = self.get(name)
+            for start in range(0, len(ids), _GET_BATCH):
+                got = collection.get(ids=ids[start : start + _GET_BATCH], include=["embeddings"])
+                for chunk_id, vector in zip(got["ids"], got["embeddings"], strict=False):
+                    found[chunk_id] = np.asarray(vector, dtype=np.float32)
         return found
+
+    @contextlib.contextmanager
+    def _gone_as_not_ready(self, name: str) -> Iterator[None]:
+        """A collection dropped while a reader held it (a version pruned by a re-ingest) is IndexNotReady."""
+        from chromadb.errors import NotFoundError
+
+        try:
+            yield
+        except NotFoundError as exc:
+            self._collections.pop(name, None)
+            raise IndexNotReady(f"Chroma collection {name!r} is gone (a newer index version replaced it)") from exc
 
     def query(self, name: str, vector: np.ndarray, n: int, where: dict | None = None) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the n nearest chunks."""
-        collection = self.get(name)
-        count = collection.count()
-        if count == 0:
-            return []
-        result = collection.query(query_embeddings=[vector], n_results=min(n, count), where=where or None, include=["distances"])
+        with self._gone_as_not_ready(name):
+            collection = self.get(name)
+            count = collection.count()
+            if count == 0:
+                return []
+            result = collection.query(
+                query_embeddings=[vector], n_results=min(n, count), where=where or None, include=["distances"]
+            )
         return [(cid, 1.0 - float(dist)) for cid, dist in zip(result["ids"][0], result["distances"][0], strict=False)]
 
 

@@ -1,11 +1,14 @@
 """The FastAPI app factory and its lifespan.
 
-`create_app(settings, engine=..., retriever=...)` builds an app with no module-level state; tests
-pass other collaborators. The lifespan opens the conversation store, the retriever and the engine
+`create_app(settings, engine=..., retriever=..., ingester=...)` builds an app with no module-level
+state; tests pass other collaborators. The ingester (ingest/, wired in by the CLI: serve never
+imports it) is what the admin API's uploads and re-ingests run; without one those routes answer
+503. The lifespan opens the conversation store, the retriever, the engine and the admin service
 and closes them again. Errors become HTTP errors at the edge, in one shape (`serve/errors.py`);
 request bodies are size-limited while they are read (`serve/body_limit.py`). Access control (API
 keys, origins, `serve/auth.py`, `serve/cors.py`) and rate limits (`serve/ratelimit.py`) are wired
-here, as router dependencies.
+here, as router dependencies. Every request gets an id, one log line and its metrics
+(`serve/request_log.py`, `serve/metrics.py`: `app.state.metrics`, served at `/metrics`).
 """
 
 from __future__ import annotations
@@ -24,22 +27,29 @@ from ragtune.errors import RagtuneError
 from ragtune.index import KnowledgeIndex
 from ragtune.retriever import Retriever
 from ragtune.settings import Settings
+from serve.admin.models import ModelAdmin
+from serve.admin.ports import Ingester
+from serve.admin.service import AdminService
 from serve.auth import AccessControl, check_bind, require_admin, require_chat_access
 from serve.body_limit import BodyLimitMiddleware
 from serve.chat import ChatService
 from serve.clients import ClientAddresses
-from serve.conversations import ConversationStore
 from serve.cors import KeyedCORSMiddleware
 from serve.engines import Engine, create_engine
 from serve.errors import error_content, install_error_handlers
+from serve.events import Events
+from serve.metrics import Metrics
 from serve.ratelimit import RateLimiter, limit_requests
+from serve.request_log import RequestAnnotator, RequestLogMiddleware, configure_logging
 from serve.store import Database
+from serve.store.conversations import ConversationStore
+from serve.store.db import StoreUnavailable
 from serve.store.limits import LimitStore
 
 log = logging.getLogger("ragtune.serve")
 _UNSET: Any = object()
 # Router dependencies. Chat routes (/v1/chat, /v1/chat/completions, /v1/models, /v1/feedback): a widget
-# or admin key, rate-limited. The admin API: app.include_router(admin.router, dependencies=ADMIN_ACCESS).
+# or admin key, rate-limited. The admin API (/v1/admin/...): an admin key.
 CHAT_ACCESS = [Depends(require_chat_access), Depends(limit_requests)]
 ADMIN_ACCESS = [Depends(require_admin)]
 
@@ -62,29 +72,51 @@ async def _warm_up(retriever: Retriever, engine: Engine | None) -> None:
 
 
 def create_app(
-    settings: Settings, *, engine: Engine | None = _UNSET, retriever: Retriever | None = None, warm_up: bool = True
+    settings: Settings,
+    *,
+    engine: Engine | None = _UNSET,
+    retriever: Retriever | None = None,
+    warm_up: bool = True,
+    ingester: Ingester | None = None,
 ) -> FastAPI:
     access = AccessControl(settings)  # a ConfigError here when keys are required and none is configured
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         (log.warning if access.open else log.info)("%s", access.describe())
-        db = Database.open(settings.store.url, Path(settings.data_dir))
+        db = Database.open(settings.store.url, Path(settings.data_dir), pool_size=settings.store.pool_size)
         app.state.db = db
         app.state.limiter = RateLimiter(LimitStore(db), settings.limits, ClientAddresses(settings.server.trusted_proxies))
-        store = ConversationStore(Path(settings.data_dir) / "conversations.sqlite3")
+        store = ConversationStore(db)
+        app.state.conversations = store
         the_retriever = retriever or Retriever(KnowledgeIndex(settings), Embedder(settings.embedding), settings.retrieval)
         the_engine = create_engine(settings) if engine is _UNSET else engine
-        app.state.chat = ChatService(settings, the_retriever, the_engine, store)
+        events = Events(metrics, RequestAnnotator(settings.observability.log_messages))
+        app.state.chat = ChatService(settings, the_retriever, the_engine, store, events=events)
+        metrics.serving(
+            index_version=the_retriever.index.current_version,
+            model=lambda: (the_engine.kind, the_engine.name) if the_engine is not None else None,
+        )
         app.state.settings = settings
+        try:
+            await asyncio.to_thread(store.ensure)
+        except StoreUnavailable as exc:  # a store down at start costs requests a 503 until it is back, not the start
+            log.warning("conversation store not usable at start: %s", exc)
+        admin_service = AdminService(settings, db, the_retriever, ingester, on_job_finished=metrics.ingest_job_finished)
+        try:
+            await asyncio.to_thread(admin_service.start)  # jobs table; jobs and uploads a killed process left unfinished
+        except RagtuneError as exc:  # the chat still serves; the admin routes answer the store's error
+            log.warning("admin jobs not set up: %s", exc)
+        app.state.admin = admin_service
+        app.state.model_admin = ModelAdmin(settings, the_engine)
         if warm_up:
             await _warm_up(the_retriever, the_engine)
         try:
             yield
         finally:
+            await asyncio.to_thread(admin_service.close)
             if the_engine is not None:
                 await the_engine.aclose()
-            store.close()
             db.close()
 
     app = FastAPI(
@@ -96,25 +128,39 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.access = access
+    metrics = Metrics()
+    app.state.metrics = metrics
     # Inside CORS, so a 413 still carries the headers a browser needs to show it.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=int(settings.server.max_body_mb * 1048576), error_content=error_content)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=int(settings.server.max_body_mb * 1048576),
+        error_content=error_content,
+        overrides=[("/v1/admin/documents", int(settings.server.max_upload_mb * 1048576), "server.max_upload_mb")],
+    )
     app.add_middleware(KeyedCORSMiddleware, policy=access.origins, error_content=error_content)
+    # Outermost: every response, a 413 or a CORS refusal included, carries the request id and is logged.
+    app.add_middleware(RequestLogMiddleware, metrics=metrics, error_content=error_content)
 
     install_error_handlers(app)
 
-    from serve.routes import chat, health, openai_compat, static
+    from serve.routes import admin, admin_conversations, chat, feedback, health, openai_compat, static
+    from serve.routes import metrics as metrics_route
 
     app.include_router(health.router)
     app.include_router(chat.router, dependencies=CHAT_ACCESS)
+    app.include_router(feedback.router, dependencies=CHAT_ACCESS)
     app.include_router(openai_compat.router, dependencies=CHAT_ACCESS)
+    app.include_router(metrics_route.router, dependencies=ADMIN_ACCESS)  # Prometheus scrapes with an admin key
+    app.include_router(admin.router, dependencies=ADMIN_ACCESS)
+    app.include_router(admin_conversations.router, dependencies=ADMIN_ACCESS)
     app.include_router(static.router)  # open: /widget.js, /demo, /admin (the console's API calls need the admin key)
-    # Still to come: feedback.router with CHAT_ACCESS, admin.router with ADMIN_ACCESS.
     return app
 
 
-def run_server(settings: Settings, host: str, port: int) -> None:
+def run_server(settings: Settings, host: str, port: int, ingester: Ingester | None = None) -> None:
     import uvicorn
 
     check_bind(settings, host)  # no keys: loopback only
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    configure_logging(settings.observability)
+    # uvicorn's own access log is replaced by ragtune.access (one structured line per request).
+    uvicorn.run(create_app(settings, ingester=ingester), host=host, port=port, log_config=None, access_log=False)

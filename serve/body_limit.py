@@ -2,14 +2,15 @@
 
 A pure ASGI middleware: a Content-Length over the limit is answered 413 before a byte of the
 body is read, and a body without one (chunked) is counted as it streams in, so at most one
-chunk past the limit is ever held. The app's own reaction to the aborted read (FastAPI turns it
+chunk past the limit is ever held. A path prefix may have a limit of its own (document uploads).
+The app's own reaction to the aborted read (FastAPI turns it
 into a 400) is replaced by the 413, in the shared error shape.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 Scope = dict[str, Any]
@@ -27,19 +28,28 @@ class BodyLimitMiddleware:
         max_bytes: int,
         error_content: Callable[[str, int, str, str], dict[str, Any]],
         setting: str = "server.max_body_mb",
+        overrides: Sequence[tuple[str, int, str]] = (),
     ):
         self.app = app
         self.max_bytes = max_bytes
         self.error_content = error_content
         self.setting = setting
+        self.overrides = tuple(overrides)  # (path prefix, max bytes, setting name)
+
+    def limit_for(self, path: str) -> tuple[int, str]:
+        for prefix, max_bytes, setting in self.overrides:
+            if path.startswith(prefix):
+                return max_bytes, setting
+        return self.max_bytes, self.setting
 
     async def __call__(self, scope: Scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes, setting = self.limit_for(scope.get("path", ""))
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._reject(scope, send)
+        if declared is not None and declared > max_bytes:
+            await self._reject(scope, send, max_bytes, setting)
             return
 
         received = 0
@@ -51,7 +61,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     exceeded = True
                     raise BodyTooLarge()
             return message
@@ -71,11 +81,11 @@ class BodyLimitMiddleware:
             if not exceeded:
                 raise
         if exceeded and not started:
-            await self._reject(scope, send)
+            await self._reject(scope, send, max_bytes, setting)
 
-    async def _reject(self, scope: Scope, send) -> None:
-        limit_mb = self.max_bytes / 1048576
-        message = f"request body is over the {limit_mb:g} MB limit ({self.setting})"
+    async def _reject(self, scope: Scope, send, max_bytes: int, setting: str) -> None:
+        limit_mb = max_bytes / 1048576
+        message = f"request body is over the {limit_mb:g} MB limit ({setting})"
         body = json.dumps(self.error_content(scope.get("path", ""), 413, message, "PayloadTooLarge")).encode()
         await send(
             {

@@ -11,6 +11,9 @@ Routers stay thin; everything an answer is made of happens here:
    generative (the model phrases them, under the answer grammar, sources shown as S1, S2, ...),
    or auto (generative, verified against the evidence by serve/verify.py, extractive when
    verification fails or the reply is invalid twice). The response says which mode answered.
+
+Each step is reported to the optional `events` collaborator (serve/events.py), which metrics and
+the request log implement; the response's `usage` counts the tokens the engine processed.
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ from ragtune.prompt import SYSTEM_TEMPLATE, NumberedSources, Turn, build_message
 from ragtune.retriever import RetrievalResult, Retriever
 from ragtune.settings import Settings
 from serve.citations import evidence_citations, model_cited
-from serve.conversations import ConversationStore, check_session_id, new_session_id
 from serve.engines import Engine
+from serve.engines.base import GenerationResult
+from serve.events import ChatEvents, Events
 from serve.handoff import HandoffDecision, decide
-from serve.schemas import ChatResponse, ContextReport, EvidenceItem, Source, Verification
+from serve.schemas import ChatResponse, ContextReport, EvidenceItem, Source, Usage, Verification
+from serve.store.conversations import ConversationStore, check_session_id, new_session_id
 from serve.verify import verify_answer
 
 REPAIR_HINT = "Your previous reply was rejected: {error}. Reply again with only the JSON object described in the instructions."
@@ -42,6 +47,18 @@ SAFETY_MARGIN_TOKENS = 16
 READY_CHECK_SECONDS = 5.0
 # The system prompt's rules: an answer repeating them verbatim leaks the prompt.
 PROMPT_RULES = SYSTEM_TEMPLATE.split("Sources:")[0]
+# Fewest tokens a per-request max_tokens is raised to: the answer JSON's keys alone need about this.
+MIN_ANSWER_TOKENS = 16
+
+
+@dataclass(frozen=True)
+class AnswerOptions:
+    """Per-request sampling (the OpenAI route's temperature and max_tokens); None keeps the settings'.
+
+    The service clamps them: temperature to [0, 2], max_tokens to [MIN_ANSWER_TOKENS, llm.max_tokens]."""
+
+    temperature: float | None = None
+    max_tokens: int | None = None
 
 
 @dataclass
@@ -64,6 +81,9 @@ class Prepared:
     timings: dict[str, float] = field(default_factory=dict)
     persist: bool = True
     use_model: bool = False
+    options: AnswerOptions = field(default_factory=AnswerOptions)
+    usage: Usage = field(default_factory=Usage)
+    turn: int = 0  # this answer's index in the session (the store's count when persisted)
 
     @property
     def outcome(self) -> str:
@@ -73,11 +93,19 @@ class Prepared:
 
 
 class ChatService:
-    def __init__(self, settings: Settings, retriever: Retriever, engine: Engine | None, store: ConversationStore):
+    def __init__(
+        self,
+        settings: Settings,
+        retriever: Retriever,
+        engine: Engine | None,
+        store: ConversationStore,
+        events: ChatEvents | None = None,
+    ):
         self.settings = settings
         self.retriever = retriever
         self.engine = engine
         self.store = store
+        self.events: ChatEvents = events or Events()
         self.selector = EvidenceSelector(retriever.embedder)
         self._ready: tuple[float, bool] = (0.0, False)
 
@@ -102,6 +130,7 @@ class ChatService:
         session_id: str | None = None,
         filters: dict[str, Any] | None = None,
         history: list[Turn] | None = None,
+        options: AnswerOptions | None = None,
     ) -> Prepared:
         chat = self.settings.chat
         question = message.strip()
@@ -112,6 +141,8 @@ class ChatService:
                 f"message has {len(question)} characters; the limit is {chat.max_message_chars} (chat.max_message_chars)"
             )
         persist = history is None
+        # A client-held conversation (the OpenAI route) numbers its answers after the ones it sent.
+        turn = 0 if history is None else sum(1 for t in history if t.role == "assistant")
         if session_id is not None:
             check_session_id(session_id)
         session_id = session_id or new_session_id()
@@ -124,10 +155,12 @@ class ChatService:
         t0 = time.perf_counter()
         retrieval = await asyncio.to_thread(self.retriever.search, query, None, None, filters)
         timings = {"retrieval_ms": _ms(t0)}
+        self.events.retrieved(timings["retrieval_ms"] / 1000)
         # With refuse_without_evidence off, weak chunks still go to evidence selection (and its hand-off check).
         floor = self.settings.retrieval.min_relevance if chat.refuse_without_evidence else 0.0
         relevant = retrieval.relevant(floor)[: chat.evidence_chunks]
-        p = Prepared(session_id, question, query, history, retrieval, relevant, timings=timings, persist=persist)
+        p = Prepared(session_id, question, query, history, retrieval, relevant, timings=timings, persist=persist, turn=turn)
+        p.options = options or AnswerOptions()
         if relevant:
             t0 = time.perf_counter()
             p.evidence = await asyncio.to_thread(
@@ -148,7 +181,7 @@ class ChatService:
         llm, chat = self.settings.llm, self.settings.chat
         # Room is kept for the repair message of a retry, so the retry fits the window too.
         repair = self.engine.count_tokens([{"role": "user", "content": REPAIR_HINT.format(error="x" * 160)}])
-        available = llm.n_ctx - self._max_tokens() - SAFETY_MARGIN_TOKENS - repair
+        available = llm.n_ctx - self._max_tokens(p) - SAFETY_MARGIN_TOKENS - repair
         history = list(p.history)
         base = build_messages(p.question, [], history, chat.company_name)
         while history and self.engine.count_tokens(base) > available // 2:
@@ -177,15 +210,38 @@ class ChatService:
         p.messages = build_messages(p.question, p.sources.chunks, history, chat.company_name)
         p.prompt_tokens = self.engine.count_tokens(p.messages)
 
-    def _max_tokens(self) -> int:
+    def _max_tokens(self, p: Prepared) -> int:
+        requested = p.options.max_tokens
+        if requested is not None:
+            return max(MIN_ANSWER_TOKENS, min(requested, self.settings.llm.max_tokens))
         return min(self.settings.llm.max_tokens, self.settings.chat.answer_max_tokens)
+
+    @staticmethod
+    def _temperature(p: Prepared) -> float | None:
+        t = p.options.temperature
+        return None if t is None else min(max(t, 0.0), 2.0)
+
+    def _counted(self, p: Prepared, result: GenerationResult, messages: list[dict[str, str]], seconds: float) -> None:
+        """Add one generation to the answer's usage and report it."""
+        assert self.engine is not None
+        prompt = result.prompt_tokens if result.prompt_tokens is not None else self.engine.count_tokens(messages)
+        completion = result.completion_tokens or 0
+        p.usage.prompt_tokens += prompt
+        p.usage.completion_tokens += completion
+        p.usage.total_tokens = p.usage.prompt_tokens + p.usage.completion_tokens
+        self.events.generated(seconds, prompt, completion)
 
     # ---- answers -------------------------------------------------------------------------
     async def answer(
-        self, message: str, session_id: str | None = None, filters: dict | None = None, history: list[Turn] | None = None
+        self,
+        message: str,
+        session_id: str | None = None,
+        filters: dict | None = None,
+        history: list[Turn] | None = None,
+        options: AnswerOptions | None = None,
     ) -> ChatResponse:
         started = time.perf_counter()
-        p = await self.prepare(message, session_id, filters, history)
+        p = await self.prepare(message, session_id, filters, history, options)
         if not p.use_model:
             return await self.answer_prepared_without_model(p, started)
         return await self._answer_prepared(p, started)
@@ -204,11 +260,17 @@ class ChatService:
             else:
                 # The retry runs under the engine's tightest constraint (for llama.cpp a grammar
                 # whose longest output fits into max_tokens), with the error explained.
-                raw = (await self.engine.generate(messages, allowed, self._max_tokens(), tight=attempt > 0)).text
+                t0 = time.perf_counter()
+                result = await self.engine.generate(
+                    messages, allowed, self._max_tokens(p), tight=attempt > 0, temperature=self._temperature(p)
+                )
+                self._counted(p, result, messages, time.perf_counter() - t0)
+                raw = result.text
             try:
                 return parse_answer(raw)
             except InvalidModelOutput as exc:
                 error = exc
+                self.events.invalid_reply(retried=attempt + 1 < attempts)
                 # The rejected reply itself is not sent back: it could be long enough to overflow
                 # the window; the error says what was wrong with it.
                 messages = p.messages + [{"role": "user", "content": REPAIR_HINT.format(error=str(exc)[:160])}]
@@ -218,12 +280,18 @@ class ChatService:
     async def _conclude(self, p: Prepared, reply: Answer | None, started: float) -> ChatResponse:
         """Verify a generated reply; in auto mode a rejected one gives way to the extractive answer."""
         reasons = [INVALID] if reply is None else self.verify(p, reply)
+        if reply is not None and reasons:
+            self.events.verification_rejected(reasons)
         check = Verification(checked=True, passed=not reasons, reasons=reasons, fallback=False)
         if reasons and self.settings.chat.answer_mode == "auto":
             check.fallback = True
             return await self._finish(p, self._extractive(p), "extractive", started, check)
         assert reply is not None and p.sources is not None
         cited, dropped = model_cited(reply.citations, p.sources, p.evidence)
+        if dropped:
+            self.events.citations_corrected("dropped", len(dropped))
+        if len(dropped) == len(reply.citations):  # no citation named a source: every evidence sentence is cited
+            self.events.citations_corrected("filled", 1)
         answer = Answer(answer=reply.answer, citations=evidence_citations(cited), confidence=self._confidence(p), handoff=False)
         return await self._finish(p, answer, "generated", started, check, dropped)
 
@@ -269,14 +337,15 @@ class ChatService:
         shown = p.relevant if p.outcome == "answer" else []
         sources = [_source(h, h.id in cited) for h in shown]
         if p.persist:
-            await asyncio.to_thread(self.store.append, p.session_id, p.question, answer.answer)
+            p.turn = await asyncio.to_thread(self.store.append, p.session_id, p.question, answer.answer)
         p.timings["total_ms"] = _ms(started)
-        return ChatResponse(
+        response = ChatResponse(
             answer=answer.answer,
             citations=answer.citations,
             confidence=answer.confidence,
             handoff=answer.handoff,
             session_id=p.session_id,
+            turn=p.turn,
             mode=mode,
             answer_mode=self.settings.chat.answer_mode,
             verification=verification or Verification(checked=False, passed=None, reasons=[], fallback=False),
@@ -295,17 +364,25 @@ class ChatService:
                 unknown_terms=p.decision.terms or [],
             ),
             timings_ms=p.timings | {f"retrieval_{k}": v for k, v in p.retrieval.timings_ms.items()},
+            usage=p.usage,
         )
+        self.events.answered(p.question, response)
+        return response
 
     async def stream(
-        self, message: str, session_id: str | None = None, filters: dict | None = None, history: list[Turn] | None = None
+        self,
+        message: str,
+        session_id: str | None = None,
+        filters: dict | None = None,
+        history: list[Turn] | None = None,
+        options: AnswerOptions | None = None,
     ) -> AsyncIterator[tuple[str, Any]]:
         """("delta", text) events, then ("answer", ChatResponse).
 
         In generative mode the model's text streams as it is written. In auto mode nothing
         unverified is shown: the reply is generated and verified first, then sent in one delta."""
         started = time.perf_counter()
-        p = await self.prepare(message, session_id, filters, history)
+        p = await self.prepare(message, session_id, filters, history, options)
         if not p.use_model or self.settings.chat.answer_mode == "auto":
             response = await (
                 self.answer_prepared_without_model(p, started) if not p.use_model else self._answer_prepared(p, started)
@@ -319,7 +396,11 @@ class ChatService:
         t0 = time.perf_counter()
         first = True
         assert self.engine is not None and p.sources is not None
-        async for piece in self.engine.stream(p.messages, list(p.sources.ids), self._max_tokens()):
+        streamed = GenerationResult()
+        pieces = self.engine.stream(
+            p.messages, list(p.sources.ids), self._max_tokens(p), temperature=self._temperature(p), result=streamed
+        )
+        async for piece in pieces:
             if first:
                 p.timings["first_token_ms"] = _ms(started)
                 first = False
@@ -327,6 +408,7 @@ class ChatService:
             text = extractor.feed(piece)
             if text:
                 yield "delta", text
+        self._counted(p, streamed, p.messages, time.perf_counter() - t0)
         reply = await self._generate_valid(p, first_reply="".join(raw))
         p.timings["generate_ms"] = _ms(t0)
         yield "answer", await self._conclude(p, reply, started)

@@ -49,8 +49,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def domain_error(request: Request, exc: RagtuneError) -> JSONResponse:
         if exc.status_code >= 500:
             log.warning("%s %s: %s", request.method, request.url.path, exc)
-        # An error may carry headers for the client (WWW-Authenticate on a 401, Retry-After on a 429).
-        return error_response(request, exc.status_code, str(exc), type(exc).__name__, headers=getattr(exc, "headers", None))
+        # An error may carry headers for the client (WWW-Authenticate on a 401, Retry-After on a 429)
+        # and fields to put next to `detail` (the running job's id on a 409).
+        content = error_content(request.url.path, exc.status_code, str(exc), type(exc).__name__)
+        if exc.extra and "detail" in content:
+            content |= exc.extra
+        return JSONResponse(status_code=exc.status_code, content=content, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

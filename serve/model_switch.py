@@ -85,11 +85,11 @@ class SwitchingEngine:
         self.check()
         return self._engine.count_tokens(messages)
 
-    async def generate(self, messages, allowed_ids, max_tokens, tight=False):
-        return await self._engine.generate(messages, allowed_ids, max_tokens, tight=tight)
+    async def generate(self, messages, allowed_ids, max_tokens, tight=False, *, temperature=None):
+        return await self._engine.generate(messages, allowed_ids, max_tokens, tight=tight, temperature=temperature)
 
-    def stream(self, messages, allowed_ids, max_tokens):
-        return self._engine.stream(messages, allowed_ids, max_tokens)
+    def stream(self, messages, allowed_ids, max_tokens, *, temperature=None, result=None):
+        return self._engine.stream(messages, allowed_ids, max_tokens, temperature=temperature, result=result)
 
     async def ready(self) -> bool:
         self.check()

@@ -78,10 +78,23 @@ class Verification(BaseModel):
     fallback: bool = Field(description="True when the rejected reply was replaced by the extractive answer (auto mode).")
 
 
+class Usage(BaseModel):
+    prompt_tokens: int = Field(
+        0, description="Prompt tokens the engine processed for this answer, as its tokenizer counts them (summed over a retry)."
+    )
+    completion_tokens: int = Field(
+        0, description="Tokens the engine generated. 0 when no model was asked (extractive answers, hand-offs)."
+    )
+    total_tokens: int = 0
+
+
 class ChatResponse(Answer):
     model_config = ConfigDict(extra="forbid")
 
     session_id: str
+    turn: int = Field(
+        description="0-based index of this answer in its session: name it with the session_id to rate the answer (POST /v1/feedback)."
+    )
     mode: Literal["generated", "extractive", "handoff", "no_evidence"] = Field(
         description="What answered. generated: the model phrased the evidence (and, in auto mode, passed verification); "
         "extractive: the evidence sentences themselves (answer_mode extractive, a rejected reply in auto, or no model "
@@ -95,6 +108,7 @@ class ChatResponse(Answer):
     query: str = Field(description="The query used for retrieval (a follow-up is rewritten to stand alone).")
     context: ContextReport
     timings_ms: dict[str, float]
+    usage: Usage = Field(default_factory=Usage, description="Tokens the model processed and generated for this answer.")
 
     def answer_only(self) -> Answer:
         return Answer(answer=self.answer, citations=self.citations, confidence=self.confidence, handoff=self.handoff)

@@ -96,3 +96,47 @@ def serve_settings(knowledge_index, tiny_gguf, tmp_path):
             "chat": settings.chat.model_copy(update={"answer_mode": "generative", "answer_max_tokens": 1024}),
         }
     )
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real Postgres (the `pgserver` wheel), started once per session, and only when a test asks
+    for it: initdb and start take about 4 s here.
+
+    Its data lives outside pytest's temporary folders: run as root, pgserver hands the folder to an
+    unprivileged user, and a concurrent pytest run resets its own base folder to mode 0700, which
+    would lock that user out of a running server.
+    """
+    import tempfile
+    import warnings
+
+    with warnings.catch_warnings():  # platformdirs warns on import when XDG_RUNTIME_DIR is unset (CI, root)
+        warnings.simplefilter("ignore")
+        import pgserver  # the dev extra
+
+        server = pgserver.get_server(Path(tempfile.mkdtemp(prefix="ragtune-pg-")), cleanup_mode="delete")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """A fresh, empty Postgres database for this test: its postgresql:// URL (dropped afterwards)."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield pg_server.get_uri(name)
+    with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request, tmp_path):
+    """The API store's URL, once per dialect: a SQLite file in tmp_path, then a Postgres database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'conversations.sqlite3'}"
+    return request.getfixturevalue("pg_url")

@@ -142,7 +142,7 @@ def read_heldout(path: Path) -> list[dict]:
 def read_conversations(path: Path) -> list[Pair]:
     """Question/answer turns from the chat API's store (its SQLite file) or a JSONL export of it.
 
-    The SQLite layout read here is the `messages` table of serve/conversations.py (session_id,
+    The SQLite layout read here is the `messages` table of serve/store/conversations.py (session_id,
     seq, role, content); reading it directly keeps `train/` free of serving imports.
     """
     rows: list[tuple[str, str, str, str]] = []  # session, role, content, where

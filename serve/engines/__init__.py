@@ -1,4 +1,4 @@
-"""Model engines: one small interface (`Engine`), two real implementations (llama.cpp, Ollama)."""
+"""Model engines: one small interface (`Engine`), three real implementations (llama.cpp, Ollama, an OpenAI-compatible server)."""
 
 from serve.engines.base import Engine, GenerationResult, create_engine
 

@@ -15,7 +15,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class GenerationResult:
-    text: str
+    """One generation: its text and what it cost, as the engine counted it.
+
+    `prompt_tokens` is the prompt as the engine's tokenizer rendered it; `completion_tokens` the
+    tokens actually generated. A stream fills one of these in when it ends (see `Engine.stream`).
+    """
+
+    text: str = ""
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -24,7 +30,7 @@ class GenerationResult:
 class Engine(Protocol):
     # Read-only to callers: plain attributes and properties (a wrapper's) both satisfy these.
     @property
-    def kind(self) -> str: ...  # "llamacpp" | "ollama"
+    def kind(self) -> str: ...  # "llamacpp" | "ollama" | "openai"
 
     @property
     def name(self) -> str: ...  # the model, as reported in answers
@@ -39,15 +45,33 @@ class Engine(Protocol):
         """Tokens the formatted prompt takes (an upper estimate where the engine cannot say)."""
 
     async def generate(
-        self, messages: list[dict[str, str]], allowed_ids: list[str], max_tokens: int, tight: bool = False
+        self,
+        messages: list[dict[str, str]],
+        allowed_ids: list[str],
+        max_tokens: int,
+        tight: bool = False,
+        *,
+        temperature: float | None = None,
     ) -> GenerationResult:
         """The answer JSON, constrained to the Answer schema with citations limited to `allowed_ids`.
 
-        `tight` asks for the strictest constraint the engine has (used for the one retry).
+        `tight` asks for the strictest constraint the engine has (used for the one retry);
+        `temperature` overrides llm.temperature for this request (None: the setting).
         """
 
-    def stream(self, messages: list[dict[str, str]], allowed_ids: list[str], max_tokens: int) -> AsyncIterator[str]:
-        """Text pieces as they are generated, under the same constraint as generate()."""
+    def stream(
+        self,
+        messages: list[dict[str, str]],
+        allowed_ids: list[str],
+        max_tokens: int,
+        *,
+        temperature: float | None = None,
+        result: GenerationResult | None = None,
+    ) -> AsyncIterator[str]:
+        """Text pieces as they are generated, under the same constraint as generate().
+
+        When the stream ends, `result` (if given) holds the whole text and its token counts.
+        """
 
     async def ready(self) -> bool: ...
 
@@ -59,6 +83,10 @@ def create_engine(settings: Settings) -> Engine | None:
     engine = settings.llm.engine
     if engine == "none":
         return None
+    if engine == "openai":
+        from serve.engines.openai import OpenAIEngine
+
+        return OpenAIEngine(settings)
     if engine == "ollama" or (engine == "auto" and settings.ollama.model):
         from serve.engines.ollama import OllamaEngine
 

@@ -25,14 +25,28 @@ class CountingEngine:
         return self.inner.count_tokens(messages)
 
     async def generate(
-        self, messages: list[dict[str, str]], allowed_ids: list[str], max_tokens: int, tight: bool = False
+        self,
+        messages: list[dict[str, str]],
+        allowed_ids: list[str],
+        max_tokens: int,
+        tight: bool = False,
+        *,
+        temperature: float | None = None,
     ) -> GenerationResult:
         self.calls += 1
-        return await self.inner.generate(messages, allowed_ids, max_tokens, tight)
+        return await self.inner.generate(messages, allowed_ids, max_tokens, tight, temperature=temperature)
 
-    def stream(self, messages: list[dict[str, str]], allowed_ids: list[str], max_tokens: int) -> AsyncIterator[str]:
+    def stream(
+        self,
+        messages: list[dict[str, str]],
+        allowed_ids: list[str],
+        max_tokens: int,
+        *,
+        temperature: float | None = None,
+        result: GenerationResult | None = None,
+    ) -> AsyncIterator[str]:
         self.calls += 1
-        return self.inner.stream(messages, allowed_ids, max_tokens)
+        return self.inner.stream(messages, allowed_ids, max_tokens, temperature=temperature, result=result)
 
     async def ready(self) -> bool:
         return await self.inner.ready()

@@ -155,7 +155,7 @@ class LlamaCppEngine:
             raise GrammarRefused("llama.cpp could not parse the answer grammar, so it was not used (a bug: please report it)")
 
     # ---- generation (the model process) ---------------------------------------------------
-    def _payload(self, messages, allowed_ids, max_tokens, tight, stream=False) -> dict[str, Any]:
+    def _payload(self, messages, allowed_ids, max_tokens, tight, stream=False, temperature=None) -> dict[str, Any]:
         prompt_tokens = self.count_tokens(messages)
         if prompt_tokens + max_tokens > self.n_ctx:
             raise PayloadTooLarge(
@@ -168,26 +168,31 @@ class LlamaCppEngine:
             max_tokens=max_tokens,
             grammar=grammar,
             stream=stream,
-            temperature=self.settings.temperature,
+            temperature=self.settings.temperature if temperature is None else temperature,
             seed=self.settings.seed,
             repeat_penalty=self.settings.repeat_penalty,
         )
 
-    def _generate_sync(self, messages, allowed_ids, max_tokens, tight) -> GenerationResult:
-        out = self.process.request("chat", self._payload(messages, allowed_ids, max_tokens, tight))
-        return GenerationResult(
-            text=out["text"],
-            prompt_tokens=out["prompt_tokens"],
-            completion_tokens=out["completion_tokens"],
-            timings_ms={"generate_ms": out["generate_ms"]},
+    @staticmethod
+    def _result(out: dict[str, Any], into: GenerationResult | None = None) -> GenerationResult:
+        result = into if into is not None else GenerationResult()
+        result.text = out["text"]
+        result.prompt_tokens = out["prompt_tokens"]
+        result.completion_tokens = out["completion_tokens"]
+        result.timings_ms = {"generate_ms": out["generate_ms"]}
+        return result
+
+    def _generate_sync(self, messages, allowed_ids, max_tokens, tight, temperature) -> GenerationResult:
+        return self._result(
+            self.process.request("chat", self._payload(messages, allowed_ids, max_tokens, tight, temperature=temperature))
         )
 
-    async def generate(self, messages, allowed_ids, max_tokens, tight=False) -> GenerationResult:
-        return await asyncio.to_thread(self._generate_sync, messages, allowed_ids, max_tokens, tight)
+    async def generate(self, messages, allowed_ids, max_tokens, tight=False, *, temperature=None) -> GenerationResult:
+        return await asyncio.to_thread(self._generate_sync, messages, allowed_ids, max_tokens, tight, temperature)
 
-    async def stream(self, messages, allowed_ids, max_tokens) -> AsyncIterator[str]:
+    async def stream(self, messages, allowed_ids, max_tokens, *, temperature=None, result=None) -> AsyncIterator[str]:
         """Text as it is generated: the model process sends each new piece over its pipe."""
-        payload = self._payload(messages, allowed_ids, max_tokens, False, stream=True)
+        payload = self._payload(messages, allowed_ids, max_tokens, False, stream=True, temperature=temperature)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         done = object()
@@ -197,7 +202,7 @@ class LlamaCppEngine:
 
         def produce() -> None:
             try:
-                self.process.request("chat", payload, on_piece=on_piece)
+                self._result(self.process.request("chat", payload, on_piece=on_piece), result)
             except Exception as exc:  # handed to the consumer, which raises it
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             finally:

@@ -40,7 +40,7 @@ class OllamaEngine:
     def count_tokens(self, messages: list[dict[str, str]]) -> int:
         return sum(int(len(m["content"]) / CHARS_PER_TOKEN) + _PER_MESSAGE_OVERHEAD for m in messages) + 4
 
-    def _request(self, messages, allowed_ids, max_tokens) -> dict[str, Any]:
+    def _request(self, messages, allowed_ids, max_tokens, temperature=None) -> dict[str, Any]:
         estimate = self.count_tokens(messages)
         if estimate + max_tokens > self.n_ctx:
             raise PayloadTooLarge(
@@ -54,7 +54,7 @@ class OllamaEngine:
             options={
                 "num_ctx": self.n_ctx,
                 "num_predict": max_tokens,
-                "temperature": self.settings.llm.temperature,
+                "temperature": self.settings.llm.temperature if temperature is None else temperature,
                 "repeat_penalty": self.settings.llm.repeat_penalty,
                 "seed": self.settings.llm.seed,
             },
@@ -74,10 +74,10 @@ class OllamaEngine:
             return ModelUnavailable(f"Ollama at {self.settings.ollama.host} failed during the request: {exc.error}")
         return ModelUnavailable(f"Ollama at {self.settings.ollama.host} is not answering ({type(exc).__name__}: {exc})")
 
-    async def generate(self, messages, allowed_ids, max_tokens, tight=False) -> GenerationResult:
+    async def generate(self, messages, allowed_ids, max_tokens, tight=False, *, temperature=None) -> GenerationResult:
         from ollama import ResponseError
 
-        request = self._request(messages, allowed_ids, max_tokens)
+        request = self._request(messages, allowed_ids, max_tokens, temperature)
         t0 = time.perf_counter()
         try:
             response = await self.client.chat(stream=False, **request)
@@ -90,17 +90,26 @@ class OllamaEngine:
             timings_ms={"generate_ms": round((time.perf_counter() - t0) * 1000, 1)},
         )
 
-    async def stream(self, messages, allowed_ids, max_tokens) -> AsyncIterator[str]:
+    async def stream(self, messages, allowed_ids, max_tokens, *, temperature=None, result=None) -> AsyncIterator[str]:
         from ollama import ResponseError
 
-        request = self._request(messages, allowed_ids, max_tokens)
+        request = self._request(messages, allowed_ids, max_tokens, temperature)
+        pieces: list[str] = []
+        t0 = time.perf_counter()
         try:
             async for part in await self.client.chat(stream=True, **request):
                 content = part["message"]["content"]
                 if content:
+                    pieces.append(content)
                     yield content
+                if part.get("done") and result is not None:  # the last part carries the counts
+                    result.prompt_tokens = part.get("prompt_eval_count")
+                    result.completion_tokens = part.get("eval_count")
         except (ResponseError, httpx.HTTPError, ConnectionError) as exc:
             raise self._unavailable(exc) from exc
+        if result is not None:
+            result.text = "".join(pieces)
+            result.timings_ms = {"generate_ms": round((time.perf_counter() - t0) * 1000, 1)}
 
     async def ready(self) -> bool:
         try:

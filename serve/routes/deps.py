@@ -7,16 +7,34 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ragtune.settings import Settings
+from serve.admin.models import ModelAdmin
+from serve.admin.service import AdminService
 from serve.chat import ChatService
+from serve.store.conversations import ConversationStore
 
 
 def get_chat(request: Request) -> ChatService:
     return request.app.state.chat
 
 
+def get_conversations(request: Request) -> ConversationStore:
+    return request.app.state.conversations
+
+
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_admin(request: Request) -> AdminService:
+    return request.app.state.admin
+
+
+def get_model_admin(request: Request) -> ModelAdmin:
+    return request.app.state.model_admin
+
+
 ChatDep = Annotated[ChatService, Depends(get_chat)]
+AdminDep = Annotated[AdminService, Depends(get_admin)]
+ModelAdminDep = Annotated[ModelAdmin, Depends(get_model_admin)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ConversationsDep = Annotated[ConversationStore, Depends(get_conversations)]

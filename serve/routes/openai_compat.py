@@ -4,6 +4,12 @@ The assistant message content is the answer JSON (the `Answer` contract); source
 version ride along in the extra fields `sources` and `ragtune`. When streamed, the content pieces
 concatenate to exactly that JSON: the answer text streams as it is generated, the rest of the
 validated object follows at the end.
+
+`usage` counts what the engine did for this answer: prompt tokens as its tokenizer renders the
+prompt, completion tokens actually generated, both summed over a retry. An extractive answer or a
+hand-off asks no model: its usage is 0 / 0. `temperature` and `max_tokens` (or
+`max_completion_tokens`) are honoured, clamped to [0, 2] and to [16, llm.max_tokens]; a streamed
+request with `stream_options.include_usage` gets OpenAI's final chunk with `usage` and no choices.
 """
 
 from __future__ import annotations
@@ -20,10 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragtune.errors import RagtuneError, UserInputError
 from ragtune.prompt import Turn, answer_json
+from serve.chat import AnswerOptions
 from serve.ratelimit import AnswerMeterDep
 from serve.routes.chat import ERRORS
 from serve.routes.deps import ChatDep, SettingsDep
-from serve.schemas import ChatResponse, Filters, OpenAIErrorResponse, error_body
+from serve.schemas import ChatResponse, Filters, OpenAIErrorResponse, Usage, error_body
 
 router = APIRouter(tags=["openai"])
 # The same statuses as the native route, in OpenAI's error shape.
@@ -44,13 +51,30 @@ class Message(BaseModel):
         return self.content or ""
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
+
+
 class CompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")  # temperature, max_tokens, ... are accepted and ignored
+    model_config = ConfigDict(extra="allow")  # top_p, n, stop, ... are accepted and ignored
 
     model: str | None = None
     messages: list[Message] = Field(min_length=1)
     stream: bool = False
+    stream_options: StreamOptions | None = None
     filters: Filters | None = None
+    temperature: float | None = Field(None, description="Sampling temperature, clamped to [0, 2]; default llm.temperature.")
+    max_tokens: int | None = Field(
+        None, ge=1, description="Most tokens to generate, clamped to [16, llm.max_tokens]; default chat.answer_max_tokens."
+    )
+    max_completion_tokens: int | None = Field(
+        None, ge=1, description="OpenAI's newer name for max_tokens (wins if both are set)."
+    )
+
+    def options(self) -> AnswerOptions:
+        return AnswerOptions(temperature=self.temperature, max_tokens=self.max_completion_tokens or self.max_tokens)
 
 
 def _model_name(chat) -> str:
@@ -106,8 +130,9 @@ async def completions(request: CompletionRequest, chat: ChatDep, settings: Setti
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     model = _model_name(chat)
+    options = request.options()
     if not request.stream:
-        response = await chat.answer(question, filters=request.filters, history=history)
+        response = await chat.answer(question, filters=request.filters, history=history, options=options)
         meter.answered(response)
         return {
             "id": completion_id,
@@ -121,14 +146,11 @@ async def completions(request: CompletionRequest, chat: ChatDep, settings: Setti
                     "finish_reason": "stop",
                 }
             ],
-            "usage": {
-                "prompt_tokens": response.context.prompt_tokens or 0,
-                "completion_tokens": 0,
-                "total_tokens": response.context.prompt_tokens or 0,
-            },
+            "usage": response.usage.model_dump(),
         } | _extras(response)
 
-    events = chat.stream(question, filters=request.filters, history=history)
+    events = chat.stream(question, filters=request.filters, history=history, options=options)
+    include_usage = request.stream_options is not None and request.stream_options.include_usage
     first = await events.__anext__()
 
     def chunk(delta: dict, finish: str | None = None, **extra: Any) -> str:
@@ -141,7 +163,12 @@ async def completions(request: CompletionRequest, chat: ChatDep, settings: Setti
         } | extra
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
+    def usage_chunk(usage: Usage) -> str:
+        body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": []}
+        return f"data: {json.dumps(body | {'usage': usage.model_dump()})}\n\n"
+
     async def body() -> AsyncIterator[str]:
+        usage = Usage()
         yield chunk({"role": "assistant", "content": ""})
         sent = '{"answer": "'
         yield chunk({"content": sent})
@@ -159,8 +186,11 @@ async def completions(request: CompletionRequest, chat: ChatDep, settings: Setti
                     if not final.startswith(sent):
                         raise RagtuneError("the answer changed after a retry; request it again without streaming")
                     yield chunk({"content": final[len(sent) :]}, "stop", **_extras(payload))
+                    usage = payload.usage
                 item = await events.__anext__()
         except StopAsyncIteration:
+            if include_usage:
+                yield usage_chunk(usage)
             yield "data: [DONE]\n\n"
         except RagtuneError as exc:
             yield f"data: {json.dumps({'error': error_body(exc) | {'status': exc.status_code}})}\n\n"

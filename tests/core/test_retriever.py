@@ -128,3 +128,48 @@ def test_reranker_reorders_the_fused_candidates(knowledge_index, embedder, cross
     # The reranker chooses among the fused top 12, not only the top 4 it returns.
     fused_top12 = [h.id for h in plain.search(question, top_k=12).hits]
     assert {h.id for h in result.hits} <= set(fused_top12)
+
+
+def test_a_search_whose_version_is_pruned_under_it_answers_whole_from_the_next(tmp_path, embedder):
+    """With ingest.keep_versions = 1 a re-ingest removes the version a running search started on;
+    the search answers from the version that replaced it, not with an error."""
+    from ingest.pipeline import run_ingest
+    from ingest.sources import scan_folder
+    from ragtune.index import KnowledgeIndex
+    from ragtune.retriever import Retriever
+    from ragtune.settings import load_settings
+
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "refunds.md").write_text("# Refunds\n\nAnnual plans can be refunded within 30 days of purchase.\n")
+    (kb / "vault.md").write_text("# Vault\n\nVault is an encrypted folder that needs a second factor to open.\n")
+    settings = load_settings(environ={"RAGTUNE_DATA_DIR": str(tmp_path / "data"), "RAGTUNE_INGEST__KEEP_VERSIONS": "1"})
+    index = KnowledgeIndex(settings)
+
+    def ingest() -> str:
+        report = run_ingest(settings, *scan_folder(kb, settings.ingest), embedder=embedder, index=index)
+        return report.version
+
+    v1 = ingest()
+
+    class IngestsDuringFirstQuery:
+        """The real embedder; its first query embedding waits for a whole re-ingest, which is how
+        a search that started on v1 finds v1 gone when it reaches Chroma."""
+
+        def __init__(self) -> None:
+            self.versions: list[str] = []
+
+        def embed_query(self, text: str):
+            if not self.versions:
+                (kb / "refunds.md").write_text("# Refunds\n\nAnnual plans can be refunded within 45 days of purchase.\n")
+                self.versions.append(ingest())
+            return embedder.embed_query(text)
+
+    hook = IngestsDuringFirstQuery()
+    retriever = Retriever(index, hook, settings.retrieval)  # type: ignore[arg-type]
+    retriever.snapshot()  # the search starts on v1
+    result = retriever.search("How long can an annual plan be refunded?", top_k=2)
+    v2 = hook.versions[0]
+    assert v2 != v1 and index.list_versions() == [v2]  # v1 is gone from disk and from Chroma
+    assert result.version == v2 and "45 days" in result.hits[0].chunk.text
+    assert {h.chunk.id for h in result.hits} <= {c.id for c in index.read_chunks(v2)}

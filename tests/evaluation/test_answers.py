@@ -54,7 +54,7 @@ def test_the_cli_prints_the_report_and_refuses_a_bad_file(knowledge_index, tmp_p
     assert "bad.jsonl:1" in capsys.readouterr().err
 
 
-def test_a_running_server_is_evaluated_over_http(serve_settings, retriever, tmp_path, monkeypatch):
+def test_a_running_server_is_evaluated_over_http(serve_settings, retriever, tmp_path):
     import socket
     import threading
     import time
@@ -62,10 +62,13 @@ def test_a_running_server_is_evaluated_over_http(serve_settings, retriever, tmp_
     import uvicorn
 
     from serve.app import create_app
-    from serve.conversations import ConversationStore
 
-    monkeypatch.setattr("serve.app.ConversationStore", lambda _path: ConversationStore(tmp_path / "c.sqlite3"))
-    settings = serve_settings.model_copy(update={"chat": serve_settings.chat.model_copy(update={"answer_mode": "extractive"})})
+    settings = serve_settings.model_copy(
+        update={
+            "chat": serve_settings.chat.model_copy(update={"answer_mode": "extractive"}),
+            "store": serve_settings.store.model_copy(update={"url": f"sqlite:///{tmp_path / 'c.sqlite3'}"}),
+        }
+    )
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

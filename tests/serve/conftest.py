@@ -9,6 +9,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.serve.admin_kb import admin_client, admin_kb, admin_settings  # noqa: F401  (fixtures of the admin API tests)
+
+
+def with_store(settings, url: str):
+    """The settings with the API's store at `url` (a SQLite file or a Postgres database)."""
+    return settings.model_copy(update={"store": settings.store.model_copy(update={"url": url})})
+
 
 @pytest.fixture
 def make_client(knowledge_index, retriever, tmp_path, monkeypatch):
@@ -16,13 +23,13 @@ def make_client(knowledge_index, retriever, tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
     from serve.app import create_app
-    from serve.conversations import ConversationStore
 
     clients = []
 
     def make(settings, **kwargs):
-        # Conversations go to this test's folder; the index stays the session's.
-        monkeypatch.setattr("serve.app.ConversationStore", lambda _path: ConversationStore(tmp_path / "conversations.sqlite3"))
+        # Conversations go to this test's folder (unless the test names a store); the index stays the session's.
+        if settings.store.url is None:
+            settings = with_store(settings, f"sqlite:///{tmp_path / 'conversations.sqlite3'}")
         client = TestClient(create_app(settings, retriever=retriever, **kwargs))
         client.__enter__()
         clients.append(client)
@@ -94,9 +101,8 @@ class OllamaStandIn:
                 for i in range(0, len(content), 7):
                     line = base | {"message": {"role": "assistant", "content": content[i : i + 7]}, "done": False}
                     self.wfile.write((json.dumps(line) + "\n").encode())
-                self.wfile.write(
-                    (json.dumps(base | {"message": {"role": "assistant", "content": ""}, "done": True}) + "\n").encode()
-                )
+                last = {"message": {"role": "assistant", "content": ""}, "done": True, "prompt_eval_count": 100, "eval_count": 20}
+                self.wfile.write((json.dumps(base | last) + "\n").encode())
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

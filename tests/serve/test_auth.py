@@ -15,7 +15,6 @@ from ragtune.errors import ConfigError
 from ragtune.settings import AuthSettings, load_settings
 from serve.app import ADMIN_ACCESS, create_app, run_server
 from serve.auth import check_bind
-from serve.conversations import ConversationStore
 
 # Fixed, random-looking keys (deterministic, so no run can draw one the placeholder check refuses).
 WIDGET_KEY = "wk_3f9a1c7e5b2d8046a9e1f3c5b7d90e2a"
@@ -53,10 +52,9 @@ def base_settings(knowledge_index, tmp_path):
 
 
 @pytest.fixture
-def build(retriever, tmp_path, monkeypatch):
+def build(retriever):
     """A client over the real app plus a small admin route (the admin API stands in for it here),
     wired the way the real admin router is: `include_router(router, dependencies=ADMIN_ACCESS)`."""
-    monkeypatch.setattr("serve.app.ConversationStore", lambda _path: ConversationStore(tmp_path / "conversations.sqlite3"))
     clients: list[TestClient] = []
 
     def make(settings, client=("testclient", 50000)) -> TestClient:

@@ -10,26 +10,25 @@ import time
 import pytest
 
 from serve.app import create_app
-from serve.conversations import ConversationStore
 
 LIMIT_MB = 0.25
 LIMIT = int(LIMIT_MB * 1048576)
 
 
 @pytest.fixture
-def limited_settings(knowledge_index):
+def limited_settings(knowledge_index, tmp_path):
     settings, _ = knowledge_index
     return settings.model_copy(
         update={
             "llm": settings.llm.model_copy(update={"engine": "none"}),
+            "store": settings.store.model_copy(update={"url": f"sqlite:///{tmp_path / 'conversations.sqlite3'}"}),
             "server": settings.server.model_copy(update={"max_body_mb": LIMIT_MB}),
         }
     )
 
 
 @pytest.fixture
-def app(limited_settings, retriever, tmp_path, monkeypatch):
-    monkeypatch.setattr("serve.app.ConversationStore", lambda _path: ConversationStore(tmp_path / "conversations.sqlite3"))
+def app(limited_settings, retriever):
     app = create_app(limited_settings, engine=None, retriever=retriever, warm_up=False)
 
     @app.get("/v1/boom")  # stands for any bug in a handler
@@ -162,7 +161,13 @@ def test_every_native_error_has_detail_and_error(client):
         client.post("/v1/chat", content=b"{not json", headers={"content-type": "application/json"}), 422, "RequestValidationError"
     )
     assert_native_error(client.post("/v1/chat", json={"message": ""}), 422, "RequestValidationError")
-    assert_native_error(client.post("/v1/chat", json={"message": "hi", "session_id": "../../etc"}), 400, "UserInputError")
+    body = assert_native_error(
+        client.post("/v1/chat", json={"message": "hi", "session_id": "../../etc"}), 422, "RequestValidationError"
+    )
+    assert "session_id" in body["detail"]
+    body = assert_native_error(client.post("/v1/chat", json={"message": "hi", "filters": {"price": "9"}}), 400, "UserInputError")
+    assert "doc_id" in body["detail"]  # says which filters exist
+    assert_native_error(client.post("/v1/chat", json={"message": "   "}), 400, "UserInputError")
 
 
 def test_an_unhandled_exception_is_a_500_without_internals(client):

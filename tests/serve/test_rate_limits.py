@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 
 from ragtune.settings import AuthSettings
 from serve.app import create_app
-from serve.conversations import ConversationStore
 from serve.engines.counting import CountingEngine
 from serve.engines.ollama import OllamaEngine
 from serve.store import Database
@@ -57,8 +56,7 @@ def extractive(knowledge_index):
 
 
 @pytest.fixture
-def build(retriever, tmp_path, monkeypatch):
-    monkeypatch.setattr("serve.app.ConversationStore", lambda _path: ConversationStore(tmp_path / "conversations.sqlite3"))
+def build(retriever):
     clients: list[TestClient] = []
 
     def make(settings, client=("testclient", 50000), **kwargs) -> TestClient:
@@ -177,12 +175,12 @@ class GatedEngine(CountingEngine):
         super().__init__(inner)
         self.gate = threading.Event()
 
-    async def generate(self, messages, allowed_ids, max_tokens, tight=False):
+    async def generate(self, messages, allowed_ids, max_tokens, tight=False, *, temperature=None):
         await asyncio.to_thread(self.gate.wait, 30)
-        return await super().generate(messages, allowed_ids, max_tokens, tight)
+        return await super().generate(messages, allowed_ids, max_tokens, tight, temperature=temperature)
 
-    def stream(self, messages, allowed_ids, max_tokens):
-        pieces = super().stream(messages, allowed_ids, max_tokens)
+    def stream(self, messages, allowed_ids, max_tokens, *, temperature=None, result=None):
+        pieces = super().stream(messages, allowed_ids, max_tokens, temperature=temperature, result=result)
 
         async def held():
             sent = ""
@@ -196,12 +194,11 @@ class GatedEngine(CountingEngine):
 
 
 @pytest.fixture
-def live(ollama_settings, ollama_stand_in, retriever, tmp_path, monkeypatch):
+def live(ollama_settings, ollama_stand_in, retriever, tmp_path):
     """The app under a real uvicorn on loopback, answering through the gated engine."""
     import uvicorn
 
     ollama_stand_in.replies = [REPLY]
-    monkeypatch.setattr("serve.app.ConversationStore", lambda _path: ConversationStore(tmp_path / "conversations.sqlite3"))
     generative = ollama_settings.model_copy(
         update={"chat": ollama_settings.chat.model_copy(update={"answer_mode": "generative"})}
     )
@@ -316,16 +313,8 @@ def test_the_daily_token_budget(ollama_settings, ollama_stand_in, tmp_path, buil
     store.db.close()
 
 
-@pytest.fixture(scope="module")
-def postgres_url(tmp_path_factory):
-    pgserver = pytest.importorskip("pgserver")  # the real Postgres wheel (dev dependency of the store)
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
-    yield server.get_uri()
-    server.cleanup()
-
-
-def test_replicas_on_postgres_never_hand_out_more_slots_than_the_limit(postgres_url, tmp_path):
-    replicas = [LimitStore(Database.open(postgres_url, tmp_path)) for _ in range(4)]
+def test_replicas_on_postgres_never_hand_out_more_slots_than_the_limit(pg_url, tmp_path):
+    replicas = [LimitStore(Database.open(pg_url, tmp_path)) for _ in range(4)]
     now = time.time()
     won: list[str | None] = []
     start = threading.Barrier(12)

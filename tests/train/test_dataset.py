@@ -128,14 +128,14 @@ def test_placeholders_and_stored_conversations(tmp_path):
         {"Customer Support Phone Number": "+49 30 1234 5678"},
     )
     assert filled == "Call +49 30 1234 5678 about your order number in Order History."
-    from serve.conversations import (
-        ConversationStore,  # the store the chat API writes (test side only)
-    )
+    # The store the chat API writes (test side only; train/ reads the file without importing serve).
+    from serve.store import Database
+    from serve.store.conversations import ConversationStore
 
-    store = ConversationStore(tmp_path / "conversations.sqlite3")
+    store = ConversationStore(Database.open(None, tmp_path))
     store.append("s1", "How do I cancel?", "Under Settings > Billing.")
     store.append("s1", "And my files?", "Nothing is deleted.")
-    store.close()
+    store.db.close()
     pairs = read_conversations(tmp_path / "conversations.sqlite3")
     assert [p.question for p in pairs] == ["How do I cancel?", "And my files?"]
     assert pairs[1].history == [("user", "How do I cancel?"), ("assistant", "Under Settings > Billing.")]
