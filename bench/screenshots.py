@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/screenshots.py [--out docs/images] [--answer-mode auto|extractive] [--only widget|admin]
 Copies knowledge/ to a temporary folder, ingests it, starts `ragtune serve` on a free loopback port
-(the bundled SmolLM2 model, answer mode auto by default, an admin key for the console) and drives
+(the bundled SmolLM2 model, answer mode auto by default, a widget key and an admin key) and drives
 headless Chromium (Debian's chromium + chromium-driver, `scripts/browser-deps.sh`) over /demo and
 /admin. Nothing outside the temporary folder is touched.
 """
@@ -26,13 +26,14 @@ sys.path.insert(0, str(ROOT))
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
-from tests.serve.browser import RagtuneServer, Widget, start_chromium, wait_until  # noqa: E402
+from tests.serve.browser import DROP_FILES, RagtuneServer, Widget, start_chromium, wait_until  # noqa: E402
 
 QUESTION = "Can I get a refund on my annual plan?"
+UPLOAD = ("comet-kettle.md", "# Comet kettle\n\nThe Comet kettle boils one litre of water in ninety seconds.\n", "text/markdown")
 
 
-def widget_shots(driver, url: str, out: Path) -> list[Path]:
-    widget = Widget.fresh(driver, url + "/demo")
+def widget_shots(driver, url: str, widget_key: str, out: Path) -> list[Path]:
+    widget = Widget.fresh(driver, f"{url}/demo?key={widget_key}")
     widget.open()
     time.sleep(0.4)  # the panel's opening animation
     shots = [out / "widget-open.png"]
@@ -44,21 +45,27 @@ def widget_shots(driver, url: str, out: Path) -> list[Path]:
     widget.js("const log = root.querySelector('.log'); log.scrollTop = log.scrollHeight;")
     shots.append(out / "widget-answer.png")
     driver.save_screenshot(str(shots[1]))
+    bubble.find_element(By.CSS_SELECTOR, ".fb button[data-rating='up']").click()  # feedback, for the console
+    wait_until(lambda: bubble.find_element(By.CSS_SELECTOR, ".fb [role=status]").text, what="the rating")
     return shots
 
 
-def console_shot(driver, url: str, key: str, out: Path) -> Path:
+def console_shots(driver, url: str, key: str, out: Path) -> list[Path]:
     driver.get(url + "/admin")
     driver.execute_script("sessionStorage.clear()")
     driver.refresh()
     driver.find_element(By.ID, "key").send_keys(key + "\n")
     wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "#documents tbody tr[data-doc]"), what="the documents")
+    driver.execute_script(DROP_FILES, [list(UPLOAD)], driver.find_element(By.ID, "drop"))  # an upload and its job
+    wait_until(lambda: driver.find_element(By.ID, "job").get_attribute("data-status") == "succeeded", 120, what="the job")
     wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "#conversations article"), what="the conversations")
-    path = out / "admin-console.png"
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1280, min(max(height, 800), 2400))
-    driver.save_screenshot(str(path))
-    return path
+    driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0)")
+    shots = [out / "admin-console.png", out / "admin-versions-conversations.png"]
+    driver.save_screenshot(str(shots[0]))
+    # The lower part: index versions (with roll back), answer models, conversations with feedback.
+    driver.execute_script("document.getElementById('versions-title').scrollIntoView()")
+    driver.save_screenshot(str(shots[1]))
+    return shots
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,19 +80,21 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(ROOT / "knowledge", base / "kb")
         environ = os.environ | {"RAGTUNE_DATA_DIR": str(base / "data"), "PYTHONPATH": str(ROOT)}
         subprocess.run([sys.executable, "-m", "cli", "ingest", str(base / "kb")], check=True, env=environ, cwd=base)
-        key = secrets.token_urlsafe(32)
+        key, widget_key = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         config: dict = {"chat": {"answer_mode": args.answer_mode}, "ingest": {"source_dir": str(base / "kb")}}
-        if args.only != "widget":
-            config["auth"] = {"admin_keys": [{"name": "screenshots", "key": key}]}
+        config["auth"] = {
+            "admin_keys": [{"name": "screenshots", "key": key}],
+            "widget_keys": [{"name": "demo", "key": widget_key, "origins": []}],
+        }
         server = RagtuneServer(base / "data", base / "serve", config)
         driver = start_chromium(1280, 940)
         try:
             server.wait_ready()
             shots: list[Path] = []
             if args.only != "admin":
-                shots += widget_shots(driver, server.url, args.out)
+                shots += widget_shots(driver, server.url, widget_key, args.out)
             if args.only != "widget":
-                shots.append(console_shot(driver, server.url, key, args.out))
+                shots += console_shots(driver, server.url, key, args.out)
         finally:
             driver.quit()
             server.stop()

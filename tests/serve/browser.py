@@ -71,6 +71,16 @@ def start_chromium(width: int = 1280, height: int = 860):
     return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
 
 
+# Drops files ([name, text, type] each) on an element the way a browser does: dragover, then drop.
+DROP_FILES = """
+const [files, target] = arguments;
+const data = new DataTransfer();
+for (const [name, text, type] of files) data.items.add(new File([text], name, {type}));
+target.dispatchEvent(new DragEvent('dragover', {dataTransfer: data, bubbles: true, cancelable: true}));
+target.dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true}));
+"""
+
+
 def csp_messages(driver) -> list[str]:
     """Content-Security-Policy violations in the browser console since the last call."""
     return [entry["message"] for entry in driver.get_log("browser") if "Content Security Policy" in entry["message"]]

@@ -17,7 +17,7 @@ from selenium.webdriver.common.by import By
 
 from tests.conftest import KNOWLEDGE
 
-from .browser import RagtuneServer, Widget, csp_messages, ingest_folder, start_chromium, wait_until
+from .browser import DROP_FILES, RagtuneServer, Widget, csp_messages, ingest_folder, start_chromium, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 ADMIN_KEY = secrets.token_urlsafe(32)
@@ -110,13 +110,6 @@ def test_a_wrong_key_is_refused_and_the_right_one_kept_for_the_tab(driver, serve
     assert csp_messages(driver) == []  # the console runs under its strict CSP
 
 
-DROP = """
-const [files, target] = arguments;
-const data = new DataTransfer();
-for (const [name, text, type] of files) data.items.add(new File([text], name, {type}));
-target.dispatchEvent(new DragEvent('dragover', {dataTransfer: data, bubbles: true, cancelable: true}));
-target.dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true}));
-"""
 WATCH_JOB = """
 window.__jobStates = [];
 new MutationObserver(() => window.__jobStates.push([document.getElementById('job').dataset.status,
@@ -133,7 +126,7 @@ def test_upload_watch_the_job_answer_in_the_widget_then_roll_back(driver, server
     # Two files dropped at once on the drop zone; the job's progress shows while it runs.
     driver.execute_script(WATCH_JOB)
     drop = driver.find_element(By.ID, "drop")
-    driver.execute_script(DROP, [["comet-kettle.md", KETTLE, "text/markdown"], ["comet-mug.txt", MUG, "text/plain"]], drop)
+    driver.execute_script(DROP_FILES, [["comet-kettle.md", KETTLE, "text/markdown"], ["comet-mug.txt", MUG, "text/plain"]], drop)
     wait_until(lambda: driver.find_element(By.ID, "job").get_attribute("data-status") == "succeeded", 90, what="the job")
     states = driver.execute_script("return window.__jobStates")
     assert {s[0] for s in states} >= {"succeeded"} and len({s[0] for s in states}) >= 2, states

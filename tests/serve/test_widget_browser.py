@@ -290,9 +290,18 @@ def test_keyboard_only(driver, servers):
     assert "password" in Widget.text(bubble).lower()
     assert widget.focused() == "textarea."
 
-    # Shift+Tab reaches the answer's source; focusing it shows the quote.
-    keys.key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
-    assert widget.focused() in ("span.st", "a.")
+    # Shift+Tab walks back through the answer: its rating buttons (Space rates), then its source,
+    # whose quote shows on focus.
+    def back() -> str:
+        ActionChains(driver).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+        return widget.js("const a = root.activeElement; return a.dataset.rating || a.tagName.toLowerCase() + '.' + a.className")
+
+    assert back() == "down"
+    assert back() == "up"
+    ActionChains(driver).send_keys(Keys.SPACE).perform()
+    wait_until(lambda: bubble.find_element(By.CSS_SELECTOR, ".fb [role=status]").text, what="the rating")
+    assert bubble.find_element(By.CSS_SELECTOR, ".fb button[data-rating=up]").get_attribute("aria-pressed") == "true"
+    assert back() in ("span.st", "a.")
     assert bubble.find_elements(By.CSS_SELECTOR, ".src li")[-1].find_element(By.CSS_SELECTOR, ".q").is_displayed()
 
     keys.send_keys(Keys.ESCAPE).perform()
