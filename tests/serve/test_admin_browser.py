@@ -87,6 +87,11 @@ def doc_row(driver, doc_id: str):
     return found[0] if found else None
 
 
+def doc_text(driver, doc_id: str) -> str:
+    row = doc_row(driver, doc_id)
+    return row.text if row else ""
+
+
 def alert_text(driver) -> str:
     return driver.find_element(By.ID, "alert").get_attribute("textContent")
 
@@ -108,6 +113,9 @@ def test_a_wrong_key_is_refused_and_the_right_one_kept_for_the_tab(driver, serve
     assert row is not None and "indexed" in row.text
     assert int(row.find_elements(By.CSS_SELECTOR, "td")[3].text) >= 1  # its chunk count
     assert csp_messages(driver) == []  # the console runs under its strict CSP
+    driver.find_element(By.ID, "signout").click()
+    assert driver.find_element(By.ID, "key").is_displayed() and not driver.find_element(By.ID, "console").is_displayed()
+    assert driver.execute_script("return sessionStorage.getItem('ragtune.adminKey')") is None
 
 
 WATCH_JOB = """
@@ -132,7 +140,7 @@ def test_upload_watch_the_job_answer_in_the_widget_then_roll_back(driver, server
     assert {s[0] for s in states} >= {"succeeded"} and len({s[0] for s in states}) >= 2, states
     assert any(s[2].startswith("upload: ") for s in states)
     assert (server.kb / "comet-kettle.md").read_text(encoding="utf-8") == KETTLE
-    wait_until(lambda: doc_row(driver, "comet-kettle.md") and "indexed" in doc_row(driver, "comet-kettle.md").text, what="row")
+    wait_until(lambda: "indexed" in doc_text(driver, "comet-kettle.md"), what="the uploaded file indexed")
     assert doc_row(driver, "comet-mug.txt") is not None
     wait_until(lambda: len(rows(driver, "versions")) == 2, what="the new version")
     versions = rows(driver, "versions")
@@ -167,15 +175,21 @@ def test_upload_watch_the_job_answer_in_the_widget_then_roll_back(driver, server
     assert "ninety seconds" not in Widget.text(widget.ask(KETTLE_QUESTION))
 
 
-def test_delete_asks_first_then_removes_the_document(driver, server):
+def test_reingest_takes_in_a_hand_placed_file_and_delete_asks_first(driver, server):
     (server.kb / "faq" / "old-notice.txt").write_text("Old notice\n\nThe old office closes in March.\n", encoding="utf-8")
     sign_in(driver, server.url)
-    wait_until(lambda: doc_row(driver, "faq/old-notice.txt"), what="the new file listed")
+    wait_until(lambda: "pending" in doc_text(driver, "faq/old-notice.txt"), what="the new file listed as pending")
+    driver.find_element(By.ID, "reingest").click()
+    wait_until(lambda: driver.find_element(By.ID, "job-text").text.startswith("ingest: "), what="the ingest job")
+    wait_until(lambda: driver.find_element(By.ID, "job").get_attribute("data-status") == "succeeded", 90, what="the job")
+    wait_until(lambda: "indexed" in doc_text(driver, "faq/old-notice.txt"), what="the file indexed")
+
     button = doc_row(driver, "faq/old-notice.txt").find_element(By.CSS_SELECTOR, "button.danger")
     button.click()
     assert button.text == "Confirm delete" and (server.kb / "faq" / "old-notice.txt").exists()
     button.click()
     wait_until(lambda: not (server.kb / "faq" / "old-notice.txt").exists(), what="the file deleted")
+    wait_until(lambda: driver.find_element(By.ID, "job-text").text.startswith("delete: "), what="the delete job")
     wait_until(lambda: driver.find_element(By.ID, "job").get_attribute("data-status") == "succeeded", 90, what="the job")
     wait_until(lambda: doc_row(driver, "faq/old-notice.txt") is None, what="the row gone")
 
