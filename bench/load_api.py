@@ -83,6 +83,7 @@ class Results:
         self.status: Counter[str] = Counter()
         self.modes: Counter[str] = Counter()
         self.versions: Counter[str] = Counter()
+        self.fallbacks: Counter[str] = Counter()  # why an answer was not the model's: verification reasons
 
 
 async def one_answer(client: httpx.AsyncClient, question: str, stream: bool, results: Results) -> None:
@@ -123,6 +124,8 @@ async def one_answer(client: httpx.AsyncClient, question: str, stream: bool, res
     results.latency.append(elapsed)
     results.overhead.append(elapsed - body["timings_ms"]["total_ms"] / 1000)
     results.modes[body["mode"]] += 1
+    for reason in (body.get("verification") or {}).get("reasons") or []:
+        results.fallbacks[reason] += 1
     results.versions[body["index_version"]] += 1
 
 
@@ -221,13 +224,13 @@ def main() -> None:
     )
     print(
         "| answers | answers/s | errors | whole answer p50 / p95 / p99 ms | API overhead p50 / p95 / p99 ms "
-        "| first streamed byte p50 / p95 ms | modes | index versions | peak RSS server / with model |"
+        "| first streamed byte p50 / p95 ms | modes | replies rejected (reasons) | index versions | peak RSS server / with model |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print(
         f"| {answers} | {answers / wall:.2f} | {errors} {dict(results.status)} | {pct(results.latency, 50)} / "
         f"{pct(results.latency, 95)} / {pct(results.latency, 99)} | {pct(results.overhead, 50)} / {pct(results.overhead, 95)} / "
-        f"{pct(results.overhead, 99)} | {pct(results.first_byte, 50)} / {pct(results.first_byte, 95)} | {dict(results.modes)} "
+        f"{pct(results.overhead, 99)} | {pct(results.first_byte, 50)} / {pct(results.first_byte, 95)} | {dict(results.modes)} | {dict(results.fallbacks)} "
         f"| {len(results.versions)} {dict(results.versions)} | {watch.peak_server / 2**20:.0f} / {watch.peak_total / 2**20:.0f} MB |"
     )
 
