@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -19,6 +18,7 @@ from pathlib import Path
 from ingest.parsers import ParsedDocument, ParseError, Section, parse_file
 from ingest.safety import Refused, admit_file, read_checked, resolve_inside
 from ragtune.errors import UserInputError
+from ragtune.folders import visible_entries
 from ragtune.settings import IngestSettings
 
 DOC_TYPES = {".markdown": "md", ".htm": "html"}
@@ -46,26 +46,12 @@ def _hash(data: bytes) -> str:
 
 
 def _walk(root: Path, failures: list[Failure]) -> list[Path]:
-    """Every entry below `root` that is not a real folder, in path order; links are not followed.
+    """Every entry below `root` that is not a real folder, in path order; links are not followed."""
 
-    Hidden names (.git, .DS_Store) are skipped: they are not documents.
-    """
-    found: list[Path] = []
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError as exc:
-            failures.append(Failure(Path(folder).relative_to(root).as_posix() + "/", f"cannot read folder: {exc.strerror}"))
-            continue
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(Path(entry.path))
-            else:
-                found.append(Path(entry.path))
+    def unreadable(folder: Path, exc: OSError) -> None:
+        failures.append(Failure(folder.relative_to(root).as_posix() + "/", f"cannot read folder: {exc.strerror}"))
+
+    found = [Path(entry.path) for entry in visible_entries(root, unreadable)]
     return sorted(found, key=lambda p: p.relative_to(root).parts)
 
 

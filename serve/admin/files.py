@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragtune.errors import NotFoundError, UploadRefused
+from ragtune.folders import visible_entries
 from serve.store.jobs import pid_alive
 
 TEMP_PREFIX = ".ragtune-upload."
@@ -154,22 +155,10 @@ class KnowledgeFolder:
     def files(self) -> list[FolderFile]:
         """Every visible regular file below the root, links not followed (what ingestion scans)."""
         found: list[FolderFile] = []
-        stack = [self.root]
-        while stack:
-            folder = stack.pop()
-            try:
-                entries = list(os.scandir(folder))
-            except OSError:
-                continue
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(Path(entry.path))
-                elif entry.is_file(follow_symlinks=False):
-                    info = entry.stat(follow_symlinks=False)
-                    doc_id = Path(entry.path).relative_to(self.root).as_posix()
-                    found.append(FolderFile(doc_id, info.st_size, info.st_mtime))
+        for entry in visible_entries(self.root):
+            if entry.is_file(follow_symlinks=False):
+                info = entry.stat(follow_symlinks=False)
+                found.append(FolderFile(Path(entry.path).relative_to(self.root).as_posix(), info.st_size, info.st_mtime))
         return sorted(found, key=lambda f: f.doc_id)
 
     def sweep_temporaries(self) -> list[Path]:
