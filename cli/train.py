@@ -189,6 +189,7 @@ def evaluate(args, settings: Settings) -> int:
             settings.llm.max_tokens,
             progress,
             modes,
+            pipeline_variant=f"answer_mode={settings.chat.answer_mode}",
         )
     from train.run import loss_chart
 

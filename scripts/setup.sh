@@ -49,6 +49,8 @@ if [ "$(cat .venv/.llama-build 2>/dev/null)" != "$key" ]; then
   echo "$key" > .venv/.llama-build
 fi
 pip install -q -e ".[$extras]"
+# Headless Chromium and its driver for the browser tests (Debian packages; a no-op when present).
+if [ "$dev" = 1 ]; then bash scripts/browser-deps.sh; fi
 
 if [ "$dev" = 1 ] && [ ! -f .cache/llama.cpp/convert_hf_to_gguf.py ]; then
   version=$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('llama-cpp-python'))")

@@ -143,7 +143,7 @@ def create_app(
 
     install_error_handlers(app)
 
-    from serve.routes import admin, admin_conversations, chat, feedback, health, openai_compat
+    from serve.routes import admin, admin_conversations, chat, feedback, health, openai_compat, static
     from serve.routes import metrics as metrics_route
 
     app.include_router(health.router)
@@ -153,6 +153,7 @@ def create_app(
     app.include_router(metrics_route.router, dependencies=ADMIN_ACCESS)  # Prometheus scrapes with an admin key
     app.include_router(admin.router, dependencies=ADMIN_ACCESS)
     app.include_router(admin_conversations.router, dependencies=ADMIN_ACCESS)
+    app.include_router(static.router)  # open: /widget.js, /demo, /admin (the console's API calls need the admin key)
     return app
 
 

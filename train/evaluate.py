@@ -34,6 +34,8 @@ METRICS = [
     ("false_refusal_rate", "false refusals (answerable)"),
     ("citation_accuracy", "citation accuracy"),
     ("fact_accuracy", "fact accuracy (held-out)"),
+    ("phrased_share", "answerable questions the model phrased (passed verification)"),
+    ("phrased_fact_accuracy", "fact accuracy of the phrased answers"),
     ("tone_similarity", "tone similarity (cosine)"),
     ("tokens_per_s", "generation tokens/s"),
     ("latency_p50_ms", "answer latency p50 (ms)"),
@@ -133,7 +135,7 @@ def score_raw(records: list[dict], outputs: list[dict], embed: Callable[[list[st
 
 def score_pipeline(questions: list[dict], responses: list[dict]) -> dict:
     """Score chat-pipeline responses ({answer, handoff, mode, sources: [{path, cited}], error}) on held-out questions."""
-    valid = facts = cited = false_ref = refused = in_scope = out_scope = 0
+    valid = facts = cited = false_ref = refused = in_scope = out_scope = phrased = phrased_facts = 0
     latencies = []
     for question, response in zip(questions, responses, strict=False):
         ok = not response.get("error")
@@ -145,7 +147,13 @@ def score_pipeline(questions: list[dict], responses: list[dict]) -> dict:
             in_scope += 1
             false_ref += refusal
             if ok:
-                facts += has_fact(response.get("answer", ""), question["fact"])
+                fact = has_fact(response.get("answer", ""), question["fact"])
+                facts += fact
+                # In auto mode a reply that fails verification gives way to the extractive answer; the
+                # share the model itself phrased, and their facts, show what the model adds.
+                if response.get("mode") == "generated":
+                    phrased += 1
+                    phrased_facts += fact
                 cited += any(s.get("cited") and s.get("path") == question["doc"] for s in response.get("sources", []))
         else:
             out_scope += 1
@@ -158,6 +166,8 @@ def score_pipeline(questions: list[dict], responses: list[dict]) -> dict:
         "citation_accuracy": _ratio(cited, in_scope),
         "refusal_accuracy": _ratio(refused, out_scope),
         "false_refusal_rate": _ratio(false_ref, in_scope),
+        "phrased_share": _ratio(phrased, in_scope),
+        "phrased_fact_accuracy": _ratio(phrased_facts, phrased),
         "latency_p50_ms": round(latencies[len(latencies) // 2]) if latencies else None,
     }
 
@@ -192,13 +202,18 @@ def evaluate(
     max_tokens: int = 384,
     progress: Progress | None = None,
     modes: tuple[str, ...] = ("raw", "pipeline"),
+    pipeline_variant: str = "",
 ) -> dict:
-    """{label: {"raw": figures, "pipeline": figures}} for each model GGUF; cached per file."""
+    """{label: {"raw": figures, "pipeline": figures}} for each model GGUF; cached per file.
+
+    `pipeline_variant` names what else decides the pipeline's answers (the chat answer mode), so a
+    cached result is reused only for the same one."""
     progress = progress or NullProgress()
     report: dict[str, Any] = {
         "models": {k: str(v) for k, v in models.items()},
         "raw_records": len(records),
         "heldout_questions": len(questions),
+        "pipeline_variant": pipeline_variant,
         "results": {},
     }
     for label, gguf in models.items():
@@ -217,7 +232,11 @@ def evaluate(
                 responses = pipeline(gguf, questions)
                 return {"figures": score_pipeline(questions, responses), "responses": responses}
 
-            result["pipeline"] = cached(out / "cache", f"pipeline-{key}-{len(questions)}", compute_pipe)["figures"]
+            result["pipeline"] = cached(
+                out / "cache",
+                f"pipeline-{key}-{len(questions)}{'-' + pipeline_variant if pipeline_variant else ''}",
+                compute_pipe,
+            )["figures"]
         if "pipeline" in result:
             result["quality_score"] = quality_score(result["pipeline"])
         report["results"][label] = result

@@ -52,6 +52,18 @@ def test_int8_is_close_but_a_vector_space_of_its_own(torch_vectors, tmp_path):
     assert exported[0].stat().st_mtime_ns == mtime and not list(tmp_path.glob(".export-*"))
 
 
+def test_the_export_masks_attention_once_not_in_every_layer(tmp_path):
+    # The SDPA export guarded every layer's scores with Where/IsNaN over batch x heads x tokens^2
+    # (a quarter of the CPU time); the eager export adds one precomputed mask instead.
+    import onnx
+
+    Embedder(EmbeddingSettings(backend="onnx-int8", onnx_cache_dir=tmp_path)).embed_query("export")
+    (path,) = tmp_path.glob("*/model.onnx")
+    ops = [node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node]
+    assert "IsNaN" not in ops and ops.count("Where") <= 2  # the mask, made once
+    assert ops.count("Softmax") == 6  # one attention per layer of all-MiniLM-L6
+
+
 def test_loading_the_embedder_leaves_the_environment_alone(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     before = dict(os.environ)

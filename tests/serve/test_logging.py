@@ -232,7 +232,7 @@ def test_run_server_logs_json_and_replaces_uvicorns_access_log(serve_settings, m
     log_output()  # restores the root logger afterwards
     calls = {}
     monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: calls.update(kwargs))
-    monkeypatch.setattr("serve.app.create_app", lambda settings: "app")
+    monkeypatch.setattr("serve.app.create_app", lambda settings, **kwargs: "app")
     from serve.app import run_server
 
     run_server(serve_settings, "127.0.0.1", 8123)

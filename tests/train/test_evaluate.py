@@ -64,6 +64,26 @@ def test_pipeline_scores_facts_citations_and_refusals():
     assert figures["fact_accuracy"] == 0.5 and figures["citation_accuracy"] == 0.5
     assert figures["refusal_accuracy"] == 0.5 and figures["false_refusal_rate"] == 0.0 and figures["latency_p50_ms"] == 20
     assert quality_score(figures) == round((0.5 + 0.5 + 0.5 + 1.0) / 4, 4)
+    assert figures["phrased_share"] == 1.0 and figures["phrased_fact_accuracy"] == 0.5  # both answerable ones were generated
+
+
+def test_cached_pipeline_results_are_kept_apart_by_answer_mode(tmp_path):
+    from train.evaluate import evaluate
+
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    calls = []
+    questions = [{"kind": "out_of_scope", "question": "?"}]
+
+    def pipeline(path, qs):
+        calls.append(path)
+        return [{"answer": "Sorry.", "handoff": True, "mode": "handoff", "total_ms": 1, "sources": []}]
+
+    for variant in ("answer_mode=auto", "answer_mode=auto", "answer_mode=generative"):
+        evaluate(
+            {"m": gguf}, [], questions, tmp_path / "eval", None, pipeline, None, modes=("pipeline",), pipeline_variant=variant
+        )
+    assert len(calls) == 2  # the repeat came from the cache; the other mode was computed
 
 
 def test_train_eval_runs_both_modes_on_real_models(exported, knowledge_index, tmp_path, capsys, monkeypatch):
