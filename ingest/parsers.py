@@ -143,11 +143,15 @@ def parse_text(data: bytes, path: Path) -> ParsedDocument:
 
 
 def parse_html(data: bytes, path: Path) -> ParsedDocument:
-    from bs4 import BeautifulSoup
+    from bs4 import BeautifulSoup, CData
 
     soup = BeautifulSoup(data, "html.parser")
     for tag in soup(["script", "style", "nav", "footer", "header", "noscript", "template"]):
         tag.decompose()
+    # A browser shows no <![CDATA[...]]> in HTML (it is a comment there), but get_text() would:
+    # hidden text, which could carry markup, is not the page's content.
+    for hidden in soup.find_all(string=lambda s: isinstance(s, CData)):
+        hidden.extract()
     canonical = soup.find("link", rel="canonical")
     href = canonical.get("href") if canonical else None
     url = href if isinstance(href, str) else None

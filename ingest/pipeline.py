@@ -4,6 +4,8 @@ Unchanged documents keep their chunks and vectors (copied from the previous vers
 no embedding work). Edited documents are re-chunked and re-embedded, deleted ones are left out.
 Nothing is published until the whole new version is written; then `current.json` switches to it.
 A run that finds nothing changed publishes nothing and costs only the hashing of the files.
+A run the data directory refuses (a full disk, a read-only mount) fails with a `StorageError` that
+says so and what to do, and removes its unpublished build at once: the previous version serves on.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from ingest.parsers import ParseError
 from ingest.sources import Failure, SourceItem
 from ragtune.documents import Chunk
 from ragtune.embedding import Embedder
-from ragtune.errors import UserInputError
+from ragtune.errors import StorageError, UserInputError, storage_error
 from ragtune.index import DocRecord, KnowledgeIndex, Manifest, new_version_id
 from ragtune.progress import NullProgress, Progress
 from ragtune.settings import Settings
@@ -83,11 +85,28 @@ def run_ingest(
     index: KnowledgeIndex | None = None,
     progress: Progress | None = None,
 ) -> IngestReport:
+    index = index or KnowledgeIndex(settings)
+    try:
+        return _run(settings, items, list(failures or []), source, embedder or Embedder(settings.embedding), index, progress)
+    except (OSError, StorageError) as exc:
+        error = exc if isinstance(exc, StorageError) else storage_error(exc, settings.data_dir)
+        if error is None:
+            raise
+        serving = index.current_version()
+        raise StorageError(f"{error}; nothing was published" + (f", {serving} still serves" if serving else "")) from exc
+
+
+def _run(
+    settings: Settings,
+    items: list[SourceItem],
+    failures: list[Failure],
+    source: str,
+    embedder: Embedder,
+    index: KnowledgeIndex,
+    progress: Progress | None,
+) -> IngestReport:
     started = time.perf_counter()
     progress = progress or NullProgress()
-    embedder = embedder or Embedder(settings.embedding)
-    index = index or KnowledgeIndex(settings)
-    failures = list(failures or [])
     chunking = settings.chunking.model_dump()
 
     with index.lock():
@@ -170,46 +189,62 @@ def run_ingest(
 
         # ---- embed, store, write, publish
         version = new_version_id()
-        collection = index.store.collection_name(version)
-        index.store.create(collection)
-        to_embed = [c for chunks in new_chunks.values() for c in chunks]
-        progress.log(f"embedding {len(to_embed)} chunks ({len(carried_chunks)} reused)")
-        progress.start("embed", len(to_embed))
-        for start in range(0, len(to_embed), EMBED_BATCH):
-            batch = to_embed[start : start + EMBED_BATCH]
-            vectors = embedder.embed_documents([c.embedding_text() for c in batch])
-            index.store.add(collection, [c.id for c in batch], vectors, [c.metadata() for c in batch])
-            progress.advance("embed", len(batch))
-        if carried_chunks:
-            ids = [c.id for c in carried_chunks if c.id in carried_vectors]
-            index.store.add(
-                collection,
-                ids,
-                np.stack([carried_vectors[i] for i in ids]),
-                [c.metadata() for c in carried_chunks if c.id in carried_vectors],
+        try:
+            _build(index, embedder, progress, version, new_chunks, carried_chunks, carried_vectors)
+            manifest = Manifest(
+                version=version,
+                created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                collection=index.store.collection_name(version),
+                embedding_model=settings.embedding.model,
+                embedding_fingerprint=fingerprint,
+                chunking=chunking,
+                documents=dict(sorted(records.items())),
+                parent=previous.version if previous else None,
+                source=source,
             )
-
-        manifest = Manifest(
-            version=version,
-            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            collection=collection,
-            embedding_model=settings.embedding.model,
-            embedding_fingerprint=fingerprint,
-            chunking=chunking,
-            documents=dict(sorted(records.items())),
-            parent=previous.version if previous else None,
-            source=source,
-        )
-        index.write_version(manifest, all_chunks)
-        index.publish(version)
+            index.write_version(manifest, all_chunks)
+            index.publish(version)
+        except BaseException:
+            index.discard(version)
+            raise
         index.prune(settings.ingest.keep_versions)
 
         report.version = version
         report.published = True
         report.chunks_total = len(all_chunks)
-        report.chunks_embedded = len(to_embed)
+        report.chunks_embedded = sum(len(chunks) for chunks in new_chunks.values())
         report.seconds = time.perf_counter() - started
         return report
+
+
+def _build(
+    index: KnowledgeIndex,
+    embedder: Embedder,
+    progress: Progress,
+    version: str,
+    new_chunks: dict[str, list[Chunk]],
+    carried_chunks: list[Chunk],
+    carried_vectors: dict[str, np.ndarray],
+) -> None:
+    """The version's Chroma collection: new chunks embedded, carried ones with their stored vectors."""
+    collection = index.store.collection_name(version)
+    index.store.create(collection)
+    to_embed = [c for chunks in new_chunks.values() for c in chunks]
+    progress.log(f"embedding {len(to_embed)} chunks ({len(carried_chunks)} reused)")
+    progress.start("embed", len(to_embed))
+    for start in range(0, len(to_embed), EMBED_BATCH):
+        batch = to_embed[start : start + EMBED_BATCH]
+        vectors = embedder.embed_documents([c.embedding_text() for c in batch])
+        index.store.add(collection, [c.id for c in batch], vectors, [c.metadata() for c in batch])
+        progress.advance("embed", len(batch))
+    if carried_chunks:
+        ids = [c.id for c in carried_chunks if c.id in carried_vectors]
+        index.store.add(
+            collection,
+            ids,
+            np.stack([carried_vectors[i] for i in ids]),
+            [c.metadata() for c in carried_chunks if c.id in carried_vectors],
+        )
 
 
 def raise_if_nothing(source: str, failures: list[Failure]) -> None:

@@ -262,6 +262,8 @@ def _normalised_notebook(data: bytes) -> bytes:
         cells = notebook["cells"]
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ParseError(f"corrupt or unreadable IPYNB (not a Jupyter notebook: {exc})") from exc
+    except RecursionError as exc:
+        raise ParseError("corrupt or unreadable IPYNB (its JSON is nested too deeply to read)") from exc
     if not isinstance(cells, list) or notebook.get("nbformat", 0) < 4:
         raise ParseError("unsupported IPYNB: only nbformat 4 notebooks are read; open and save it in a current Jupyter")
     metadata = notebook.setdefault("metadata", {})

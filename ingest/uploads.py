@@ -92,6 +92,8 @@ def _sniff(data: bytes, suffix: str, settings: IngestSettings) -> None:
                 notebook = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise UploadRefused(f"content is not a Jupyter notebook (invalid JSON: {exc})") from exc
+            except RecursionError as exc:  # a notebook is a few levels deep; this is built to exhaust the parser
+                raise UploadRefused("content is not a Jupyter notebook (its JSON is nested too deeply to read)") from exc
             if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
                 raise UploadRefused("content is JSON but not a Jupyter notebook (no list of cells)")
 

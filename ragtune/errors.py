@@ -6,6 +6,9 @@ and exits non-zero; the HTTP layer maps each class to one status code.
 
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
 
 class RagtuneError(Exception):
     """Base class: a problem the user can act on (not a bug)."""
@@ -88,3 +91,32 @@ class ServiceUnavailable(RagtuneError):
     """A part of the server this request needs was not set up (no ingester wired in, say)."""
 
     status_code = 503
+
+
+class VectorStoreUnavailable(RagtuneError):
+    """The Chroma server (chroma.url) cannot be reached; answers and ingests wait until it is back."""
+
+    status_code = 503
+
+
+class StorageError(RagtuneError):
+    """The data directory cannot take a write: the disk is full or it is not writable."""
+
+    status_code = 503
+
+
+def storage_error(exc: OSError, data_dir: Path | str) -> StorageError | None:
+    """An OSError of a write into the data directory as the StorageError that names the problem and
+    its fix; None when the OSError is not about space or permission."""
+    where = exc.filename or data_dir
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageError(
+            f"no space left in the data directory {data_dir} ({exc.strerror}: {where}); "
+            "free space there or point data_dir at a bigger disk, then ingest again"
+        )
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return StorageError(
+            f"the data directory {data_dir} is not writable ({exc.strerror}: {where}); make it writable "
+            "(its permissions, a read-only mount) or point data_dir elsewhere, then ingest again"
+        )
+    return None

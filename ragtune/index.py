@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ragtune.documents import Chunk
-from ragtune.errors import IndexNotReady, RagtuneError
+from ragtune.errors import Conflict, IndexNotReady, RagtuneError, storage_error
 from ragtune.settings import Settings
 from ragtune.vectorstore import VectorStore
 
@@ -79,11 +79,16 @@ def new_version_id() -> str:
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a full disk must not keep the half-written file too
+            tmp.unlink()
+        raise
 
 
 def bm25_tokenize(texts: list[str]):
@@ -183,13 +188,16 @@ class KnowledgeIndex:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """One writer at a time; a second `ragtune ingest` fails fast instead of interleaving."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        handle = open(self.root / ".lock", "w")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.root / ".lock", "w")
+        except OSError as exc:  # a read-only or full data dir: say so before any work starts
+            raise storage_error(exc, self.settings.data_dir) or exc from exc
         try:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
-                raise RagtuneError(f"another ingest is running on {self.settings.data_dir}; wait for it to finish") from exc
+                raise Conflict(f"another ingest is running on {self.settings.data_dir}; wait for it to finish") from exc
             yield
         finally:
             handle.close()
@@ -212,10 +220,23 @@ class KnowledgeIndex:
 
     def publish(self, version: str) -> None:
         """Point readers at `version` (one atomic rename)."""
-        _write_atomic(
-            self.root / "current.json",
-            json.dumps({"version": version, "published_at": datetime.now(timezone.utc).isoformat()}),
-        )
+        try:
+            _write_atomic(
+                self.root / "current.json",
+                json.dumps({"version": version, "published_at": datetime.now(timezone.utc).isoformat()}),
+            )
+        except OSError as exc:
+            raise storage_error(exc, self.settings.data_dir) or exc from exc
+
+    def discard(self, version: str) -> None:
+        """Remove an unpublished build (the folder and collection of a run that failed) at once, so
+        a disk that filled up gets its space back; what cannot go now, the next run's prune removes."""
+        if version == self.current_version():
+            return
+        shutil.rmtree(self.versions_dir / version, ignore_errors=True)
+        with contextlib.suppress(RagtuneError):
+            self.store.drop(self.store.collection_name(version))
+            self.store.sweep_orphans()
 
     def lineage(self, keep: int) -> list[str]:
         """The current version and its predecessors (by each manifest's `parent`), at most `keep`."""

@@ -64,7 +64,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = str(exc.detail)
-        if exc.status_code == 400 and message == _FASTAPI_PARSE_ERROR:
+        if exc.status_code == 400 and message == _FASTAPI_PARSE_ERROR and isinstance(exc.__cause__, RecursionError):
+            message = "the JSON body is nested too deeply to read (no request to this API needs more than a few levels)"
+        elif exc.status_code == 400 and message == _FASTAPI_PARSE_ERROR:
             message = "the request body could not be read as JSON; send UTF-8 JSON with content-type application/json"
         elif exc.status_code == 404 and message == "Not Found":
             message = f"no such endpoint: {request.url.path}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ragtune.answer import Answer
 from ragtune.documents import FILTER_FIELDS
@@ -17,12 +17,27 @@ Filters = Annotated[
 ]
 
 
+def _typed_text(value: str) -> str:
+    """Text a person typed: no NUL (nobody types one, and a Postgres store cannot keep it) and valid
+    Unicode (JSON's \\u escapes can carry an unpaired surrogate, which no encoder or tokenizer takes)."""
+    if "\x00" in value:
+        raise ValueError("holds a NUL character (\\u0000); send the text without it")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("is not valid Unicode (an unpaired surrogate such as \\ud800); send UTF-8 text") from exc
+    return value
+
+
+Text = Annotated[str, AfterValidator(_typed_text)]
+
+
 class ChatRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"message": "How do I get a refund?", "session_id": "c0ffee"}]}
     )
 
-    message: str = Field(description="The customer's question.", min_length=1)
+    message: Text = Field(description="The customer's question.", min_length=1)
     session_id: str | None = Field(
         None,
         description="Conversation id from an earlier answer; omit to start a new one.",

@@ -179,7 +179,7 @@ class AdminService:
         lock = self.index.lock()
         try:
             lock.__enter__()
-        except RagtuneError as exc:
+        except Conflict as exc:  # held: by a job of ours, or by `ragtune ingest`
             raise running_conflict(self.jobs.holder()) from exc
         try:
             yield

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from serve.routes.deps import ConversationsDep
-from serve.schemas import ErrorResponse
+from serve.schemas import ErrorResponse, Text
 from serve.store.conversations import MAX_COMMENT_CHARS, Rating
 
 router = APIRouter(tags=["chat"])
@@ -26,7 +26,7 @@ class FeedbackRequest(BaseModel):
     )
     turn: int = Field(ge=0, description="The answer's `turn` from the chat response (0 for the first answer).")
     rating: Rating = Field(description="up: helpful; down: not helpful.")
-    comment: str | None = Field(
+    comment: Text | None = Field(
         None, max_length=MAX_COMMENT_CHARS, description="What was wrong or right, in the customer's words."
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
@@ -22,6 +24,8 @@ async def readyz(chat: ChatDep) -> JSONResponse:
     body: dict = {"mode": "extractive", "model": None, "engine": None, "answer_mode": chat.settings.chat.answer_mode}
     try:
         body["index_version"] = chat.retriever.snapshot().version
+        # The snapshot is files on disk; its vectors are in Chroma, which may be a server that is down.
+        await asyncio.to_thread(chat.retriever.index.store.heartbeat)
     except RagtuneError as exc:
         return JSONResponse(status_code=503, content=body | {"status": "not_ready", "detail": str(exc)})
     if chat.engine is not None:

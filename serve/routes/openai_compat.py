@@ -30,7 +30,7 @@ from serve.chat import AnswerOptions
 from serve.ratelimit import AnswerMeterDep
 from serve.routes.chat import ERRORS
 from serve.routes.deps import ChatDep, SettingsDep
-from serve.schemas import ChatResponse, Filters, OpenAIErrorResponse, Usage, error_body
+from serve.schemas import ChatResponse, Filters, OpenAIErrorResponse, Text, Usage, error_body
 
 router = APIRouter(tags=["openai"])
 # The same statuses as the native route, in OpenAI's error shape.
@@ -39,15 +39,24 @@ OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+class ContentPart(BaseModel):
+    """One part of a message's content: text parts are read, others (images, ...) are ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    text: Text | None = None
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+    content: Text | list[ContentPart] | None = None
 
     def text(self) -> str:
         if isinstance(self.content, list):
-            return "".join(part.get("text", "") for part in self.content if part.get("type") == "text")
+            return "".join(part.text or "" for part in self.content if part.type == "text")
         return self.content or ""
 
 
@@ -99,7 +108,7 @@ def _answer_text(content: str) -> str:
     """An earlier assistant turn is our answer JSON; the history keeps only its text."""
     try:
         return str(json.loads(content)["answer"])
-    except (json.JSONDecodeError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # not our JSON (or JSON nested too deep to read)
         return content
 
 

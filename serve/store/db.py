@@ -107,7 +107,11 @@ class Database:
                     yield _Tx(conn, self._translate)
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    # SQLite has already rolled back after some errors (a full disk): a second
+                    # ROLLBACK would fail and hide the error that says what went wrong.
+                    if conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
                     raise
             except _UNAVAILABLE as exc:
                 raise StoreUnavailable(f"the conversation store (sqlite) is not usable: {exc}") from exc

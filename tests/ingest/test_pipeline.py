@@ -111,8 +111,9 @@ def test_failed_run_leaves_previous_version_serving_and_is_cleaned_up(settings, 
     assert index.current_version() == before
     retriever = Retriever(index, embedder, settings.retrieval)
     assert retriever.search("refund for an annual plan", top_k=1).hits[0].chunk.doc_id == "policies/refund-policy.pdf"
-    leftovers = [n for n in index.store.names() if n != index.current_manifest().collection]
-    assert leftovers, "the crashed run's half-built collection should exist until the next run"
+    # The crashed run removed its half-built collection and version folder itself.
+    assert index.store.names() == [index.current_manifest().collection] and index.list_versions() == [before]
+    assert sorted(p.name for p in index.versions_dir.iterdir()) == [before]
 
     report = ingest(settings, kb_copy, embedder)
     assert report.published and len(report.added) == 5

@@ -105,6 +105,7 @@ HOSTILE = [
     pytest.param("big.md", b"word " * 120_000, 413, "ingest.max_file_mb", id="over-max-file-mb"),
     pytest.param("empty.txt", b"  \n", 422, "empty", id="empty"),
     pytest.param("latin.txt", b"caf\xc3\xa9 \xe9t\xe9", 422, "UTF-8", id="damaged-utf8"),
+    pytest.param("deep.ipynb", b"[" * 100_000 + b"]" * 100_000, 422, "nested too deeply", id="json-bomb-as-notebook"),
 ]
 
 

@@ -294,3 +294,23 @@ def test_keys_can_be_made_mandatory(base_settings):
         create_app(closed, engine=None)
     with pytest.raises(ConfigError, match="allow_unauthenticated_loopback"):
         check_bind(closed, "127.0.0.1")
+
+
+def test_metrics_conversations_and_feedback_need_their_keys(keyed):
+    """The routes beside chat: /metrics and the conversation list are the admin's, feedback is the widget's."""
+    for path in ("/metrics", "/v1/admin/conversations"):
+        assert keyed.get(path).status_code == 401
+        assert keyed.get(path, headers=bearer("ak_not-a-key-this-server-knows-at-all")).status_code == 401
+        denied = keyed.get(path, headers=bearer(WIDGET_KEY))
+        assert denied.status_code == 403 and "admin key" in denied.json()["detail"]
+        assert keyed.get(path, headers=bearer(ADMIN_KEY)).status_code == 200
+    session = keyed.post("/v1/chat", json=QUESTION, headers=bearer(WIDGET_KEY) | {"Origin": SHOP}).json()["session_id"]
+    rating = {"session_id": session, "turn": 0, "rating": "up"}
+    assert keyed.post("/v1/feedback", json=rating).status_code == 401
+    assert (
+        keyed.post("/v1/feedback", json=rating, headers=bearer(WIDGET_KEY) | {"Origin": "https://evil.example"}).status_code
+        == 403
+    )
+    assert keyed.post("/v1/feedback", json=rating, headers=bearer(WIDGET_KEY) | {"Origin": SHOP}).status_code == 200
+    listed = keyed.get("/v1/admin/conversations", headers=bearer(ADMIN_KEY)).json()["conversations"]
+    assert [c["session_id"] for c in listed] == [session] and listed[0]["turns"][0]["feedback"]["principal"] == "shop"

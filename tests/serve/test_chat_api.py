@@ -259,8 +259,11 @@ def test_invalid_reply_is_retried_once_then_a_clear_502(ollama_settings, ollama_
 
 
 def test_model_server_down_mid_flight_gives_503(ollama_settings, ollama_stand_in, make_client):
+    """In generative mode, which promises a phrased answer (auto mode answers extractively instead:
+    tests/serve/test_faults.py)."""
     ollama_stand_in.replies = [_reply([])]
-    client = make_client(ollama_settings)
+    generative = ollama_settings.chat.model_copy(update={"answer_mode": "generative"})
+    client = make_client(ollama_settings.model_copy(update={"chat": generative}))
     assert client.get("/readyz").json()["mode"] == "generated"
     ollama_stand_in.fail_chat = True
     response = client.post("/v1/chat", json={"message": "How do I reset my password?"})
