@@ -19,7 +19,6 @@ the request log implement; the response's `usage` counts the tokens the engine p
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -33,6 +32,7 @@ from ragtune.evidence import Evidence, EvidenceSelector, evidence_chunks
 from ragtune.prompt import SYSTEM_TEMPLATE, NumberedSources, Turn, build_messages, number_sources, standalone_query
 from ragtune.retriever import RetrievalResult, Retriever
 from ragtune.settings import Settings
+from serve.answer_text import AnswerTextExtractor
 from serve.citations import evidence_citations, model_cited
 from serve.engines import Engine
 from serve.engines.base import GenerationResult
@@ -442,59 +442,6 @@ class ChatService:
         if p.outcome == "handoff":
             return await self._finish(p, self._handoff(p), "handoff", started)
         return await self._finish(p, self._extractive(p), "extractive", started)
-
-
-class AnswerTextExtractor:
-    """Pulls the decoded text of the "answer" field out of a JSON object as it streams in."""
-
-    def __init__(self) -> None:
-        self.buffer = ""
-        self.start: int | None = None
-        self.emitted = 0
-        self.closed = False
-
-    def feed(self, piece: str) -> str:
-        self.buffer += piece
-        if self.closed:
-            return ""
-        if self.start is None:
-            key = self.buffer.find('"answer"')
-            if key == -1:
-                return ""
-            quote = self.buffer.find('"', self.buffer.find(":", key + 8) + 1) if ":" in self.buffer[key + 8 :] else -1
-            if quote == -1:
-                return ""
-            self.start = quote + 1
-        body, end = self.buffer[self.start :], None
-        i = 0
-        while i < len(body):
-            if body[i] == "\\":
-                i += 2
-                continue
-            if body[i] == '"':
-                end = i
-                break
-            i += 1
-        safe = body[:end] if end is not None else body[: _safe_cut(body)]
-        try:
-            decoded = json.loads(f'"{safe}"')
-        except json.JSONDecodeError:
-            return ""
-        self.closed = end is not None
-        new, self.emitted = decoded[self.emitted :], len(decoded)
-        return new
-
-
-def _safe_cut(body: str) -> int:
-    """Length of the prefix that does not end inside an escape sequence."""
-    cut = len(body)
-    backslash = body.rfind("\\", max(0, cut - 6))
-    if backslash != -1:
-        escape = body[backslash:]
-        complete = len(escape) >= 2 and (escape[1] != "u" or len(escape) >= 6)
-        if not complete:
-            cut = backslash
-    return cut
 
 
 def _terms(terms: list[str]) -> str:

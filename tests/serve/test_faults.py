@@ -167,8 +167,8 @@ def read_only(path: Path) -> Iterator[None]:
 @pytest.fixture
 def small_disk(tmp_path) -> Iterator[Path]:
     """A 20 MB tmpfs: a data directory that can really fill up."""
-    if os.geteuid() != 0:
-        pytest.skip("a small file system needs `mount` (root); this run is not root")
+    if os.geteuid() != 0:  # a failure, not a skip: a skipped fault test would prove nothing
+        pytest.fail("a small file system needs `mount` (root): run the tests as root (CI does), or deselect with -m 'not root'")
     folder = tmp_path / "data"
     folder.mkdir()
     _mount("-t", "tmpfs", "-o", "size=20m", "tmpfs", str(folder))
@@ -224,6 +224,7 @@ def test_a_read_only_data_dir_fails_the_ingest_with_its_fix_and_the_previous_ver
         assert cited_paths(ask(client, GADGET_QUESTION)) == {"products/gadget.md"}
 
 
+@pytest.mark.root
 def test_a_full_data_dir_fails_the_ingest_with_its_fix_leaves_nothing_and_the_next_ingest_completes(
     small_disk, tmp_path, embedder
 ):
@@ -251,6 +252,7 @@ def test_a_full_data_dir_fails_the_ingest_with_its_fix_leaves_nothing_and_the_ne
         assert answer.json()["index_version"] == job["result"]["version"] and cited_paths(answer) == {"products/gadget.md"}
 
 
+@pytest.mark.root
 def test_a_full_disk_under_the_conversation_store_is_a_503_that_says_so_until_space_is_freed(small_disk, tmp_path, embedder):
     """The default store is a SQLite file in the data directory: a chat it cannot record is refused
     (503, saying why), and answers resume once there is space, without a restart."""

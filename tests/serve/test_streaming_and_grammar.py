@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from serve.chat import AnswerTextExtractor
+from serve.answer_text import AnswerTextExtractor
 from serve.engines.grammar import answer_grammar
 
 
