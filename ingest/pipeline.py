@@ -19,6 +19,7 @@ from ingest.chunking import chunk_document
 from ingest.parsers import ParseError
 from ingest.sources import Failure, SourceItem
 from ragtune.documents import Chunk
+from ragtune.embedders import effective_embedding
 from ragtune.embedding import Embedder
 from ragtune.errors import StorageError, UserInputError, storage_error
 from ragtune.index import DocRecord, KnowledgeIndex, Manifest, new_version_id
@@ -87,7 +88,9 @@ def run_ingest(
 ) -> IngestReport:
     index = index or KnowledgeIndex(settings)
     try:
-        return _run(settings, items, list(failures or []), source, embedder or Embedder(settings.embedding), index, progress)
+        return _run(
+            settings, items, list(failures or []), source, embedder or Embedder(effective_embedding(settings)), index, progress
+        )
     except (OSError, StorageError) as exc:
         error = exc if isinstance(exc, StorageError) else storage_error(exc, settings.data_dir)
         if error is None:
@@ -113,7 +116,7 @@ def _run(
         index.prune(settings.ingest.keep_versions)  # leftovers of a failed or killed run
         previous = index.current_manifest()
         fingerprint = embedder.fingerprint()
-        reason = _rebuild_reason(previous, fingerprint, settings.embedding.model, chunking)
+        reason = _rebuild_reason(previous, fingerprint, embedder.settings.model, chunking)
         base = previous if previous is not None and reason is None else None
         old_docs = base.documents if base else {}
         report = IngestReport(
@@ -195,7 +198,7 @@ def _run(
                 version=version,
                 created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 collection=index.store.collection_name(version),
-                embedding_model=settings.embedding.model,
+                embedding_model=embedder.settings.model,
                 embedding_fingerprint=fingerprint,
                 chunking=chunking,
                 documents=dict(sorted(records.items())),

@@ -2,7 +2,10 @@
 
 Used by the chat service and by `ragtune eval`. The retriever follows `current.json`: when an
 ingest publishes a new version, the next query opens it, so a running server never needs a restart
-and never sees a half-built index.
+and never sees a half-built index. Queries are embedded with the model the version was built with
+(its manifest names it): a version re-embedded with a tuned retriever (`ragtune train retriever
+deploy`) is searched with that model from its first query, and a rollback to an older version
+brings the older model back.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 from ragtune.documents import FILTER_FIELDS, Hit, matches
 from ragtune.embedding import Embedder
 from ragtune.errors import IndexNotReady, UserInputError
-from ragtune.index import KnowledgeIndex, Snapshot
+from ragtune.index import KnowledgeIndex, Manifest, Snapshot
 from ragtune.settings import RetrievalSettings
 from ragtune.vectorstore import chroma_where
 
@@ -64,14 +67,34 @@ class Retriever:
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
         self._reranker: Any = None  # a sentence-transformers CrossEncoder, loaded on first use
+        self._embedders: dict[str, Embedder] = {}  # by fingerprint: the spaces of versions seen
 
     def snapshot(self) -> Snapshot:
         """The current version, reopened when a new one has been published."""
         version = self.index.current_version()
         with self._lock:
             if self._snapshot is None or self._snapshot.version != version:
-                self._snapshot = self.index.open_current()
+                snap = self.index.open_current()
+                # `embedder` follows the published version, so what re-ingests through it (the admin
+                # API's jobs) stays in that version's space.
+                self.embedder = self.embedder_for(snap.manifest) or self.embedder
+                self._snapshot = snap
             return self._snapshot
+
+    def embedder_for(self, manifest: Manifest) -> Embedder | None:
+        """The embedder whose vectors `manifest`'s version holds, or None when no embedder built
+        from these settings can produce them (another prefix or backend)."""
+        fingerprint = manifest.embedding_fingerprint
+        if fingerprint not in self._embedders:
+            own = self.embedder
+            if own.fingerprint() == fingerprint:
+                self._embedders[fingerprint] = own
+            else:
+                other = Embedder(own.settings.model_copy(update={"model": manifest.embedding_model}))
+                if other.fingerprint() != fingerprint:
+                    return None
+                self._embedders[fingerprint] = other
+        return self._embedders[fingerprint]
 
     def search(
         self,
@@ -99,7 +122,7 @@ class Retriever:
         n = max(self.settings.candidates, top_k)
 
         t0 = time.perf_counter()
-        qvec = self.embedder.embed_query(query)
+        qvec = (self.embedder_for(snap.manifest) or self.embedder).embed_query(query)
         timings["embed_ms"] = _ms(t0)
 
         dense: list[tuple[str, float]] = []

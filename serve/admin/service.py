@@ -228,10 +228,10 @@ class AdminService:
         if version not in known:
             raise NotFoundError(f"no index version {version!r}; kept versions: {', '.join(known) or 'none'}")
         manifest = self.index.manifest(version)
-        if manifest.embedding_fingerprint != self.retriever.embedder.fingerprint():
+        if self.retriever.embedder_for(manifest) is None:
             raise Conflict(
-                f"{version} was embedded with {manifest.embedding_model}, not this server's {self.settings.embedding.model}; "
-                "its vectors cannot be searched"
+                f"{version} was embedded with {manifest.embedding_model} under other embedding settings than this "
+                f"server's ({self.settings.embedding.model}); its vectors cannot be searched"
             )
         holder = self.jobs.holder()
         if holder is not None:

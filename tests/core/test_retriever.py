@@ -159,6 +159,9 @@ def test_a_search_whose_version_is_pruned_under_it_answers_whole_from_the_next(t
         def __init__(self) -> None:
             self.versions: list[str] = []
 
+        def fingerprint(self) -> str:  # the real embedder's vector space
+            return embedder.fingerprint()
+
         def embed_query(self, text: str):
             if not self.versions:
                 (kb / "refunds.md").write_text("# Refunds\n\nAnnual plans can be refunded within 45 days of purchase.\n")
