@@ -20,7 +20,7 @@ from ragtune.settings import Settings, describe, load_settings
 EXAMPLES = {
     "ingest": "examples:\n  ragtune ingest                  # the folder in ingest.source_dir (knowledge/)\n  ragtune ingest ./docs --json    # another folder, summary as JSON",
     "serve": "examples:\n  ragtune serve\n  ragtune serve --host 0.0.0.0 --port 8080\n  RAGTUNE_OLLAMA__MODEL=ragtune ragtune serve   # answer with an Ollama model",
-    "eval": "examples:\n  ragtune eval retrieval ../shared/data/scifact --split train\n  ragtune eval retrieval DATA --mode bm25 --json",
+    "eval": "examples:\n  ragtune eval retrieval ../shared/data/scifact --split train\n  ragtune eval retrieval DATA --mode bm25 --json\n  ragtune eval retrieval data/beir/scifact --split test --embedder retriever-v1",
     "eval answers": "examples:\n  ragtune eval answers bench/answer_questions.jsonl\n  ragtune eval answers QUESTIONS.jsonl --mode extractive --json\n  ragtune eval answers QUESTIONS.jsonl --url http://localhost:8000",
     "search": 'examples:\n  ragtune search "how do I get a refund"\n  ragtune search "reset password" --mode bm25 -k 3',
     "status": "examples:\n  ragtune status --json",
@@ -75,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default=None)
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
+    r.add_argument(
+        "--embedder",
+        help="base (the configured model), a tuned version (retriever-vN) or a model folder "
+        "(default: what ingestion embeds with, a deployed version included)",
+    )
     a = evsub.add_parser(
         "answers",
         help="fact/citation accuracy, refusals, debris, injections and latency of whole answers",
@@ -196,7 +201,9 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     if args.what != "retrieval":
         raise RagtuneError("say what to evaluate: `ragtune eval retrieval DATASET_DIR` or `ragtune eval answers QUESTIONS.jsonl`")
     from evaluation.retrieval import evaluate_retrieval, format_report
+    from ragtune.embedders import resolve_embedding
 
+    settings = settings.model_copy(update={"embedding": resolve_embedding(settings, args.embedder)})
     report = evaluate_retrieval(
         settings, args.dataset, split=args.split, mode=args.mode, max_queries=args.max_queries, progress=not args.json
     )

@@ -73,6 +73,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--force", action="store_true", help="deploy even if the answer-quality eval is worse")
     s.add_argument("--questions", type=Path, default=Path("train/examples/heldout.jsonl"), help="held-out questions for the gate")
     step("models", "List the registered model versions and the one serving.")
+    from cli import train_retriever
+
+    train_retriever.add_parser(tsub)
 
 
 def _config(path: Path):
@@ -104,10 +107,19 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         "export": export,
         "deploy": deploy,
         "models": models,
+        "retriever": _retriever_step,
     }.get(args.train_command or "")
     if handler is None:
-        raise UserInputError("say which step: ragtune train prepare|validate|run|eval|export|deploy|models (see --help)")
+        raise UserInputError(
+            "say which step: ragtune train prepare|validate|run|eval|export|deploy|models|retriever (see --help)"
+        )
     return handler(args, settings)
+
+
+def _retriever_step(args, settings: Settings) -> int:
+    from cli.train_retriever import cmd_retriever
+
+    return cmd_retriever(args, settings)
 
 
 def prepare(args, settings: Settings) -> int:

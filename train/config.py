@@ -9,12 +9,14 @@ and `export` (the `export` section), so a run directory's copy of it says everyt
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ragtune.errors import ConfigError
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class _Section(BaseModel):
@@ -185,6 +187,11 @@ def _line_of(data: Any, loc: tuple) -> int | None:
 
 def load_config(path: Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Read and validate a training config; errors name the file, the line and the field."""
+    return load_typed(path, TrainConfig, overrides)
+
+
+def load_typed(path: Path, schema: type[_Model], overrides: dict[str, Any] | None = None) -> _Model:
+    """Read a YAML file into `schema` (any config model); errors name the file, the line and the field."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -202,7 +209,7 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> TrainCon
     if overrides:
         data.update(overrides)
     try:
-        return TrainConfig(**data)
+        return schema(**data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
