@@ -9,8 +9,9 @@ from serve.metrics import CONTENT_TYPE
 router = APIRouter(tags=["operations"])
 
 
-@router.get(
+@router.api_route(
     "/metrics",
+    methods=["GET", "HEAD"],  # HEAD: probes and monitors that only check it answers
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text exposition format."}},
     summary="Prometheus metrics: requests, latency, retrieval and generation time, tokens, answers, hand-offs, ingest jobs.",
