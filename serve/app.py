@@ -144,7 +144,9 @@ def create_app(
         _log_index(the_retriever)
         if warm_up:
             await _warm_up(the_retriever, the_engine)
-        log.info("ready in %.1f s (index %s)", time.monotonic() - started, the_retriever.index.current_version() or "none")
+        where = getattr(app.state, "url", None)  # set by run_server; a test client has none
+        version = the_retriever.index.current_version() or "none"
+        log.info("ready in %.1f s%s (index %s)", time.monotonic() - started, f": {where}" if where else "", version)
         try:
             yield
         finally:
@@ -202,7 +204,9 @@ def run_server(
     configure_logging(settings.observability)
     log.info("ragtune %s: bound %s:%d; starting (store, index, embedding model, answer engine)", __version__, host, port)
     # uvicorn's own access log is replaced by ragtune.access (one structured line per request).
-    config = uvicorn.Config(create_app(settings, ingester=ingester), host=host, port=port, log_config=None, access_log=False)
+    app = create_app(settings, ingester=ingester)
+    app.state.url = f"http://{f'[{host}]' if ':' in host and not host.startswith('[') else host}:{port}"
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

@@ -146,6 +146,7 @@ def test_serve_logs_each_start_up_step(tmp_path, knowledge_index, tiny_gguf):
         "loading answer engine: llamacpp model tiny-llama, then its self-check",
         "answer engine ready in ",
         "ready in ",
+        f" s: http://127.0.0.1:{server.port} (index {index.current_version()})",
     ]
     at = [log.find(step) for step in steps]
     assert -1 not in at, f"missing {[s for s, i in zip(steps, at, strict=True) if i < 0]} in:\n{log}"

@@ -236,7 +236,8 @@ def test_run_server_logs_json_and_replaces_uvicorns_access_log(serve_settings, m
         calls.update(config=server.config, sockets=sockets, bound=[s.getsockname() for s in sockets or []])
 
     monkeypatch.setattr("uvicorn.Server.run", run)
-    monkeypatch.setattr("serve.app.create_app", lambda settings, **kwargs: "app")
+    app = SimpleNamespace(state=SimpleNamespace())
+    monkeypatch.setattr("serve.app.create_app", lambda settings, **kwargs: app)
     from serve.app import run_server
 
     with socket.socket() as probe:  # a free port
@@ -244,7 +245,8 @@ def test_run_server_logs_json_and_replaces_uvicorns_access_log(serve_settings, m
         port = probe.getsockname()[1]
     run_server(serve_settings, "127.0.0.1", port)
     config = calls["config"]
-    assert (config.app, config.host, config.port, config.log_config, config.access_log) == ("app", "127.0.0.1", port, None, False)
+    assert (config.app, config.host, config.port, config.log_config, config.access_log) == (app, "127.0.0.1", port, None, False)
+    assert app.state.url == f"http://127.0.0.1:{port}"  # for the "ready" line
     # uvicorn serves on the socket bound before the app was built, closed once serving ended.
     assert calls["bound"] == [("127.0.0.1", port)] and calls["sockets"][0].fileno() == -1
     (handler,) = logging.getLogger().handlers
