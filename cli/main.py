@@ -172,10 +172,12 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from serve.auth import check_bind
     from serve.listen import bind_socket
 
     host = args.host or settings.server.host
     port = args.port or settings.server.port
+    check_bind(settings, host)  # no keys: loopback only, refused before anything is bound
     sock = bind_socket(host, port)  # a busy port fails now, not after the serving stack and the models loaded
     try:
         from ingest.service import FolderIngester
