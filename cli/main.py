@@ -40,16 +40,23 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, help="folder for all state (default: RAGTUNE_DATA_DIR or ./data)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str, description: str | None = None) -> argparse.ArgumentParser:
         return sub.add_parser(
             name,
             help=help_text,
-            description=help_text,
+            description=description or help_text,
             epilog=EXAMPLES.get(name),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    p = command("ingest", "Index a folder of documents (md, txt, html, pdf, docx); only changed files are embedded.")
+    from ingest.parsers import PARSERS  # the registry of readers: every file type ingestion reads (cheap to import)
+
+    p = command(
+        "ingest",
+        f"Index a folder of documents ({len(PARSERS)} file types); only changed files are embedded.",
+        f"Index a folder of documents; only changed files are embedded. File types read: {', '.join(sorted(PARSERS))} "
+        "(ingest.extensions narrows them); any other file is reported as unsupported.",
+    )
     p.add_argument("path", nargs="?", type=Path, help="folder to ingest (default: ingest.source_dir)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -171,13 +178,21 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.service import FolderIngester
-    from serve.app import run_server
+    from serve.auth import check_bind
+    from serve.listen import bind_socket
 
     host = args.host or settings.server.host
     port = args.port or settings.server.port
-    # The admin API's uploads and re-ingests run ingestion; serve/ never imports ingest/, so it is handed in.
-    run_server(settings, host, port, ingester=FolderIngester(settings))
+    check_bind(settings, host)  # no keys: loopback only, refused before anything is bound
+    sock = bind_socket(host, port)  # a busy port fails now, not after the serving stack and the models loaded
+    try:
+        from ingest.service import FolderIngester
+        from serve.app import run_server
+
+        # The admin API's uploads and re-ingests run ingestion; serve/ never imports ingest/, so it is handed in.
+        run_server(settings, host, port, ingester=FolderIngester(settings), sock=sock)
+    finally:
+        sock.close()
     return 0
 
 
