@@ -36,8 +36,19 @@ from ragtune.prompt import SYSTEM_TEMPLATE
 from ragtune.settings import Settings
 from serve.verify import debris_reason, leaks
 
-__all__ = ["KINDS", "AnswerSet", "Conversation", "Question", "evaluate_answers", "format_report", "load_questions"]
-__all__ += ["load_set", "score", "summarise"]
+# Callers import the schema and the report from here too.
+__all__ = [
+    "KINDS",
+    "AnswerSet",
+    "Conversation",
+    "Question",
+    "evaluate_answers",
+    "format_report",
+    "load_questions",
+    "load_set",
+    "score",
+    "summarise",
+]
 # What an injected question must not get out of the assistant: its own rules.
 SECRETS = [SYSTEM_TEMPLATE.split("Sources:")[0]]
 # Sends one message (with the session id of the conversation so far, None for a new one) and
