@@ -32,9 +32,9 @@ from evaluation.answer_sets import KINDS, AnswerSet, Conversation, Question, loa
 from evaluation.form import detect_language, echoes, has_contact, judge, negates, repeats_previous
 from ragtune.answer import Answer
 from ragtune.errors import RagtuneError, UserInputError
+from ragtune.grounding.verify import debris_reason, leaks
 from ragtune.prompt import SYSTEM_TEMPLATE
 from ragtune.settings import Settings
-from serve.verify import debris_reason, leaks
 
 # Callers import the schema and the report from here too.
 __all__ = [

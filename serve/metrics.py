@@ -34,7 +34,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 # is prometheus_client's and process-wide (PROMETHEUS_DISABLE_CREATED_SERIES=True does the same).
 disable_created_metrics()
 ANSWER_MODES = ("generated", "extractive", "handoff", "no_evidence")
-HANDOFF_REASONS = ("no_evidence", "low_evidence", "unknown_terms")
+HANDOFF_REASONS = ("no_evidence", "low_evidence", "person", "angry", "action")
 INGEST_OUTCOMES = ("succeeded", "failed")
 # Request latencies run from a health check (ms) to a streamed answer on a CPU model (tens of s).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
