@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import Conflict
-from ragtune.models import ModelRegistry, ModelVersion
+from ragtune.registry import ModelRegistry, ModelVersion
 from ragtune.settings import Settings
 from serve.engines import Engine
 from serve.model_switch import SwitchingEngine

@@ -30,7 +30,7 @@ KETTLE_QUESTION = "How fast does the Comet kettle boil water?"
 def register_models(data_dir, gguf) -> None:
     """Three answer-model versions in the registry, with the quality figures training stores (the
     deploy gate compares them); ragtune-v1 is deployed. This server never loads them (engine none)."""
-    from ragtune.models import ModelRegistry
+    from ragtune.registry import ModelRegistry
 
     gguf.write_bytes(b"GGUF")
     registry = ModelRegistry(data_dir)

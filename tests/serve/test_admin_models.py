@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from ragtune.models import ModelRegistry
+from ragtune.registry import ModelRegistry
 from tests.serve.admin_kb import build_app
 
 QUESTION = "Within how many days can an annual plan be refunded?"

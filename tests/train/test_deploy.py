@@ -8,7 +8,7 @@ import pytest
 
 from cli.main import main
 from evaluation.model_quality import evaluator_name
-from ragtune.models import ModelRegistry
+from ragtune.registry import ModelRegistry
 from train.evaluate import file_key
 
 QUESTION = "Can I get a refund on my annual plan?"
