@@ -22,7 +22,6 @@ from typing import Any
 from serve.store.db import Database
 
 INGEST_SLOT = "ingest"
-ACTIVE = ("queued", "running")
 COLUMNS = (
     "job_id, kind, status, detail, done, total, stage, request, result, owner, created_at, started_at, finished_at, heartbeat_at"
 )

@@ -62,7 +62,7 @@ def test_numbered_ids_map_back_and_the_prompt_lists_them():
     ]
     numbered = number_sources(chunks)
     assert [c.id for c in numbered.chunks] == ["S1", "S2"]
-    assert numbered.chunk_id("S2") == "aa11bb22cc33dd44ee55" and numbered.chunk_id("S3") is None
+    assert numbered.ids == {"S1": "7f26486b63c3c0e58487", "S2": "aa11bb22cc33dd44ee55"}
     system = build_messages("refund?", numbered.chunks, [], "Acme")[0]["content"]
     assert "[id: S1] Refund policy > Annual plans" in system and "7f26486b" not in system
     # The contract in the prompt is generated from the Answer model, with the ids the grammar allows.
@@ -75,6 +75,6 @@ def test_evidence_becomes_the_numbered_sources_of_the_prompt(retriever):
     question = "how long does the password reset link work"
     selected = EvidenceSelector(retriever.embedder).select(question, retriever.search(question).relevant(0.3))
     numbered = number_sources(evidence_chunks(selected))
-    assert [numbered.chunk_id(c.id) for c in numbered.chunks] == [e.chunk_id for e in selected]
+    assert [numbered.ids[c.id] for c in numbered.chunks] == [e.chunk_id for e in selected]
     system = build_messages(question, numbered.chunks, [], "Acme")[0]["content"]
     assert all(f"[id: S{i}]" in system and e.sentence in system for i, e in enumerate(selected, start=1))
