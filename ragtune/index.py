@@ -97,9 +97,7 @@ def bm25_tokenize(texts: list[str], return_ids: bool = True):
     import bm25s
     import Stemmer
 
-    return bm25s.tokenize(
-        texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=return_ids, show_progress=False
-    )
+    return bm25s.tokenize(texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=return_ids, show_progress=False)
 
 
 class Snapshot:

@@ -418,13 +418,13 @@ class Environment(EnvSettingsSource):
 
 
 class _TomlFile(TomlConfigSettingsSource):
-    def _read_file(self, file_path: Path) -> dict[str, Any]:
-        return _table(file_path, lambda: super(_TomlFile, self)._read_file(file_path))
+    def _read_file(self, file_path: Any) -> dict[str, Any]:  # a Path (a Traversable in newer pydantic-settings)
+        return _table(Path(str(file_path)), lambda: super(_TomlFile, self)._read_file(file_path))
 
 
 class _YamlFile(YamlConfigSettingsSource):
-    def _read_file(self, file_path: Path) -> dict[str, Any]:
-        return _table(file_path, lambda: super(_YamlFile, self)._read_file(file_path))
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        return _table(Path(str(file_path)), lambda: super(_YamlFile, self)._read_file(file_path))
 
 
 def _table(path: Path, read: Callable[[], Any]) -> dict[str, Any]:
