@@ -1,6 +1,6 @@
 """Conversations and the feedback on their answers, in the shared store (serve/store/db.py).
 
-Tables (created on first use):
+Tables (serve/store/migrations):
   messages  (session_id, seq, role, content, created_at), key (session_id, seq): the layout the
             API has always written, so an existing `conversations.sqlite3` keeps working, and
             `train/sources.py` reads it directly. Each turn adds a user and an assistant row.
@@ -16,7 +16,6 @@ A turn is the 0-based index of an answer in its session: the first answer is tur
 from __future__ import annotations
 
 import re
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -29,22 +28,6 @@ from serve.store.db import Cursor, Database
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 Rating = Literal["up", "down"]
 MAX_COMMENT_CHARS = 2000
-
-TABLES = (
-    "CREATE TABLE IF NOT EXISTS messages (session_id TEXT NOT NULL, seq INTEGER NOT NULL, role TEXT NOT NULL,"
-    " content TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (session_id, seq))",
-    "CREATE TABLE IF NOT EXISTS conversations (session_id TEXT PRIMARY KEY, started_at REAL NOT NULL,"
-    " updated_at REAL NOT NULL, turns INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS conversations_updated ON conversations (updated_at)",
-    "CREATE TABLE IF NOT EXISTS feedback (session_id TEXT NOT NULL, turn INTEGER NOT NULL, rating TEXT NOT NULL,"
-    " comment TEXT, principal TEXT, created_at REAL NOT NULL, PRIMARY KEY (session_id, turn))",
-)
-# Files written before the conversations table existed: one row per conversation already stored.
-_BACKFILL = (
-    "INSERT INTO conversations (session_id, started_at, updated_at, turns)"
-    " SELECT session_id, MIN(created_at), MAX(created_at), SUM(CASE WHEN role = 'assistant' THEN 1 ELSE 0 END)"
-    " FROM messages WHERE session_id IS NOT NULL GROUP BY session_id ON CONFLICT (session_id) DO NOTHING"
-)
 
 
 def new_session_id() -> str:
@@ -93,21 +76,10 @@ class ConversationStore:
 
     def __init__(self, db: Database):
         self.db = db
-        self._ready = False
-        self._ready_lock = threading.Lock()
 
     def ensure(self) -> None:
-        """Create the tables (once per process; every method calls it first)."""
-        if self._ready:
-            return
-        with self._ready_lock:
-            if self._ready:
-                return
-            self.db.ensure(*TABLES)
-            with self.db.transaction() as tx:
-                if not tx.execute("SELECT 1 FROM conversations LIMIT 1") and tx.execute("SELECT 1 FROM messages LIMIT 1"):
-                    tx.execute(_BACKFILL)
-            self._ready = True
+        """The tables are there (the store's migrations run once per Database; every method calls this first)."""
+        self.db.migrate()
 
     def history(self, session_id: str, turns: int) -> list[Turn]:
         """The last `turns` question/answer pairs of the session, oldest first."""

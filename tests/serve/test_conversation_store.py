@@ -106,7 +106,7 @@ def test_two_replicas_appending_to_one_session_never_collide(store_url, tmp_path
 def test_a_store_written_before_feedback_existed_keeps_working(store_url, tmp_path):
     """A conversations file of the earlier layout (messages only) is read, listed and continued."""
     db = Database.open(store_url, tmp_path)
-    db.ensure(OLD_LAYOUT)
+    db.execute(OLD_LAYOUT)
     rows = [("old", 0, "user", "Hi", 100.0), ("old", 1, "assistant", "Hello.", 100.0)]
     rows += [("old", 2, "user", "Refund?", 200.0), ("old", 3, "assistant", "Within 30 days.", 200.0)]
     for row in rows:
