@@ -135,3 +135,24 @@ def test_training_reads_the_file_the_store_writes(tmp_path):
     assert [(p.question, p.answer) for p in read_conversations(tmp_path / "conversations.sqlite3")] == [
         ("How do I cancel?", "Under Settings > Billing.")
     ]
+
+
+def test_a_conversation_is_its_openers_and_listed_once_it_has_an_answer(store):
+    from serve.store.conversations import Caller
+
+    shop, shop_elsewhere = Caller("widget:shop", "https://shop.example"), Caller("widget:shop", None)
+    store.claim("s1", shop)
+    store.claim("s1", shop)  # the owner again: fine
+    assert store.recent().total == 0  # claimed, but no answer yet (it may never come: a 503)
+    assert store.append("s1", "Refund?", "Within 30 days.") == 0
+    assert store.recent().total == 1
+    for other in (Caller("widget:blog", "https://blog.example"), shop_elsewhere, Caller("local")):
+        with pytest.raises(NotFoundError, match="for this key and origin"):
+            store.claim("s1", other)
+        with pytest.raises(NotFoundError, match="for this key and origin"):
+            store.add_feedback("s1", 0, "down", caller=other)
+    store.add_feedback("s1", 0, "up", caller=shop)
+    assert store.recent().conversations[0].turns[0].feedback.rating == "up"
+    with pytest.raises(NotFoundError, match="no conversation with session_id 'nope'"):
+        store.add_feedback("nope", 0, "up", caller=shop)  # rating does not create a conversation
+    assert store.recent().total == 1

@@ -7,8 +7,11 @@ from __future__ import annotations
 import re
 import threading
 
+import pytest
+
+from ragtune.errors import NotFoundError
 from serve.store import Database, migrations
-from serve.store.conversations import ConversationStore
+from serve.store.conversations import Caller, ConversationStore
 from serve.store.jobs import JobStore
 from serve.store.limits import LimitStore
 
@@ -39,6 +42,8 @@ BEFORE_MIGRATIONS = (
     "PRIMARY KEY (bucket, day))",
 )
 TABLES = {"messages", "conversations", "feedback", "jobs", "rate_windows", "answer_slots", "answer_slot_locks", "token_usage"}
+SHOP = Caller("widget:shop", "https://shop.example")
+BLOG = Caller("widget:blog", "https://blog.example")
 NOW = 1_780_000_000.0
 
 
@@ -65,8 +70,9 @@ def test_a_fresh_database_gets_every_table_at_the_newest_revision(store_url, tmp
     db = Database.open(store_url, tmp_path)
     assert db.revision() == (None, migrations.head())
     db.migrate()
-    assert db.revision() == (migrations.head(), migrations.head()) and migrations.head() == "0001"
+    assert db.revision() == (migrations.head(), migrations.head()) and migrations.head() == "0002"
     assert TABLES | {migrations.VERSION_TABLE} == _tables(db)
+    assert {"owner_key", "owner_origin"} <= _columns(db, "conversations")
     db.close()
     again = Database.open(store_url, tmp_path)  # the next start: nothing to do, nothing lost
     ConversationStore(again).append("s1", "Hi", "Hello.")
@@ -93,6 +99,7 @@ def test_a_database_of_the_schema_before_migrations_is_upgraded_with_its_data(st
     assert db.revision()[0] is None  # tables, but no version: the schema from before migrations
     db.migrate()
     assert db.revision()[0] == migrations.head()
+    assert {"owner_key", "owner_origin"} <= _columns(db, "conversations")
     store = ConversationStore(db)
     [conversation] = store.recent().conversations
     assert [(t.question, t.answer, t.feedback and t.feedback.rating) for t in conversation.turns] == [
@@ -100,6 +107,10 @@ def test_a_database_of_the_schema_before_migrations_is_upgraded_with_its_data(st
     ]
     assert JobStore(db).get("j1")["status"] == "succeeded"
     assert LimitStore(db).tokens_today("key:shop", NOW) == 321
+    # A conversation from before owners were recorded becomes its first caller's, and then only theirs.
+    store.claim("legacy", SHOP)
+    with pytest.raises(NotFoundError, match="for this key and origin"):
+        store.claim("legacy", BLOG)
     assert store.append("legacy", "And annual plans?", "The same.") == 1
     db.close()
 
@@ -133,6 +144,21 @@ def test_replicas_starting_together_migrate_once(store_url, tmp_path):
     assert replicas[0].execute(f"SELECT version_num FROM {migrations.VERSION_TABLE}") == [(migrations.head(),)]
     for db in replicas:
         db.close()
+
+
+def test_a_second_migration_goes_down_and_up_again_without_losing_conversations(store_url, tmp_path):
+    db = Database.open(store_url, tmp_path)
+    db.migrate()
+    ConversationStore(db).append("s1", "Hi", "Hello.")
+    with db.connection() as conn, conn.begin():
+        from alembic import command
+
+        command.downgrade(migrations.config(conn), "0001")
+    assert "owner_key" not in _columns(db, "conversations")
+    with db.connection() as conn, conn.begin():
+        migrations.upgrade(conn)
+    assert db.execute("SELECT session_id, turns, owner_key FROM conversations") == [("s1", 1, None)]
+    db.close()
 
 
 def test_ragtune_db_upgrade_migrates_and_says_where_the_schema_stands(tmp_path, capsys, monkeypatch):
