@@ -32,6 +32,7 @@ def test_user_errors_are_one_line_and_exit_2(capsys, tmp_path):
     assert "retrieval.top_k" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ingest_search_status_round_trip(capsys, tmp_path):
     folder = tmp_path / "kb"
     folder.mkdir()

@@ -9,6 +9,8 @@ from cli.main import main
 from evaluation.answers import evaluate_answers, load_questions
 from ragtune.errors import UserInputError
 
+pytestmark = pytest.mark.slow  # answers question sets through the whole pipeline
+
 SMALL = Path(__file__).parent / "data" / "answers_small.jsonl"
 
 

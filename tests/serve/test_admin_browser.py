@@ -19,7 +19,7 @@ from tests.conftest import KNOWLEDGE
 
 from .browser import DROP_FILES, RagtuneServer, Widget, csp_messages, ingest_folder, start_chromium, wait_until
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # drives a headless Chromium
 ADMIN_KEY = secrets.token_urlsafe(32)
 WIDGET_KEY = secrets.token_urlsafe(32)
 KETTLE = "# Comet kettle\n\n## How fast does the Comet kettle boil water?\n\nThe Comet kettle boils one litre of water in ninety seconds.\n"

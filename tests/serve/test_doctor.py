@@ -15,6 +15,7 @@ from cli import doctor
 from cli.main import main
 
 
+@pytest.mark.slow
 def test_doctor_runs_the_engine_self_check_and_names_what_is_missing(capsys, monkeypatch, tiny_gguf):
     monkeypatch.setenv("RAGTUNE_LLM__ENGINE", "llamacpp")
     monkeypatch.setenv("RAGTUNE_LLM__GGUF_PATH", str(tiny_gguf))

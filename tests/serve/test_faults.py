@@ -30,6 +30,8 @@ from tests.serve.admin_kb import REFUND_QUESTION, admin_environ, build_app, live
 from tests.serve.conftest import with_store
 from tests.serve.test_openai_engine import LlamaServer, openai_settings
 
+pytestmark = pytest.mark.slow  # starts and kills servers, fills file systems
+
 CHROMA = Path(sys.executable).with_name("chroma")
 GADGET = "# Gadget\n\nThe Gadget Pro charges fully in 42 minutes with the bundled charger.\n"
 GADGET_QUESTION = "How long does the Gadget Pro take to charge?"

@@ -112,6 +112,7 @@ def test_jobs_of_dead_processes_are_reaped_and_live_ones_kept(open_db):
     assert store.get(elsewhere)["status"] == "running" and store.get(mine)["status"] == "running"
 
 
+@pytest.mark.slow
 def test_the_admin_api_keeps_its_jobs_in_a_postgres_store(pg_url, admin_settings, embedder):
     from fastapi.testclient import TestClient
 

@@ -24,6 +24,8 @@ from ragtune.errors import ModelUnavailable, PayloadTooLarge
 from ragtune.settings import OpenAIEngineSettings
 from serve.engines.openai import OpenAIEngine
 
+pytestmark = pytest.mark.slow  # starts llama-cpp-python's OpenAI-compatible server
+
 KEY = "test-key-7f3a9c"
 MESSAGES = [
     {"role": "system", "content": "Answer as JSON from the sources. Sources: [S1] Refunds are possible within 30 days."},

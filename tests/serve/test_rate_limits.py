@@ -234,6 +234,7 @@ def wait_for(condition, timeout=20.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_answers_in_flight_per_key_are_limited_and_freed(live):
     url, engine, held = live
     results: dict[str, httpx.Response] = {}
@@ -269,6 +270,7 @@ def test_answers_in_flight_per_key_are_limited_and_freed(live):
     assert httpx.post(f"{url}/v1/chat", json=QUESTION, headers=bearer(), timeout=30).status_code == 200
 
 
+@pytest.mark.slow
 def test_a_client_hanging_up_mid_stream_frees_its_slot(live):
     url, engine, held = live
     with httpx.Client(timeout=30) as http:
