@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from serve.cors import KeyedCORSMiddleware
 from serve.engines import Engine, create_engine
 from serve.errors import error_content, install_error_handlers
 from serve.events import Events
+from serve.listen import bind_socket
 from serve.metrics import Metrics
 from serve.ratelimit import RateLimiter, limit_requests
 from serve.request_log import RequestAnnotator, RequestLogMiddleware, configure_logging
@@ -54,21 +57,49 @@ CHAT_ACCESS = [Depends(require_chat_access), Depends(limit_requests)]
 ADMIN_ACCESS = [Depends(require_admin)]
 
 
+def _log_index(retriever: Retriever) -> None:
+    try:
+        manifest = retriever.index.current_manifest()
+    except RagtuneError as exc:
+        log.warning("index not readable at start: %s", exc)
+        return
+    if manifest is None:
+        log.warning(
+            "no index published in %s: run `ragtune ingest`; /readyz answers 503 and chat 503 until one is",
+            retriever.index.settings.data_dir,
+        )
+    else:
+        log.info("index version %s: %d documents, %d chunks", manifest.version, len(manifest.documents), manifest.chunk_count)
+
+
 async def _warm_up(retriever: Retriever, engine: Engine | None) -> None:
-    """Load the embedding and answer models before the first request, not during it."""
+    """Load the embedding and answer models before the first request, not during it, saying so."""
+    started = time.monotonic()
+    log.info("loading embedding model %s", retriever.embedder.settings.model)
     try:
         await asyncio.to_thread(retriever.embedder.embed_query, "warm up")
+        log.info("embedding model loaded in %.1f s", time.monotonic() - started)
     except RagtuneError as exc:
         log.warning("embedding model not loaded at start: %s", exc)
-    if engine is not None and not await engine.ready():
+    if engine is None:
+        log.info("no answer model (llm.engine none, or none found): answers are extractive")
+        return
+    started = time.monotonic()
+    log.info("loading answer engine: %s model %s, then its self-check", engine.kind, engine.name)
+    if not await engine.ready():
         log.warning(
             "%s model %s is not available (%s); answering extractively (the evidence sentences) until it is",
             engine.kind,
             engine.name,
             getattr(engine, "unavailable_reason", None),
         )
-    elif engine is not None:
-        log.info("answering with %s model %s", engine.kind, engine.name)
+    else:
+        log.info(
+            "answer engine ready in %.1f s: %s model %s passed its self-check",
+            time.monotonic() - started,
+            engine.kind,
+            engine.name,
+        )
 
 
 def create_app(
@@ -83,6 +114,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        started = time.monotonic()
         (log.warning if access.open else log.info)("%s", access.describe())
         db = Database.open(settings.store.url, Path(settings.data_dir), pool_size=settings.store.pool_size)
         app.state.db = db
@@ -109,8 +141,12 @@ def create_app(
             log.warning("admin jobs not set up: %s", exc)
         app.state.admin = admin_service
         app.state.model_admin = ModelAdmin(settings, the_engine)
+        _log_index(the_retriever)
         if warm_up:
             await _warm_up(the_retriever, the_engine)
+        where = getattr(app.state, "url", None)  # set by run_server; a test client has none
+        version = the_retriever.index.current_version() or "none"
+        log.info("ready in %.1f s%s (index %s)", time.monotonic() - started, f": {where}" if where else "", version)
         try:
             yield
         finally:
@@ -157,10 +193,21 @@ def create_app(
     return app
 
 
-def run_server(settings: Settings, host: str, port: int, ingester: Ingester | None = None) -> None:
+def run_server(
+    settings: Settings, host: str, port: int, ingester: Ingester | None = None, sock: socket.socket | None = None
+) -> None:
+    """Serve on host:port, or on `sock` already bound there (`ragtune serve` binds before its slow imports)."""
     import uvicorn
 
     check_bind(settings, host)  # no keys: loopback only
+    sock = sock or bind_socket(host, port)  # before anything slow is loaded
     configure_logging(settings.observability)
+    log.info("ragtune %s: bound %s:%d; starting (store, index, embedding model, answer engine)", __version__, host, port)
     # uvicorn's own access log is replaced by ragtune.access (one structured line per request).
-    uvicorn.run(create_app(settings, ingester=ingester), host=host, port=port, log_config=None, access_log=False)
+    app = create_app(settings, ingester=ingester)
+    app.state.url = f"http://{f'[{host}]' if ':' in host and not host.startswith('[') else host}:{port}"
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
