@@ -66,10 +66,6 @@ def _fraction(seed: int, key: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def _ctx(chunk: Chunk) -> ContextChunk:
-    return ContextChunk(chunk.id, chunk.title, chunk.section, chunk.text)
-
-
 def first_sentence(text: str, limit: int = 300) -> str:
     sentence = _SENTENCE.split(" ".join(text.split()))[0]
     return sentence if len(sentence) <= limit else sentence[:limit].rsplit(" ", 1)[0]

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
-from ragtune.models import ModelRegistry
+from ragtune.registry import ModelRegistry
 from tests.serve.admin_kb import build_app
+
+pytestmark = pytest.mark.slow  # deploys models through the quality gate
 
 QUESTION = "Within how many days can an annual plan be refunded?"
 

@@ -14,6 +14,7 @@ import threading
 import time
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from ragtune.index import KnowledgeIndex
@@ -32,6 +33,8 @@ from tests.serve.admin_kb import (
     wait_job,
     write_kb,
 )
+
+pytestmark = pytest.mark.slow  # kills real server processes mid-ingest and mid-upload
 
 
 def catalogue(n: int) -> bytes:
