@@ -333,7 +333,7 @@ def test_auto_mode_asks_the_model_only_when_its_measured_pass_rate_is_high_enoug
     """The fast default: without a measured verified-pass rate (the bundled base model) auto mode
     answers extractively at once; a deployed version whose gated eval measured a rate at or above
     chat.min_model_pass_rate is asked (and verified)."""
-    from ragtune.models import ModelRegistry
+    from ragtune.registry import ModelRegistry
     from serve.model_switch import SwitchingEngine
 
     question = {"message": "How long do I have to ask for a refund on an annual plan?"}

@@ -75,7 +75,7 @@ def test_a_broken_grammar_is_refused_before_llama_cpp_sees_it():
 
 
 def _evidence(*sentences):
-    from ragtune.evidence import Evidence
+    from ragtune.grounding.evidence import Evidence
 
     from ragtune.documents import Chunk, Hit
 
