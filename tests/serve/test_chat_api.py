@@ -329,6 +329,7 @@ def _made_of(quote: str, sentences: list[str]) -> bool:
     return bool(quote.strip()) and not rest.strip()
 
 
+@pytest.mark.slow  # three apps, two of them loading the model in a child process
 def test_auto_mode_asks_the_model_only_when_its_measured_pass_rate_is_high_enough(serve_settings, make_client, tmp_path):
     """The fast default: without a measured verified-pass rate (the bundled base model) auto mode
     answers extractively at once; a deployed version whose gated eval measured a rate at or above
