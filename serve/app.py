@@ -41,6 +41,7 @@ from serve.events import Events
 from serve.metrics import Metrics
 from serve.ratelimit import RateLimiter, limit_requests
 from serve.request_log import RequestAnnotator, RequestLogMiddleware, configure_logging
+from serve.schemas import ErrorResponse, OpenAIErrorResponse
 from serve.store import Database
 from serve.store.conversations import ConversationStore
 from serve.store.db import StoreUnavailable
@@ -52,6 +53,11 @@ _UNSET: Any = object()
 # or admin key, rate-limited. The admin API (/v1/admin/...): an admin key.
 CHAT_ACCESS = [Depends(require_chat_access), Depends(limit_requests)]
 ADMIN_ACCESS = [Depends(require_admin)]
+# A request the schema refuses is a 422 in the API's own error shape (serve/errors.py), not FastAPI's
+# default list of problems; the schema says so, so clients and the schema fuzzer expect it.
+INVALID = "The request does not match the schema (the message names the field and what is wrong)."
+NATIVE_422: dict[int | str, dict[str, Any]] = {422: {"model": ErrorResponse, "description": INVALID}}
+OPENAI_422: dict[int | str, dict[str, Any]] = {422: {"model": OpenAIErrorResponse, "description": INVALID}}
 
 
 async def _warm_up(retriever: Retriever, engine: Engine | None) -> None:
@@ -147,12 +153,12 @@ def create_app(
     from serve.routes import metrics as metrics_route
 
     app.include_router(health.router)
-    app.include_router(chat.router, dependencies=CHAT_ACCESS)
-    app.include_router(feedback.router, dependencies=CHAT_ACCESS)
-    app.include_router(openai_compat.router, dependencies=CHAT_ACCESS)
+    app.include_router(chat.router, dependencies=CHAT_ACCESS, responses=NATIVE_422)
+    app.include_router(feedback.router, dependencies=CHAT_ACCESS, responses=NATIVE_422)
+    app.include_router(openai_compat.router, dependencies=CHAT_ACCESS, responses=OPENAI_422)
     app.include_router(metrics_route.router, dependencies=ADMIN_ACCESS)  # Prometheus scrapes with an admin key
-    app.include_router(admin.router, dependencies=ADMIN_ACCESS)
-    app.include_router(admin_conversations.router, dependencies=ADMIN_ACCESS)
+    app.include_router(admin.router, dependencies=ADMIN_ACCESS, responses=NATIVE_422)
+    app.include_router(admin_conversations.router, dependencies=ADMIN_ACCESS, responses=NATIVE_422)
     app.include_router(static.router)  # open: /widget.js, /demo, /admin (the console's API calls need the admin key)
     return app
 

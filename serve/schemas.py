@@ -29,7 +29,9 @@ def _typed_text(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_typed_text)]
+# The schema states the NUL rule too (as a pattern), so clients and fuzzers know what is refused; a lone
+# surrogate cannot be written in a schema pattern and stays the validator's alone.
+Text = Annotated[str, AfterValidator(_typed_text), Field(json_schema_extra={"pattern": "^[^\\u0000]*$"})]
 
 
 class ChatRequest(BaseModel):
