@@ -37,6 +37,7 @@ from serve.citations import evidence_citations, model_cited
 from serve.engines import Engine
 from serve.engines.base import GenerationResult
 from serve.events import ChatEvents, Events
+from serve.guard import AnswerGuard
 from serve.handoff import HandoffDecision, decide
 from serve.schemas import ChatResponse, ContextReport, EvidenceItem, Source, Usage, Verification
 from serve.store.conversations import ConversationStore, check_session_id, new_session_id
@@ -110,6 +111,7 @@ class ChatService:
         self.store = store
         self.events: ChatEvents = events or Events()
         self.selector = EvidenceSelector(retriever.embedder)
+        self.guard = AnswerGuard(settings, retriever.embedder, self.events)  # serve/guard.py: planted text, contacts
         self._ready: tuple[float, bool] = (0.0, False)
 
     async def engine_ready(self) -> bool:
@@ -169,6 +171,7 @@ class ChatService:
             p.evidence = await asyncio.to_thread(
                 self.selector.select, query, relevant, chat.evidence_sentences, chat.evidence_margin
             )
+            p.evidence = await asyncio.to_thread(self.guard.evidence, p.evidence)  # no planted instructions, no foreign contacts
             p.decision = decide(question, p.evidence, chat.evidence_min_score, known=chat.company_name)
             timings["evidence_ms"] = _ms(t0)
         if p.outcome == "answer" and chat.answer_mode != "extractive" and await self.engine_ready():
@@ -336,6 +339,7 @@ class ChatService:
         verification: Verification | None = None,
         dropped: list[str] | None = None,
     ) -> ChatResponse:
+        answer = self.guard.answer(answer)  # no contact the operator has not allowed, in any mode
         cited = {c.id for c in answer.citations}
         shown = p.relevant if p.outcome == "answer" else []
         sources = [_source(h, h.id in cited) for h in shown]
@@ -395,6 +399,7 @@ class ChatService:
             yield "answer", response
             return
         extractor = AnswerTextExtractor()
+        contact_guard = self.guard.stream()  # what is sent while generating passes the same contact check
         raw: list[str] = []
         t0 = time.perf_counter()
         first = True
@@ -408,7 +413,7 @@ class ChatService:
                 p.timings["first_token_ms"] = _ms(started)
                 first = False
             raw.append(piece)
-            text = extractor.feed(piece)
+            text = contact_guard.feed(extractor.feed(piece))
             if text:
                 yield "delta", text
         self._counted(p, streamed, p.messages, time.perf_counter() - t0)

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ragtune.answer import Answer
+from ragtune.contacts import http_url
 from ragtune.documents import FILTER_FIELDS
 
 # Metadata filters: the schema names the fields a filter may use (the retriever checks them again,
@@ -57,7 +58,9 @@ class Source(BaseModel):
     id: str = Field(description="Chunk id (what citations refer to).")
     title: str
     path: str = Field(description="Document path inside the knowledge base.")
-    url: str | None = Field(None, description="Public URL of the document, when known.")
+    url: Annotated[str | None, AfterValidator(http_url)] = Field(
+        None, description="Public URL of the document, when known: http(s) only (an index written before that rule loses others)."
+    )
     section: str
     score: float = Field(description="Relevance of the chunk to the question (cosine similarity, 0-1).")
     cited: bool = Field(description="Whether the answer cites this chunk.")
