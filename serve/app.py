@@ -38,10 +38,12 @@ from serve.cors import KeyedCORSMiddleware
 from serve.engines import Engine, create_engine
 from serve.errors import error_content, install_error_handlers
 from serve.events import Events
+from serve.hosts import HostCheckMiddleware
 from serve.metrics import Metrics
-from serve.ratelimit import RateLimiter, limit_requests
+from serve.ratelimit import RateLimiter, answer_reservation, limit_requests
 from serve.request_log import RequestAnnotator, RequestLogMiddleware, configure_logging
 from serve.schemas import ErrorResponse, OpenAIErrorResponse
+from serve.send_timeout import SendTimeoutMiddleware
 from serve.store import Database
 from serve.store.conversations import ConversationStore
 from serve.store.db import StoreUnavailable
@@ -92,7 +94,12 @@ def create_app(
         (log.warning if access.open else log.info)("%s", access.describe())
         db = Database.open(settings.store.url, Path(settings.data_dir), pool_size=settings.store.pool_size)
         app.state.db = db
-        app.state.limiter = RateLimiter(LimitStore(db), settings.limits, ClientAddresses(settings.server.trusted_proxies))
+        app.state.limiter = RateLimiter(
+            LimitStore(db),
+            settings.limits,
+            ClientAddresses(settings.server.trusted_proxies),
+            reservation=answer_reservation(settings),
+        )
         store = ConversationStore(db)
         app.state.conversations = store
         the_retriever = retriever or Retriever(KnowledgeIndex(settings), Embedder(settings.embedding), settings.retrieval)
@@ -114,6 +121,7 @@ def create_app(
         except RagtuneError as exc:  # the chat still serves; the admin routes answer the store's error
             log.warning("admin jobs not set up: %s", exc)
         app.state.admin = admin_service
+        metrics.serving(the_retriever.index.current_version, flagged=admin_service.flag_counts)
         app.state.model_admin = ModelAdmin(settings, the_engine)
         if warm_up:
             await _warm_up(the_retriever, the_engine)
@@ -136,6 +144,8 @@ def create_app(
     app.state.access = access
     metrics = Metrics()
     app.state.metrics = metrics
+    # Innermost: a client that stops reading loses its response (and frees its answer slot).
+    app.add_middleware(SendTimeoutMiddleware, timeout_s=settings.limits.stream_send_timeout_s)
     # Inside CORS, so a 413 still carries the headers a browser needs to show it.
     app.add_middleware(
         BodyLimitMiddleware,
@@ -144,6 +154,8 @@ def create_app(
         overrides=[("/v1/admin/documents", int(settings.server.max_upload_mb * 1048576), "server.max_upload_mb")],
     )
     app.add_middleware(KeyedCORSMiddleware, policy=access.origins, error_content=error_content)
+    # Before CORS and keys: a Host this server does not answer under (DNS rebinding) gets 400 (serve/hosts.py).
+    app.add_middleware(HostCheckMiddleware, policy=access.hosts, error_content=error_content)
     # Outermost: every response, a 413 or a CORS refusal included, carries the request id and is logged.
     app.add_middleware(RequestLogMiddleware, metrics=metrics, error_content=error_content)
 
@@ -168,5 +180,15 @@ def run_server(settings: Settings, host: str, port: int, ingester: Ingester | No
 
     check_bind(settings, host)  # no keys: loopback only
     configure_logging(settings.observability)
-    # uvicorn's own access log is replaced by ragtune.access (one structured line per request).
-    uvicorn.run(create_app(settings, ingester=ingester), host=host, port=port, log_config=None, access_log=False)
+    trusted = settings.server.trusted_proxies
+    # uvicorn's own access log is replaced by ragtune.access (one structured line per request). Proxy
+    # headers are read from server.trusted_proxies only (uvicorn would trust 127.0.0.1 by default).
+    uvicorn.run(
+        create_app(settings, ingester=ingester),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=",".join(trusted) if trusted else "",
+    )

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from tests.serve.admin_kb import (
     REFUND_QUESTION,
+    admin_test_client,
     build_app,
     docx_bytes,
     folder_state,
@@ -278,7 +279,7 @@ def test_an_ingest_running_outside_the_api_is_a_409_too(admin_client, admin_sett
 
 
 def test_without_an_ingester_writes_answer_503_and_reads_work(admin_settings, embedder):
-    with TestClient(build_app(admin_settings, embedder, ingester=False)) as client:
+    with admin_test_client(build_app(admin_settings, embedder, ingester=False)) as client:
         for response in (
             client.post("/v1/admin/ingest"),
             post_files(client, [("x.md", LOYALTY)]),

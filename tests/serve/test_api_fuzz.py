@@ -14,20 +14,20 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from tests.serve.admin_kb import ADMIN_HEADERS
+
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture(scope="module")
 def fuzz_client(embedder, tmp_path_factory):
-    from fastapi.testclient import TestClient
-
     from ragtune.settings import load_settings
-    from tests.serve.admin_kb import admin_environ, build_app, write_kb
+    from tests.serve.admin_kb import admin_environ, admin_test_client, build_app, write_kb
 
     root = tmp_path_factory.mktemp("fuzz")
     app_settings = load_settings(environ=admin_environ(root / "data", write_kb(root / "kb")))
     app = build_app(app_settings, embedder)
-    with TestClient(app) as client:  # runs the lifespan: the services the routes use exist while the cases run
+    with admin_test_client(app) as client:  # runs the lifespan: the services the routes use exist while the cases run
         yield client
 
 
@@ -62,7 +62,7 @@ def fuzz(operation) -> None:
     @given(case=operation.as_strategy())
     @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
     def check(case):
-        case.call_and_validate(excluded_checks=excluded)
+        case.call_and_validate(headers=ADMIN_HEADERS, excluded_checks=excluded)
 
     check()
 
