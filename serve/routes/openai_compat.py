@@ -166,6 +166,7 @@ async def completions(request: CompletionRequest, chat: ChatDep, settings: Setti
     events = chat.stream(question, filters=request.filters, history=history, options=options)
     include_usage = request.stream_options is not None and request.stream_options.include_usage
     first = await events.__anext__()
+    meter.stream_started()  # from here a stream cut short is charged its reservation
 
     def chunk(delta: dict, finish: str | None = None, **extra: Any) -> str:
         body = {
