@@ -91,10 +91,15 @@ def run_ingest(
     embedder: Embedder | None = None,
     index: KnowledgeIndex | None = None,
     progress: Progress | None = None,
+    scan_planted: bool = True,
 ) -> IngestReport:
+    """`scan_planted`: check every new sentence for planted instructions and contacts (a knowledge
+    base served to customers); an evaluation corpus (BEIR) is not served and skips the cost."""
     index = index or KnowledgeIndex(settings)
     try:
-        return _run(settings, items, list(failures or []), source, embedder or Embedder(settings.embedding), index, progress)
+        return _run(
+            settings, items, list(failures or []), source, embedder or Embedder(settings.embedding), index, progress, scan_planted
+        )
     except (OSError, StorageError) as exc:
         error = exc if isinstance(exc, StorageError) else storage_error(exc, settings.data_dir)
         if error is None:
@@ -111,6 +116,7 @@ def _run(
     embedder: Embedder,
     index: KnowledgeIndex,
     progress: Progress | None,
+    scan_planted: bool = True,
 ) -> IngestReport:
     started = time.perf_counter()
     progress = progress or NullProgress()
@@ -150,7 +156,7 @@ def _run(
             return report
 
         # ---- parse and chunk what changed; flag planted instructions and contacts
-        detector = InjectionDetector(embedder)
+        detector = InjectionDetector(embedder) if scan_planted else None
         new_chunks: dict[str, list[Chunk]] = {}
         records: dict[str, DocRecord] = {}
         progress.start("parse", len(changed))
@@ -170,7 +176,7 @@ def _run(
                     report.kept_stale.append(item.doc_id)
             else:
                 new_chunks[item.doc_id] = chunks
-                instructions, contacts = scan_for_planted(chunks, detector)
+                instructions, contacts = scan_for_planted(chunks, detector) if detector is not None else ([], [])
                 records[item.doc_id] = DocRecord(
                     item.doc_id,
                     item.content_hash,
