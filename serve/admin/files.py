@@ -87,7 +87,9 @@ def check_doc_id(doc_id: str) -> str:
         or doc_id.startswith("/")
         or _DRIVE.match(doc_id)
         or "\x00" in doc_id
-        or any(p in ("", ".", "..") or p.startswith(".") for p in parts)
+        or any(
+            p in ("", ".", "..") or p.startswith(".") or len(p.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for p in parts
+        )
     ):
         raise NotFoundError(
             f"{doc_id!r} is not a document id (a path inside the knowledge folder, like 'faq/billing.md', with no '..' "

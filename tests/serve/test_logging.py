@@ -236,7 +236,15 @@ def test_run_server_logs_json_and_replaces_uvicorns_access_log(serve_settings, m
     from serve.app import run_server
 
     run_server(serve_settings, "127.0.0.1", 8123)
-    assert calls == {"host": "127.0.0.1", "port": 8123, "log_config": None, "access_log": False}
+    assert calls == {
+        "host": "127.0.0.1",
+        "port": 8123,
+        "log_config": None,
+        "access_log": False,
+        # No trusted proxy: uvicorn reads no proxy header (it would trust 127.0.0.1's by default).
+        "proxy_headers": False,
+        "forwarded_allow_ips": "",
+    }
     (handler,) = logging.getLogger().handlers
     assert isinstance(handler.formatter, JsonFormatter)
     assert logging.getLogger("uvicorn.error").propagate and not logging.getLogger("uvicorn.error").handlers
