@@ -293,6 +293,13 @@ class StreamRedactor:
         self.sent = len(released)
         return new
 
+    def flush(self) -> str:
+        """The rest, once the text is complete (redacted like the whole)."""
+        released = self.policy.redact(self.text)
+        new = released[self.sent :]
+        self.sent = len(released)
+        return new
+
 
 _WORD = re.compile(r"\S+")
 _NUMBERISH = re.compile(r"[\d()+./-]*\d[\d()+./-]*[.,;:!?]?")

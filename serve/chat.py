@@ -416,6 +416,8 @@ class ChatService:
             text = contact_guard.feed(extractor.feed(piece))
             if text:
                 yield "delta", text
+        if held := contact_guard.flush():  # the words held back in case they were part of a contact
+            yield "delta", held
         self._counted(p, streamed, p.messages, time.perf_counter() - t0)
         reply = await self._generate_valid(p, first_reply="".join(raw))
         p.timings["generate_ms"] = _ms(t0)
