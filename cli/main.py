@@ -21,7 +21,7 @@ EXAMPLES = {
     "ingest": "examples:\n  ragtune ingest                  # the folder in ingest.source_dir (knowledge/)\n  ragtune ingest ./docs --json    # another folder, summary as JSON",
     "serve": "examples:\n  ragtune serve\n  ragtune serve --host 0.0.0.0 --port 8080\n  RAGTUNE_OLLAMA__MODEL=ragtune ragtune serve   # answer with an Ollama model",
     "eval": "examples:\n  ragtune eval retrieval ../shared/data/scifact --split train\n  ragtune eval retrieval DATA --mode bm25 --json",
-    "eval answers": "examples:\n  ragtune eval answers bench/answer_questions.jsonl\n  ragtune eval answers QUESTIONS.jsonl --mode extractive --json\n  ragtune eval answers QUESTIONS.jsonl --url http://localhost:8000",
+    "eval answers": "examples:\n  ragtune eval answers bench/answer_questions.jsonl\n  ragtune eval answers bench/answer_tuning_v2.jsonl --mode extractive\n  ragtune eval answers QUESTIONS.jsonl --mode extractive --json\n  ragtune eval answers QUESTIONS.jsonl --url http://localhost:8000",
     "search": 'examples:\n  ragtune search "how do I get a refund"\n  ragtune search "reset password" --mode bm25 -k 3',
     "status": "examples:\n  ragtune status --json",
     "doctor": "examples:\n  ragtune doctor                  # every check\n  ragtune doctor --check engine   # only the answer engine's self-check (what setup runs)\n  ragtune doctor --json           # for scripts and health probes",
@@ -40,16 +40,23 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, help="folder for all state (default: RAGTUNE_DATA_DIR or ./data)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str, description: str | None = None) -> argparse.ArgumentParser:
         return sub.add_parser(
             name,
             help=help_text,
-            description=help_text,
+            description=description or help_text,
             epilog=EXAMPLES.get(name),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    p = command("ingest", "Index a folder of documents (md, txt, html, pdf, docx); only changed files are embedded.")
+    from ingest.parsers import PARSERS  # the registry of readers: every file type ingestion reads (cheap to import)
+
+    p = command(
+        "ingest",
+        f"Index a folder of documents ({len(PARSERS)} file types); only changed files are embedded.",
+        f"Index a folder of documents; only changed files are embedded. File types read: {', '.join(sorted(PARSERS))} "
+        "(ingest.extensions narrows them); any other file is reported as unsupported.",
+    )
     p.add_argument("path", nargs="?", type=Path, help="folder to ingest (default: ingest.source_dir)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -81,12 +88,18 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES["eval answers"],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    a.add_argument("questions", type=Path, help='JSON lines: {"id", "kind", "question", "expected_paths", "facts"}')
+    a.add_argument(
+        "questions",
+        type=Path,
+        nargs="+",
+        help='JSON lines: questions {"id", "kind", "question", "expected_paths", "facts", ...} and conversations '
+        '{"id", "turns": [...]} (schema: evaluation/answer_sets.py)',
+    )
     a.add_argument(
         "--mode", choices=["auto", "generative", "extractive"], default=None, help="answer mode (default: chat.answer_mode)"
     )
     a.add_argument("--url", help="evaluate a running server instead of the in-process pipeline")
-    a.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    a.add_argument("--limit", type=int, default=None, help="only the first N questions and the first N conversations")
     a.add_argument("--json", action="store_true", help="print the report, every answer included, as JSON")
 
     p = command("status", "Show the published index version and what it holds.")
@@ -179,13 +192,21 @@ def flag_summary(found: dict[str, list[str]]) -> str:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.service import FolderIngester
-    from serve.app import run_server
+    from serve.auth import check_bind
+    from serve.listen import bind_socket
 
     host = args.host or settings.server.host
     port = args.port or settings.server.port
-    # The admin API's uploads and re-ingests run ingestion; serve/ never imports ingest/, so it is handed in.
-    run_server(settings, host, port, ingester=FolderIngester(settings))
+    check_bind(settings, host)  # no keys: loopback only, refused before anything is bound
+    sock = bind_socket(host, port)  # a busy port fails now, not after the serving stack and the models loaded
+    try:
+        from ingest.service import FolderIngester
+        from serve.app import run_server
+
+        # The admin API's uploads and re-ingests run ingestion; serve/ never imports ingest/, so it is handed in.
+        run_server(settings, host, port, ingester=FolderIngester(settings), sock=sock)
+    finally:
+        sock.close()
     return 0
 
 
@@ -219,14 +240,14 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval_answers(args: argparse.Namespace, settings: Settings) -> int:
-    from evaluation.answers import evaluate_answers, format_report, load_questions
+    from evaluation.answers import evaluate_answers, format_report, load_set
 
-    questions = load_questions(args.questions)[: args.limit]
+    answer_set = load_set(args.questions).limited(args.limit)
 
     def progress(done: int, total: int) -> None:
-        print(f"\r{done}/{total} questions", end="" if done < total else "\n", file=sys.stderr, flush=True)
+        print(f"\r{done}/{total} questions and turns", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
-    report = evaluate_answers(settings, questions, mode=args.mode, url=args.url, progress=None if args.json else progress)
+    report = evaluate_answers(settings, answer_set, mode=args.mode, url=args.url, progress=None if args.json else progress)
     print(json.dumps(report, indent=1, ensure_ascii=False) if args.json else format_report(report))
     return 0
 

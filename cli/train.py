@@ -11,6 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
+from cli import selector as cli_selector
 from ragtune.errors import UserInputError
 from ragtune.settings import Settings
 
@@ -21,7 +22,8 @@ EXAMPLES = """examples:
   ragtune train export data/train/runs/cpu-smollm2 --modelfile Modelfile
   ragtune train deploy ragtune-v1                                    # gated on answer quality; --force to override
   ragtune train deploy --rollback
-  ragtune train models"""
+  ragtune train models
+  ragtune train selector --intents-csv ../shared/data/bitext/train.csv --out ragtune/grounding/data/grounding.json"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -73,6 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--force", action="store_true", help="deploy even if the answer-quality eval is worse")
     s.add_argument("--questions", type=Path, default=Path("train/examples/heldout.jsonl"), help="held-out questions for the gate")
     step("models", "List the registered model versions and the one serving.")
+    cli_selector.add_step(step)
 
 
 def _config(path: Path):
@@ -104,6 +107,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         "export": export,
         "deploy": deploy,
         "models": models,
+        "selector": cli_selector.selector,
     }.get(args.train_command or "")
     if handler is None:
         raise UserInputError("say which step: ragtune train prepare|validate|run|eval|export|deploy|models (see --help)")

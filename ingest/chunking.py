@@ -13,13 +13,8 @@ import re
 from ingest.parsers import ParsedDocument
 from ragtune.contacts import http_url
 from ragtune.documents import Chunk
+from ragtune.grounding.text import split_sentences
 from ragtune.settings import ChunkingSettings
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
-
-
-def split_sentences(paragraph: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(paragraph) if s.strip()]
 
 
 def _words(text: str) -> int:

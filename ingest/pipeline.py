@@ -22,7 +22,7 @@ from ragtune.contacts import ContactPolicy, find_contacts
 from ragtune.documents import Chunk
 from ragtune.embedding import Embedder
 from ragtune.errors import StorageError, UserInputError, storage_error
-from ragtune.evidence import split_with_headings
+from ragtune.grounding.text import units
 from ragtune.index import DocRecord, KnowledgeIndex, Manifest, new_version_id
 from ragtune.injection import InjectionDetector
 from ragtune.progress import NullProgress, Progress
@@ -276,8 +276,9 @@ def _build(
 
 
 def scan_for_planted(chunks: list[Chunk], detector: InjectionDetector) -> tuple[list[str], list[str]]:
-    """The sentences of a document that read as instructions to the assistant, and the contacts it holds."""
-    sentences = list(dict.fromkeys(s for chunk in chunks for _, s in split_with_headings(chunk.text)))
+    """The units (sentences, list items, rows) of a document that read as instructions to the assistant,
+    as evidence selection splits them, and the contacts it holds."""
+    sentences = list(dict.fromkeys(u.text for chunk in chunks for u in units(chunk.text)))
     instructions = [s for s, flagged in zip(sentences, detector.flagged(sentences), strict=True) if flagged]
     contacts = list(dict.fromkeys(c.text for chunk in chunks for c in find_contacts(chunk.text)))
     return instructions[:MAX_FLAGS], contacts[:MAX_FLAGS]

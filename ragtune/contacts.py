@@ -5,8 +5,9 @@ carry a way to reach someone who is not the company: "send your password to x@ev
 An answer must never pass such a contact on. `find_contacts` finds them; `ContactPolicy` says
 which are allowed: addresses and links on the company's own domains (`chat.company_domains`,
 subdomains included, and the hosts of the sites its widget keys serve), the contacts the operator
-lists (`chat.allowed_contacts`: e-mail addresses, phone numbers, URL prefixes, domains) and those
-in the answer texts the operator wrote (hand-off messages). Serving withholds evidence sentences
+lists (`chat.allowed_contacts`: e-mail addresses, phone numbers, URL prefixes, domains), the
+support contact the hand-offs name (`chat.support_contact`) and those in the hand-off texts the
+operator wrote (`chat.messages`). Serving withholds evidence sentences
 carrying any other contact and removes them from answer text (`redact`, and `StreamRedactor` for
 text sent while it is generated); ingestion reports them to the admin.
 
@@ -195,13 +196,13 @@ class ContactPolicy:
     @classmethod
     def from_settings(cls, settings: Settings) -> ContactPolicy:
         """The company's domains and contacts (chat.company_domains, chat.allowed_contacts), the hosts
-        of the sites its widget keys and CORS origins name, and contacts in the answer texts the
-        operator wrote (hand-off messages, the extractive lead-in)."""
+        of the sites its widget keys and CORS origins name, the support contact the hand-offs name
+        (chat.support_contact) and contacts in the hand-off texts the operator wrote (chat.messages)."""
         chat = settings.chat
         origins = [o for key in settings.auth.widget_keys for o in key.origins] + list(settings.server.cors_origins)
         hosts = [o.partition("://")[2].rsplit(":", 1)[0] for o in origins if o != "*"]
         policy = cls([*chat.company_domains, *hosts], chat.allowed_contacts)
-        for text in (chat.handoff_message, chat.near_miss_message, chat.extractive_template):
+        for text in (chat.support_contact, *chat.messages.values()):
             policy.allow_text(text)
         return policy
 

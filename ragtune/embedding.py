@@ -125,6 +125,10 @@ class Embedder:
     def embed_query(self, text: str) -> np.ndarray:
         return self._encode([self.settings.query_prefix + text], False)[0]
 
+    def embed_queries(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """Many questions at once, embedded exactly as `embed_query` embeds one."""
+        return self._encode([self.settings.query_prefix + t for t in texts], progress)
+
     def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)

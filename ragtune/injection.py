@@ -13,9 +13,9 @@ Two detectors, either one flags:
   docs and support answers, and hand-written hard negatives (security advice, steps for the
   customer, notices). Its threshold is fitted on a held-out split for at most 0.5 % false
   positives; the weights are `ragtune/data/injection_classifier.json` (the training report is in
-  it). On a validation split it finds 89 % of the instructions with no false positive; it
+  it). On a validation split it finds 90 % of the instructions with no false positive; it
   generalises to phrasings it never saw, but only so far: a whole family held out of training is
-  found 53-70 % of the time (61-81 % with the patterns below);
+  found 55-75 % of the time (63-83 % with the patterns below);
 - a few patterns for the markers every published injection uses and legitimate support text
   does not: an override of "previous instructions", a sentence addressed to the AI / assistant /
   chatbot / model, the system prompt, a new role ("you are now ..."). They are here because the

@@ -241,43 +241,50 @@ class ChatSettings(_Section):
     )
     answer_mode: Literal["auto", "generative", "extractive"] = Field(
         "auto",
-        description="How answers are made from the evidence sentences the server selects. extractive: the "
-        "sentences behind a short lead-in (extractive_template), no model call; generative: the model phrases the "
-        "answer from them; auto: generate, verify against the evidence, and answer extractively when verification fails.",
+        description="How answers are made from the evidence the server selects. extractive: composed from the "
+        "evidence (ragtune/grounding/compose.py), no model call; generative: the model phrases the answer from it; auto: "
+        "the model phrases it when its measured pass rate reaches chat.min_model_pass_rate, verified against the evidence, "
+        "extractive when verification fails or the model is not good enough.",
     )
     evidence_chunks: int = Field(6, ge=1, le=50, description="Relevant retrieved chunks whose sentences are scored as evidence.")
-    evidence_sentences: int = Field(3, ge=1, le=8, description="Most evidence sentences kept (they become the citations).")
-    evidence_margin: float = Field(
-        0.1, ge=0, le=1, description="A sentence after the best is kept only when its score is within this much of the best's."
+    evidence_sentences: int = Field(
+        3, ge=1, le=8, description="Most evidence units (sentences, list items, rows) kept; they become the citations."
     )
-    evidence_min_score: float = Field(
-        0.40,
+    high_confidence: float = Field(
+        0.8,
         ge=0,
         le=1,
-        description="Similarity (cosine, question vs sentence with its title and section) the best "
-        "sentence needs; below it the answer is a hand-off. Chosen on bench/answer_tuning.jsonl.",
+        description="Answerability (the grounding model's calibrated probability that the evidence answers the question) "
+        "from which an answer's confidence is 'high' (else 'medium'; a hand-off is 'low').",
     )
-    evidence_high_score: float = Field(
-        0.6, ge=0, le=1, description="Best-sentence score from which an answer's confidence is 'high' (else 'medium')."
+    grounding_model: str | None = Field(
+        None,
+        description="The grounding model (evidence selector, answerability, intent) as JSON, from `ragtune train selector`. "
+        "Unset: the one trained on the bundled examples (ragtune/grounding/data/grounding.json).",
+    )
+    min_model_pass_rate: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="Auto mode asks the model only when the serving model version's measured verified-pass rate (stored in "
+        "the model registry by `ragtune train eval`) reaches this; otherwise it answers extractively at once. "
+        "0 asks any model; generative mode always asks.",
     )
     answer_max_tokens: int = Field(
         160,
         ge=16,
         description="Most tokens the model may generate for a phrased answer (short answers loop less and come sooner).",
     )
-    extractive_template: str = Field(
-        "Here is what our help articles say: {evidence}",
-        description="Extractive answers: {evidence} is replaced by the selected sentences, verbatim.",
+    support_contact: str = Field(
+        "support@northwind.example",
+        description="How customers reach a person (an e-mail address, phone number or URL), named in hand-off texts. "
+        "Empty: the texts point at the contact option the widget shows.",
     )
-    handoff_message: str = Field(
-        "I'm sorry, I couldn't find a clear answer to that in our help articles, so I'd rather not guess. "
-        "I'm handing you over to a colleague from our support team who can help.",
-        description="The answer when the evidence does not answer the question (no model is asked).",
-    )
-    near_miss_message: str = Field(
-        "I couldn't find anything about {terms} in our help articles, so I'd rather not guess. "
-        "I'm handing you over to a colleague from our support team who can help.",
-        description="The answer when the question names something ({terms}: a plan, product or feature) that the evidence never mentions.",
+    messages: dict[str, str] = Field(
+        {},
+        description="Hand-off texts replacing the built-in ones, keyed '<language>.<kind>' (language en, de, fr; kind "
+        "no_answer, person, angry, action, action_steps), e.g. {'en.no_answer': 'Let me get a colleague ...'}; "
+        "{contact_clause} is replaced by chat.support_contact, {answer} (action_steps) by the self-service steps.",
     )
     max_message_chars: int = Field(4000, ge=1, description="Longest accepted user message; longer ones get a 413.")
     max_history_messages: int = Field(40, ge=0, description="Most messages accepted in one OpenAI-style request.")
@@ -291,8 +298,8 @@ class ChatSettings(_Section):
     allowed_contacts: list[str] = Field(
         ["+49 30 1234 5678"],
         description="More contacts answers may carry: e-mail addresses, phone numbers, URL prefixes "
-        "(https://partner.example/help) or domains (partner.example). Contacts written in the hand-off messages are "
-        "allowed too.",
+        "(https://partner.example/help) or domains (partner.example). chat.support_contact and contacts written in "
+        "chat.messages are allowed too.",
     )
 
 

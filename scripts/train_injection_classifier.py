@@ -310,7 +310,7 @@ def knowledge_sentences() -> dict[str, list[str]]:
     """Every sentence of the bundled knowledge base, by document, as evidence selection splits it."""
     from ingest.chunking import chunk_document
     from ingest.sources import scan_folder
-    from ragtune.evidence import split_with_headings
+    from ragtune.grounding.text import units
     from ragtune.settings import load_settings
 
     settings = load_settings(environ={})
@@ -321,7 +321,7 @@ def knowledge_sentences() -> dict[str, list[str]]:
     for item in items:
         document = item.load()
         for chunk in chunk_document(document, item.doc_id, settings.chunking, item.doc_type, item.category):
-            by_doc.setdefault(item.doc_id, []).extend(s for _, s in split_with_headings(chunk.text))
+            by_doc.setdefault(item.doc_id, []).extend(u.text for u in units(chunk.text))
     return {d: sorted(set(s)) for d, s in by_doc.items()}
 
 
@@ -329,19 +329,20 @@ def other_negatives() -> dict[str, list[str]]:
     """Legitimate text of other kinds, by source: the project's own docs (instructions to an operator:
     "set RAGTUNE_...", "run ragtune ingest") and support answers written for customers."""
     from ingest.parsers import parse_markdown
-    from ragtune.evidence import split_with_headings
+    from ragtune.grounding.text import units
 
     out: dict[str, list[str]] = {}
-    for path in sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "tests/serve/widget_kb").glob("*.md")]):
+    docs = [p for p in (ROOT / "docs").glob("*.md") if p.name != "ingestion-safety.md"]  # it quotes planted instructions
+    for path in sorted([ROOT / "README.md", *docs, *(ROOT / "tests/serve/widget_kb").glob("*.md")]):
         document = parse_markdown(path.read_bytes(), path)
-        sentences = [s for section in document.sections for _, s in split_with_headings(section.text)]
+        sentences = [u.text for section in document.sections for u in units(section.text)]
         # Tables and code blocks split into fragments; prose is what documents are made of.
         out[f"doc:{path.relative_to(ROOT)}"] = sorted(
             {s for s in sentences if len(s.split()) >= 5 and "|" not in s and "`" not in s}
         )
     for path in sorted((ROOT / "train/examples").glob("*.jsonl")):
         answers = [json.loads(line).get("answer", "") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        out[f"answers:{path.name}"] = sorted({s for a in answers for _, s in split_with_headings(a)})
+        out[f"answers:{path.name}"] = sorted({u.text for a in answers for u in units(a)})
     return out
 
 

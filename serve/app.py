@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from serve.engines import Engine, create_engine
 from serve.errors import error_content, install_error_handlers
 from serve.events import Events
 from serve.hosts import HostCheckMiddleware
+from serve.listen import bind_socket
 from serve.metrics import Metrics
 from serve.ratelimit import RateLimiter, answer_reservation, limit_requests
 from serve.request_log import RequestAnnotator, RequestLogMiddleware, configure_logging
@@ -62,21 +65,49 @@ NATIVE_422: dict[int | str, dict[str, Any]] = {422: {"model": ErrorResponse, "de
 OPENAI_422: dict[int | str, dict[str, Any]] = {422: {"model": OpenAIErrorResponse, "description": INVALID}}
 
 
+def _log_index(retriever: Retriever) -> None:
+    try:
+        manifest = retriever.index.current_manifest()
+    except RagtuneError as exc:
+        log.warning("index not readable at start: %s", exc)
+        return
+    if manifest is None:
+        log.warning(
+            "no index published in %s: run `ragtune ingest`; /readyz answers 503 and chat 503 until one is",
+            retriever.index.settings.data_dir,
+        )
+    else:
+        log.info("index version %s: %d documents, %d chunks", manifest.version, len(manifest.documents), manifest.chunk_count)
+
+
 async def _warm_up(retriever: Retriever, engine: Engine | None) -> None:
-    """Load the embedding and answer models before the first request, not during it."""
+    """Load the embedding and answer models before the first request, not during it, saying so."""
+    started = time.monotonic()
+    log.info("loading embedding model %s", retriever.embedder.settings.model)
     try:
         await asyncio.to_thread(retriever.embedder.embed_query, "warm up")
+        log.info("embedding model loaded in %.1f s", time.monotonic() - started)
     except RagtuneError as exc:
         log.warning("embedding model not loaded at start: %s", exc)
-    if engine is not None and not await engine.ready():
+    if engine is None:
+        log.info("no answer model (llm.engine none, or none found): answers are extractive")
+        return
+    started = time.monotonic()
+    log.info("loading answer engine: %s model %s, then its self-check", engine.kind, engine.name)
+    if not await engine.ready():
         log.warning(
             "%s model %s is not available (%s); answering extractively (the evidence sentences) until it is",
             engine.kind,
             engine.name,
             getattr(engine, "unavailable_reason", None),
         )
-    elif engine is not None:
-        log.info("answering with %s model %s", engine.kind, engine.name)
+    else:
+        log.info(
+            "answer engine ready in %.1f s: %s model %s passed its self-check",
+            time.monotonic() - started,
+            engine.kind,
+            engine.name,
+        )
 
 
 def create_app(
@@ -91,6 +122,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        started = time.monotonic()
         (log.warning if access.open else log.info)("%s", access.describe())
         db = Database.open(settings.store.url, Path(settings.data_dir), pool_size=settings.store.pool_size)
         app.state.db = db
@@ -123,8 +155,12 @@ def create_app(
         app.state.admin = admin_service
         metrics.serving(the_retriever.index.current_version, flagged=admin_service.flag_counts)
         app.state.model_admin = ModelAdmin(settings, the_engine)
+        _log_index(the_retriever)
         if warm_up:
             await _warm_up(the_retriever, the_engine)
+        where = getattr(app.state, "url", None)  # set by run_server; a test client has none
+        version = the_retriever.index.current_version() or "none"
+        log.info("ready in %.1f s%s (index %s)", time.monotonic() - started, f": {where}" if where else "", version)
         try:
             yield
         finally:
@@ -175,16 +211,23 @@ def create_app(
     return app
 
 
-def run_server(settings: Settings, host: str, port: int, ingester: Ingester | None = None) -> None:
+def run_server(
+    settings: Settings, host: str, port: int, ingester: Ingester | None = None, sock: socket.socket | None = None
+) -> None:
+    """Serve on host:port, or on `sock` already bound there (`ragtune serve` binds before its slow imports)."""
     import uvicorn
 
     check_bind(settings, host)  # no keys: loopback only
+    sock = sock or bind_socket(host, port)  # before anything slow is loaded
     configure_logging(settings.observability)
+    log.info("ragtune %s: bound %s:%d; starting (store, index, embedding model, answer engine)", __version__, host, port)
     trusted = settings.server.trusted_proxies
     # uvicorn's own access log is replaced by ragtune.access (one structured line per request). Proxy
     # headers are read from server.trusted_proxies only (uvicorn would trust 127.0.0.1 by default).
-    uvicorn.run(
-        create_app(settings, ingester=ingester),
+    app = create_app(settings, ingester=ingester)
+    app.state.url = f"http://{f'[{host}]' if ':' in host and not host.startswith('[') else host}:{port}"
+    config = uvicorn.Config(
+        app,
         host=host,
         port=port,
         log_config=None,
@@ -192,3 +235,7 @@ def run_server(settings: Settings, host: str, port: int, ingester: Ingester | No
         proxy_headers=bool(trusted),
         forwarded_allow_ips=",".join(trusted) if trusted else "",
     )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()

@@ -23,7 +23,7 @@ from ragtune.answer import Answer
 from ragtune.contacts import ContactPolicy, StreamRedactor
 from ragtune.embedding import Embedder
 from ragtune.errors import RagtuneError
-from ragtune.evidence import Evidence
+from ragtune.grounding.evidence import Evidence
 from ragtune.injection import InjectionDetector
 from ragtune.settings import Settings
 

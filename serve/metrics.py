@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
@@ -29,8 +29,12 @@ if TYPE_CHECKING:
     from serve.schemas import ChatResponse
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# No `<name>_created` series (the Unix time each counter and histogram series was created): a
+# second series per counter that Prometheus itself does not use, and most of the page. The switch
+# is prometheus_client's and process-wide (PROMETHEUS_DISABLE_CREATED_SERIES=True does the same).
+disable_created_metrics()
 ANSWER_MODES = ("generated", "extractive", "handoff", "no_evidence")
-HANDOFF_REASONS = ("no_evidence", "low_evidence", "unknown_terms")
+HANDOFF_REASONS = ("no_evidence", "low_evidence", "person", "angry", "action")
 WITHHELD_REASONS = ("instruction", "contact", "answer_contact")
 FLAG_KINDS = ("instruction", "contact")
 INGEST_OUTCOMES = ("succeeded", "failed")

@@ -69,6 +69,16 @@ class SwitchingEngine:
     def engine(self) -> Any:
         return self._engine
 
+    def pass_rate(self) -> float | None:
+        """The serving version's measured share of answerable questions it phrased and passed verification
+        (from `ragtune train eval`, run with the model asked on every answer); None when never measured."""
+        current = self.registry.current() if self._version not in (None, "\x00unset") else None
+        if current is None:
+            return None
+        pipeline = current.eval.get("pipeline") or {}
+        value = pipeline.get("phrased_share")
+        return float(value) if isinstance(value, (int, float)) else None
+
     @property
     def name(self) -> str:
         return self._engine.name

@@ -69,7 +69,7 @@ class Source(BaseModel):
 class EvidenceItem(BaseModel):
     id: str = Field(description="Chunk id the sentence comes from.")
     sentence: str = Field(description="The sentence, verbatim.")
-    score: float = Field(description="Similarity to the question (cosine, with the title and section in front of the sentence).")
+    score: float = Field(description="The evidence selector's probability that this unit answers the question.")
 
 
 class ContextReport(BaseModel):
@@ -82,11 +82,14 @@ class ContextReport(BaseModel):
     handoff_reason: str | None = Field(
         None,
         description="Why the answer is a hand-off: no_evidence (nothing retrieved above retrieval.min_relevance), "
-        "low_evidence (best sentence below chat.evidence_min_score), unknown_terms (the question names something the evidence never mentions).",
+        "low_evidence (the grounding model finds the evidence does not answer the question), person (the customer asks "
+        "for a person), angry (a complaint), action (an account action the assistant cannot carry out).",
     )
-    unknown_terms: list[str] = Field(
-        [], description="Names in the question (a plan, product, feature) that the evidence does not mention."
+    answerable: float = Field(
+        0.0, description="The grounding model's calibrated probability that the evidence answers the question."
     )
+    intent: str = Field("info", description="What the question asks for: info, person, angry or action.")
+    language: str = Field("en", description="The customer's language as detected (en, de, fr); hand-off texts use it.")
 
 
 class Verification(BaseModel):

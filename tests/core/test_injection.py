@@ -54,17 +54,17 @@ def test_legitimate_support_text_is_not_flagged(detector):
 def test_no_sentence_of_the_bundled_knowledge_base_is_flagged(detector):
     from ingest.chunking import chunk_document
     from ingest.sources import scan_folder
-    from ragtune.evidence import split_with_headings
+    from ragtune.grounding.text import units
     from ragtune.settings import load_settings
 
     settings = load_settings(environ={})
     items, _ = scan_folder(KNOWLEDGE, settings.ingest)
     sentences = sorted(
         {
-            s
+            u.text
             for item in items
             for chunk in chunk_document(item.load(), item.doc_id, settings.chunking, item.doc_type, item.category)
-            for _, s in split_with_headings(chunk.text)
+            for u in units(chunk.text)
         }
     )
     assert len(sentences) > 200

@@ -164,3 +164,16 @@ def test_json_output_lists_every_check(capsys, monkeypatch, tiny_gguf):
         ("keys", "ok"),
     ]
     assert report["checks"][2]["fix"] == "run `ragtune ingest`"
+
+
+def test_a_configured_model_path_that_does_not_exist_fails_with_its_fix(capsys, monkeypatch, tmp_path):
+    """engine `auto` (the default) falls back to extractive answers when it finds no model, but a
+    model someone named is a failure, not "no answer engine configured" (issue 19)."""
+    missing = tmp_path / "nonexistent" / "model.gguf"
+    monkeypatch.delenv("RAGTUNE_LLM__ENGINE", raising=False)
+    monkeypatch.setenv("RAGTUNE_LLM__GGUF_PATH", str(missing))
+    assert main(["doctor", "--check", "engine"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"FAIL engine: the configured answer model cannot be loaded: llm.gguf_path {missing} does not exist")
+    assert "fix: point llm.gguf_path (RAGTUNE_LLM__GGUF_PATH) at an existing GGUF file" in out
+    assert "no answer engine configured" not in out

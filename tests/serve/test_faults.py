@@ -287,7 +287,9 @@ def test_a_model_server_dying_mid_stream_ends_the_stream_with_an_error_and_auto_
     server = LlamaServer(tiny_gguf, tmp_path)
     monkeypatch.setattr("serve.chat.READY_CHECK_SECONDS", 3600.0)  # the death strikes between two readiness checks
     generative = with_store(openai_settings(serve_settings, server.url), f"sqlite:///{tmp_path / 'a.sqlite3'}")
-    auto = generative.model_copy(update={"chat": generative.chat.model_copy(update={"answer_mode": "auto"})})
+    auto = generative.model_copy(
+        update={"chat": generative.chat.model_copy(update={"answer_mode": "auto", "min_model_pass_rate": 0.0})}
+    )
     auto = with_store(auto, f"sqlite:///{tmp_path / 'b.sqlite3'}")
     question = {"message": "How do I reset my password?"}
     try:

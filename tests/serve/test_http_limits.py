@@ -10,6 +10,7 @@ import time
 import pytest
 
 from serve.app import create_app
+from tests.conftest import ROOT
 
 LIMIT_MB = 0.25
 LIMIT = int(LIMIT_MB * 1048576)
@@ -161,9 +162,16 @@ def test_every_native_error_has_detail_and_error(client):
         "BadRequest",
     )
     assert "JSON" in body["detail"]
-    assert_native_error(
-        client.post("/v1/chat", content=b"{not json", headers={"content-type": "application/json"}), 422, "RequestValidationError"
+    body = assert_native_error(
+        client.post("/v1/chat", content=b"{bad", headers={"content-type": "application/json"}), 422, "RequestValidationError"
     )
+    assert body["detail"] == (
+        "invalid request: the body is not valid JSON (Expecting property name enclosed in double quotes at character 1); "
+        "send one JSON object with content-type application/json"
+    )
+    # The README describes this very answer (it once said BadRequest, issue 19).
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "a body that is not JSON (`{bad`): 422 `RequestValidationError`" in readme
     assert_native_error(client.post("/v1/chat", json={"message": ""}), 422, "RequestValidationError")
     body = assert_native_error(
         client.post("/v1/chat", json={"message": "hi", "session_id": "../../etc"}), 422, "RequestValidationError"

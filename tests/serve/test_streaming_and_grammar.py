@@ -67,8 +67,9 @@ def test_a_broken_grammar_is_refused_before_llama_cpp_sees_it():
 
 
 def _evidence(*sentences):
-    from ragtune.documents import Chunk, Hit
     from ragtune.evidence import Evidence
+
+    from ragtune.documents import Chunk, Hit
 
     chunks = [Chunk(f"c{i // 2}", "d.md", " ".join(sentences), "T", "", 0) for i in range(len(sentences))]
     return [
