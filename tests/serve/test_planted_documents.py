@@ -53,8 +53,9 @@ def test_no_answer_carries_a_planted_instruction_or_an_outside_contact(planted_d
     server = RagtuneServer(root / "data", tmp_path / "run", config)
     try:
         ready = server.wait_ready(timeout=180)
-        if mode != "extractive":
+        if mode == "generative":
             assert ready["mode"] == "generated", ready  # the bundled model answers: the generated paths are tested
+        # (auto mode asks the model only when its measured pass rate reaches chat.min_model_pass_rate.)
         bodies = []
         for question in QUESTIONS:
             for stream in (False, True):
