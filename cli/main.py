@@ -165,6 +165,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         report = run_ingest(settings, items, failures, source=str(source), progress=progress)
     if args.json:
         summary = report.summary() | {"failures": [{"doc": f.doc_id, "reason": f.reason} for f in report.failed]}
+        summary["flagged_documents"] = report.flagged
         print(json.dumps(summary, indent=1))
         return report.exit_code
     if report.rebuild_reason:
@@ -172,6 +173,8 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     for failure in report.failed:
         kept = " (previous version kept)" if failure.doc_id in report.kept_stale else ""
         print(f"FAILED {failure.doc_id}: {failure.reason}{kept}", file=sys.stderr)
+    for doc_id, found in report.flagged.items():
+        print(f"FLAGGED {doc_id}: {flag_summary(found)}; withheld from answers", file=sys.stderr)
     s = report.summary()
     state = f"published {s['version']}" if report.published else f"nothing changed, still {s['version']}"
     print(
@@ -179,6 +182,17 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         f"failed {s['failed']}; {s['chunks_total']} chunks ({s['chunks_embedded']} embedded) in {s['seconds']:.1f}s"
     )
     return report.exit_code
+
+
+def flag_summary(found: dict[str, list[str]]) -> str:
+    parts = []
+    if found.get("instructions"):
+        parts.append(
+            f"{len(found['instructions'])} sentence(s) read as instructions to the assistant ({found['instructions'][0][:80]!r})"
+        )
+    if found.get("contacts"):
+        parts.append(f"contacts not allowed: {', '.join(found['contacts'][:5])} (allow them in chat.allowed_contacts)")
+    return "; ".join(parts)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

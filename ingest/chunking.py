@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from ingest.parsers import ParsedDocument
+from ragtune.contacts import http_url
 from ragtune.documents import Chunk
 from ragtune.grounding.text import split_sentences
 from ragtune.settings import ChunkingSettings
@@ -104,7 +105,7 @@ def chunk_document(
             position=position,
             doc_type=doc_type,
             category=category,
-            url=document.url,
+            url=http_url(document.url),  # front matter and canonical links: http(s) only, never javascript: or data:
         )
         for position, (heading, text) in enumerate(pieces)
     ]

@@ -114,6 +114,11 @@ class Embedder:
         prefixed = [self.settings.document_prefix + t for t in texts]
         return self._encode(prefixed, progress)
 
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        """Texts as they are, no document or query prefix: the input of classifiers over this
+        embedding space (ragtune/injection.py), not of retrieval."""
+        return self._encode(list(texts), False)
+
     def embed_query(self, text: str) -> np.ndarray:
         return self._encode([self.settings.query_prefix + text], False)[0]
 

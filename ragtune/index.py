@@ -42,6 +42,11 @@ class DocRecord:
     doc_type: str
     chunk_ids: list[str]
     size: int = 0
+    # What ingestion found that serving withholds (ragtune/injection.py, ragtune/contacts.py): sentences
+    # read as instructions to the assistant, and every contact in the text (the admin API tells which
+    # ones the current settings do not allow).
+    instructions: list[str] = field(default_factory=list)
+    contacts: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -299,6 +299,18 @@ class ChatSettings(_Section):
     max_message_chars: int = Field(4000, ge=1, description="Longest accepted user message; longer ones get a 413.")
     max_history_messages: int = Field(40, ge=0, description="Most messages accepted in one OpenAI-style request.")
     company_name: str = Field("Northwind Cloud", description="Company the assistant speaks for (used in the system prompt).")
+    company_domains: list[str] = Field(
+        ["northwind.example"],
+        description="The company's own domains: e-mail addresses and links on them (subdomains included) may appear in "
+        "answers, as may the hosts of widget-key origins and server.cors_origins. An evidence sentence carrying any other "
+        "e-mail address, phone number or link is withheld, and answer text loses it (docs/ingestion-safety.md).",
+    )
+    allowed_contacts: list[str] = Field(
+        ["+49 30 1234 5678"],
+        description="More contacts answers may carry: e-mail addresses, phone numbers, URL prefixes "
+        "(https://partner.example/help) or domains (partner.example). chat.support_contact and contacts written in "
+        "chat.messages are allowed too.",
+    )
 
 
 class ServerSettings(_Section):
@@ -322,11 +334,18 @@ class ServerSettings(_Section):
         description="Largest request body of a document upload or replace (/v1/admin/documents), all files together; "
         "each file is also held to ingest.max_file_mb.",
     )
+    allowed_hosts: list[str] = Field(
+        [],
+        description="Host names this API answers under (its public name, e.g. api.shop.example), so a DNS-rebinding page "
+        "cannot reach it under its own name; other Hosts get 400. Pages the server serves itself (/admin, /demo) are "
+        "same-origin only under these names or a loopback name. Empty: any Host with keys; without keys loopback names only.",
+    )
     trusted_proxies: list[str] = Field(
         [],
         description="Networks (CIDRs, e.g. 10.0.0.0/8, 127.0.0.1/32) of reverse proxies whose X-Forwarded-For is believed: "
-        "for a request from one of them the client address (for the per-address rate limit) is the last hop not itself a "
-        "trusted proxy. From any other peer the header is ignored and the socket's peer is the client.",
+        "for a request from one of them the client address (for the per-address rate limit and the access log) is the last "
+        "hop not itself a trusted proxy. From any other peer the header is ignored and the socket's peer is the client "
+        "(uvicorn's forwarded_allow_ips is set from this list; empty: proxy headers are never read).",
     )
 
     @field_validator("cors_origins")

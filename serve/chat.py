@@ -49,6 +49,7 @@ from serve.citations import evidence_citations, model_cited
 from serve.engines import Engine
 from serve.engines.base import GenerationResult
 from serve.events import ChatEvents, Events
+from serve.guard import AnswerGuard
 from serve.schemas import ChatResponse, ContextReport, EvidenceItem, Source, Usage, Verification
 from serve.store.conversations import ConversationStore, check_session_id, new_session_id
 
@@ -139,6 +140,7 @@ class ChatService:
         self.grounding = GroundingModel.load(Path(path) if path else None)
         self._stats: tuple[str, tuple[CorpusStats, Speller]] | None = None
         self.selector = EvidenceSelector(retriever.embedder, self.grounding, self.corpus_stats)
+        self.guard = AnswerGuard(settings, retriever.embedder, self.events)  # serve/guard.py: planted text, contacts
         self._ready: tuple[float, bool] = (float("-inf"), False)  # the first call checks, however young the clock
 
     async def engine_ready(self) -> bool:
@@ -268,6 +270,7 @@ class ChatService:
                 key=lambda e: e.score,
                 reverse=True,
             )
+        ranked = self.guard.evidence(ranked)  # no planted instructions, no foreign contacts (serve/guard.py)
         # The intent is read from the customer's own words, not from the reading in context.
         intent_vec = qvec if asked == question else self.retriever.embedder.embed_query(question)
         decision = decide(
@@ -465,6 +468,7 @@ class ChatService:
         verification: Verification | None = None,
         dropped: list[str] | None = None,
     ) -> ChatResponse:
+        answer = self.guard.answer(answer)  # no contact the operator has not allowed, in any mode
         cited = {c.id for c in answer.citations}
         shown = p.relevant if p.outcome == "answer" or answer.citations else []
         sources = [_source(h, h.id in cited) for h in shown]
@@ -526,6 +530,7 @@ class ChatService:
             yield "answer", response
             return
         extractor = AnswerTextExtractor()
+        contact_guard = self.guard.stream()  # what is sent while generating passes the same contact check
         raw: list[str] = []
         t0 = time.perf_counter()
         first = True
@@ -539,9 +544,11 @@ class ChatService:
                 p.timings["first_token_ms"] = _ms(started)
                 first = False
             raw.append(piece)
-            text = extractor.feed(piece)
+            text = contact_guard.feed(extractor.feed(piece))
             if text:
                 yield "delta", text
+        if held := contact_guard.flush():  # the words held back in case they were part of a contact
+            yield "delta", held
         self._counted(p, streamed, p.messages, time.perf_counter() - t0)
         reply = await self._generate_valid(p, first_reply="".join(raw))
         p.timings["generate_ms"] = _ms(t0)

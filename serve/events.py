@@ -35,6 +35,11 @@ class ChatEvents(Protocol):
     def answered(self, question: str, response: ChatResponse) -> None:
         """An answer is ready (every mode: generated, extractive, handoff, no_evidence)."""
 
+    def withheld(self, reason: str, count: int) -> None:
+        """serve/guard.py kept something from a customer: reason "instruction" (an evidence sentence read
+        as an instruction to the assistant), "contact" (one carrying a contact not allowed), or
+        "answer_contact" (a contact removed from answer text)."""
+
 
 class Events:
     """Fans each event out to several observers (metrics, the request log)."""
@@ -65,3 +70,7 @@ class Events:
     def answered(self, question: str, response: ChatResponse) -> None:
         for o in self.observers:
             o.answered(question, response)
+
+    def withheld(self, reason: str, count: int) -> None:
+        for o in self.observers:
+            o.withheld(reason, count)

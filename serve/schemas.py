@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ragtune.answer import Answer
+from ragtune.contacts import http_url
 from ragtune.documents import FILTER_FIELDS
 
 # Metadata filters: the schema names the fields a filter may use (the retriever checks them again,
@@ -29,7 +30,9 @@ def _typed_text(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_typed_text)]
+# The schema states the NUL rule too (as a pattern), so clients and fuzzers know what is refused; a lone
+# surrogate cannot be written in a schema pattern and stays the validator's alone.
+Text = Annotated[str, AfterValidator(_typed_text), Field(json_schema_extra={"pattern": "^[^\\u0000]*$"})]
 
 
 class ChatRequest(BaseModel):
@@ -55,7 +58,9 @@ class Source(BaseModel):
     id: str = Field(description="Chunk id (what citations refer to).")
     title: str
     path: str = Field(description="Document path inside the knowledge base.")
-    url: str | None = Field(None, description="Public URL of the document, when known.")
+    url: Annotated[str | None, AfterValidator(http_url)] = Field(
+        None, description="Public URL of the document, when known: http(s) only (an index written before that rule loses others)."
+    )
     section: str
     score: float = Field(description="Relevance of the chunk to the question (cosine similarity, 0-1).")
     cited: bool = Field(description="Whether the answer cites this chunk.")

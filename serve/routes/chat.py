@@ -48,6 +48,7 @@ async def chat(request: ChatRequest, chat: ChatDep, meter: AnswerMeterDep, conve
         return response
     events = chat.stream(request.message, session_id, request.filters)
     first = await events.__anext__()  # errors before the first byte still become proper HTTP errors
+    meter.stream_started()  # from here a stream cut short is charged its reservation
 
     async def body() -> AsyncIterator[str]:
         item = first

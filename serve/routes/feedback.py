@@ -12,6 +12,9 @@ from serve.routes.deps import CallerDep, ConversationsDep
 from serve.schemas import ErrorResponse, Text
 from serve.store.conversations import MAX_COMMENT_CHARS, Rating
 
+# Bounded so an absurd turn is a 422, never an integer past the store's 64-bit range (a 500).
+MAX_TURN = 1_000_000
+
 router = APIRouter(tags=["chat"])
 
 
@@ -24,7 +27,7 @@ class FeedbackRequest(BaseModel):
     session_id: str = Field(
         description="The session_id of the answer, as the chat response gave it.", pattern=r"^[A-Za-z0-9_.:-]{1,64}$"
     )
-    turn: int = Field(ge=0, description="The answer's `turn` from the chat response (0 for the first answer).")
+    turn: int = Field(ge=0, le=MAX_TURN, description="The answer's `turn` from the chat response (0 for the first answer).")
     rating: Rating = Field(description="up: helpful; down: not helpful.")
     comment: Text | None = Field(
         None, max_length=MAX_COMMENT_CHARS, description="What was wrong or right, in the customer's words."

@@ -67,7 +67,8 @@ def build(retriever):
             return {"name": principal.name, "kind": principal.kind}
 
         app.include_router(admin, dependencies=ADMIN_ACCESS)
-        test_client = TestClient(app, client=client)
+        # Under a loopback name: the server answers loopback Hosts only without keys (serve/hosts.py).
+        test_client = TestClient(app, client=client, base_url="http://localhost")
         test_client.__enter__()
         clients.append(test_client)
         return test_client
@@ -141,7 +142,10 @@ def test_a_widget_key_is_refused_from_an_origin_it_does_not_list(keyed):
     assert crossed.headers["access-control-allow-origin"] == BLOG
     # Without Origin (a server, not a browser) the key works; the same origin as the API always does.
     assert keyed.post("/v1/chat", json=QUESTION, headers=bearer(WIDGET_KEY)).status_code == 200
-    assert keyed.get("/v1/admin/whoami", headers=bearer(ADMIN_KEY) | {"Origin": "http://testserver"}).status_code == 200
+    assert keyed.get("/v1/admin/whoami", headers=bearer(ADMIN_KEY) | {"Origin": "http://localhost"}).status_code == 200
+    # ... but Host agreeing with Origin vouches for nothing under a name the server does not trust.
+    rebound = bearer(WIDGET_KEY) | {"Origin": "https://evil.example", "Host": "evil.example"}
+    assert keyed.post("/v1/chat", json=QUESTION, headers=rebound).status_code == 403
     assert keyed.get("/v1/admin/whoami", headers=bearer(ADMIN_KEY) | {"Origin": SHOP}).status_code == 403
 
 

@@ -26,7 +26,7 @@ from ragtune.index import KnowledgeIndex
 from ragtune.retriever import Retriever
 from ragtune.settings import load_settings
 from serve.app import create_app
-from tests.serve.admin_kb import REFUND_QUESTION, admin_environ, build_app, live_server, wait_job, write_kb
+from tests.serve.admin_kb import REFUND_QUESTION, admin_environ, admin_test_client, build_app, live_server, wait_job, write_kb
 from tests.serve.conftest import with_store
 from tests.serve.test_openai_engine import LlamaServer, openai_settings
 
@@ -92,7 +92,7 @@ def test_an_unreachable_chroma_server_is_a_clear_503_and_service_resumes_when_it
     kb = write_kb(tmp_path / "kb")
     environ = admin_environ(tmp_path / "data", kb, RAGTUNE_CHROMA__URL=chroma.url)
     settings = load_settings(environ=environ)
-    with TestClient(build_app(settings, embedder)) as client:
+    with admin_test_client(build_app(settings, embedder)) as client:
         first = ask(client)
         assert first.status_code == 200 and cited_paths(first) == {"billing/refunds.md"}
         version = first.json()["index_version"]
@@ -120,7 +120,7 @@ def test_an_unreachable_chroma_server_is_a_clear_503_and_service_resumes_when_it
 
         # A server started while Chroma is down starts, and says why it is not ready.
         late = Retriever(KnowledgeIndex(settings), embedder, settings.retrieval)
-        with TestClient(create_app(settings, engine=None, retriever=late, warm_up=False)) as fresh:
+        with admin_test_client(create_app(settings, engine=None, retriever=late, warm_up=False)) as fresh:
             assert fresh.get("/readyz").status_code == 503 and ask(fresh).status_code == 503
 
             chroma.start()  # the same port and folder: both servers recover without a restart
@@ -203,7 +203,7 @@ def test_a_read_only_data_dir_fails_the_ingest_with_its_fix_and_the_previous_ver
     data = tmp_path / "data"
     # The conversation store lives elsewhere (as with store.url on Postgres): this test is about the index.
     settings = load_settings(environ=admin_environ(data, kb, RAGTUNE_STORE__URL=f"sqlite:///{tmp_path / 'store.sqlite3'}"))
-    with TestClient(build_app(settings, embedder)) as client:
+    with admin_test_client(build_app(settings, embedder)) as client:
         version = ask(client).json()["index_version"]
         (kb / "products/gadget.md").write_text(GADGET)
         before = files(data)
@@ -232,7 +232,7 @@ def test_a_full_data_dir_fails_the_ingest_with_its_fix_leaves_nothing_and_the_ne
 ):
     kb = write_kb(tmp_path / "kb")
     settings = load_settings(environ=admin_environ(small_disk, kb, RAGTUNE_STORE__URL=f"sqlite:///{tmp_path / 'store.sqlite3'}"))
-    with TestClient(build_app(settings, embedder)) as client:
+    with admin_test_client(build_app(settings, embedder)) as client:
         version = ask(client).json()["index_version"]
         (kb / "products/gadget.md").write_text(GADGET)
         before = files(small_disk)
@@ -259,7 +259,7 @@ def test_a_full_disk_under_the_conversation_store_is_a_503_that_says_so_until_sp
     """The default store is a SQLite file in the data directory: a chat it cannot record is refused
     (503, saying why), and answers resume once there is space, without a restart."""
     settings = load_settings(environ=admin_environ(small_disk, write_kb(tmp_path / "kb")))
-    with TestClient(build_app(settings, embedder)) as client:
+    with admin_test_client(build_app(settings, embedder)) as client:
         assert ask(client).status_code == 200
         filler = fill(small_disk)
         full = ask(client)

@@ -97,7 +97,9 @@ def test_a_declared_oversized_body_is_refused_before_a_byte_is_sent(server):
     host, port = server
     with socket.create_connection((host, port), timeout=10) as sock:
         # 300 MB announced, none sent: the answer must come without waiting for the body.
-        sock.sendall(b"POST /v1/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 314572800\r\n\r\n")
+        sock.sendall(
+            b"POST /v1/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 314572800\r\n\r\n"
+        )
         status, _, body = read_response(sock)
     assert status == 413
     payload = json.loads(body)
@@ -108,7 +110,9 @@ def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(server):
     host, port = server
     sent = 0
     with socket.create_connection((host, port), timeout=10) as sock:
-        sock.sendall(b"POST /v1/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(
+            b"POST /v1/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         piece = b'{"message": "' + b"a" * 65536
         sock.setblocking(False)
         answered = False

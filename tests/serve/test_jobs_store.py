@@ -114,12 +114,11 @@ def test_jobs_of_dead_processes_are_reaped_and_live_ones_kept(open_db):
 
 @pytest.mark.slow
 def test_the_admin_api_keeps_its_jobs_in_a_postgres_store(pg_url, admin_settings, embedder):
-    from fastapi.testclient import TestClient
 
-    from tests.serve.admin_kb import build_app, multipart, wait_job
+    from tests.serve.admin_kb import admin_test_client, build_app, multipart, wait_job
 
     settings = admin_settings.model_copy(update={"store": admin_settings.store.model_copy(update={"url": pg_url})})
-    with TestClient(build_app(settings, embedder)) as client:
+    with admin_test_client(build_app(settings, embedder)) as client:
         facts = " ".join(f"Widget {i} weighs {i * 3} grams and ships in box {i % 17}." for i in range(3000))
         body, headers = multipart([("catalogue.md", f"# Catalogue\n\n{facts}".encode())])
         job = client.post("/v1/admin/documents", content=body, headers=headers).json()

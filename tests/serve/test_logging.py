@@ -246,6 +246,8 @@ def test_run_server_logs_json_and_replaces_uvicorns_access_log(serve_settings, m
     run_server(serve_settings, "127.0.0.1", port)
     config = calls["config"]
     assert (config.app, config.host, config.port, config.log_config, config.access_log) == (app, "127.0.0.1", port, None, False)
+    # No trusted proxy: uvicorn reads no proxy header (it would trust 127.0.0.1's by default).
+    assert config.proxy_headers is False and config.forwarded_allow_ips == ""
     assert app.state.url == f"http://127.0.0.1:{port}"  # for the "ready" line
     # uvicorn serves on the socket bound before the app was built, closed once serving ended.
     assert calls["bound"] == [("127.0.0.1", port)] and calls["sockets"][0].fileno() == -1

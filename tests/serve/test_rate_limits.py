@@ -5,6 +5,7 @@ only, and counters shared by two app instances (SQLite here, Postgres for the sl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -18,6 +19,7 @@ from ragtune.settings import AuthSettings
 from serve.app import create_app
 from serve.engines.counting import CountingEngine
 from serve.engines.ollama import OllamaEngine
+from serve.ratelimit import answer_reservation
 from serve.store import Database
 from serve.store.limits import DAY_S, LimitStore
 
@@ -198,17 +200,11 @@ class GatedEngine(CountingEngine):
         return held()
 
 
-@pytest.fixture
-def live(ollama_settings, ollama_stand_in, retriever, tmp_path):
-    """The app under a real uvicorn on loopback, answering through the gated engine."""
+@contextlib.contextmanager
+def serving(settings, engine, retriever, tmp_path):
+    """The app under a real uvicorn on loopback; yields its URL and a store reading the counters."""
     import uvicorn
 
-    ollama_stand_in.replies = [REPLY]
-    generative = ollama_settings.model_copy(
-        update={"chat": ollama_settings.chat.model_copy(update={"answer_mode": "generative"})}
-    )
-    settings = with_limits(generative, tmp_path, keys(), streams_per_key=2, stream_ttl_s=300)
-    engine = GatedEngine(OllamaEngine(settings))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(create_app(settings, engine=engine, retriever=retriever), log_level="warning"))
@@ -220,11 +216,30 @@ def live(ollama_settings, ollama_stand_in, retriever, tmp_path):
     assert server.started
     host, port = sock.getsockname()
     store = LimitStore(Database.open(settings.store.url, tmp_path))
-    yield f"http://{host}:{port}", engine, lambda: store.slots_held("key:shop", time.time())
-    engine.gate.set()
-    server.should_exit = True
-    thread.join(timeout=10)
-    store.db.close()
+    try:
+        yield f"http://{host}:{port}", store
+    finally:
+        engine.gate.set()
+        server.should_exit = True
+        thread.join(timeout=10)
+        store.db.close()
+
+
+def generative_limits(ollama_settings, ollama_stand_in, tmp_path, **limits):
+    ollama_stand_in.replies = [REPLY]
+    generative = ollama_settings.model_copy(
+        update={"chat": ollama_settings.chat.model_copy(update={"answer_mode": "generative"})}
+    )
+    return with_limits(generative, tmp_path, keys(), stream_ttl_s=300, **limits)
+
+
+@pytest.fixture
+def live(ollama_settings, ollama_stand_in, retriever, tmp_path):
+    """The app under a real uvicorn on loopback, answering through the gated engine."""
+    settings = generative_limits(ollama_settings, ollama_stand_in, tmp_path, streams_per_key=2)
+    engine = GatedEngine(OllamaEngine(settings))
+    with serving(settings, engine, retriever, tmp_path) as (url, store):
+        yield url, engine, lambda: store.slots_held("key:shop", time.time())
 
 
 def wait_for(condition, timeout=20.0) -> None:
@@ -342,3 +357,51 @@ def test_replicas_on_postgres_never_hand_out_more_slots_than_the_limit(pg_url, t
     assert [bool(over) for over in results] == [False] * 5 + [True] * 2
     for store in replicas:
         store.db.close()
+
+
+def test_streams_closed_by_the_client_spend_the_budget(ollama_settings, ollama_stand_in, retriever, tmp_path):
+    """Issue 18.3: three streamed answers closed after their text arrived counted 0 tokens."""
+    settings = generative_limits(ollama_settings, ollama_stand_in, tmp_path, streams_per_key=2, daily_tokens_per_key=10**6)
+    engine = GatedEngine(OllamaEngine(settings))
+    with serving(settings, engine, retriever, tmp_path) as (url, store):
+        for n in range(1, 4):
+            engine.gate.clear()
+            with httpx.Client(timeout=30) as http:
+                with http.stream("POST", f"{url}/v1/chat", json=QUESTION | {"stream": True}, headers=bearer()) as r:
+                    assert r.status_code == 200 and "event: delta" in next(r.iter_text())
+            engine.gate.set()
+            wait_for(lambda: store.slots_held("key:shop", time.time()) == 0)
+            # What the cut-short answer spent cannot be known: it is charged its whole reservation.
+            assert store.tokens_today("key:shop", time.time()) == n * answer_reservation(settings)
+        assert store.tokens_reserved("key:shop", time.time()) == 0
+
+
+def test_concurrent_answers_overshoot_the_budget_by_one_answer_at_most(ollama_settings, ollama_stand_in, retriever, tmp_path):
+    """Issue 18.3: four concurrent answers from a fresh budget all ran and spent far past it."""
+    budget = 150  # the stand-in's answers cost 120 tokens each: one fits, four are 480
+    settings = generative_limits(ollama_settings, ollama_stand_in, tmp_path, streams_per_key=4, daily_tokens_per_key=budget)
+    engine = GatedEngine(OllamaEngine(settings))
+    with serving(settings, engine, retriever, tmp_path) as (url, store):
+        results: list[httpx.Response] = []
+
+        def ask() -> None:
+            results.append(httpx.post(f"{url}/v1/chat", json=QUESTION, headers=bearer(), timeout=60))
+
+        threads = [threading.Thread(target=ask) for _ in range(4)]
+        for t in threads:
+            t.start()
+        # Each answer is either refused at once or held at the gate; then the gate opens.
+        wait_for(lambda: len(results) + store.slots_held("key:shop", time.time()) == 4)
+        engine.gate.set()
+        for t in threads:
+            t.join(timeout=60)
+        answered = [r for r in results if r.status_code == 200]
+        for refused in (r for r in results if r.status_code != 200):
+            assert_429(refused, "limits.daily_tokens_per_key")
+        assert len(answered) == 1, [r.status_code for r in results]
+        one_answer = answered[0].json()["usage"]["total_tokens"]
+        spent = store.tokens_today("key:shop", time.time())
+        assert spent == one_answer and spent <= budget + one_answer
+        # 30 tokens are left, so one more answer starts (and crosses the budget by less than itself); then none.
+        assert httpx.post(f"{url}/v1/chat", json=QUESTION, headers=bearer(), timeout=60).status_code == 200
+        assert_429(httpx.post(f"{url}/v1/chat", json=QUESTION, headers=bearer(), timeout=60), "limits.daily_tokens_per_key")

@@ -70,7 +70,7 @@ def test_a_fresh_database_gets_every_table_at_the_newest_revision(store_url, tmp
     db = Database.open(store_url, tmp_path)
     assert db.revision() == (None, migrations.head())
     db.migrate()
-    assert db.revision() == (migrations.head(), migrations.head()) and migrations.head() == "0002"
+    assert db.revision() == (migrations.head(), migrations.head()) and migrations.head() == "0003"
     assert TABLES | {migrations.VERSION_TABLE} == _tables(db)
     assert {"owner_key", "owner_origin"} <= _columns(db, "conversations")
     db.close()

@@ -75,9 +75,8 @@ def test_a_broken_grammar_is_refused_before_llama_cpp_sees_it():
 
 
 def _evidence(*sentences):
-    from ragtune.grounding.evidence import Evidence
-
     from ragtune.documents import Chunk, Hit
+    from ragtune.grounding.evidence import Evidence
 
     chunks = [Chunk(f"c{i // 2}", "d.md", " ".join(sentences), "T", "", 0) for i in range(len(sentences))]
     return [
