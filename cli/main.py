@@ -25,6 +25,7 @@ EXAMPLES = {
     "search": 'examples:\n  ragtune search "how do I get a refund"\n  ragtune search "reset password" --mode bm25 -k 3',
     "status": "examples:\n  ragtune status --json",
     "doctor": "examples:\n  ragtune doctor                  # every check\n  ragtune doctor --check engine   # only the answer engine's self-check (what setup runs)\n  ragtune doctor --json           # for scripts and health probes",
+    "db": "examples:\n  ragtune db upgrade    # bring the store's tables to the newest migration (serving does it at start too)\n  ragtune db current    # the store's migration now (exit 1 when it is behind)",
     "config": "examples:\n  ragtune config            # effective settings as JSON\n  ragtune config --docs     # every setting with its description\n  ragtune config --markdown > docs/settings.md",
 }
 
@@ -112,6 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--check", action="append", choices=DOCTOR_NAMES, help="run only this check (repeatable)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+
+    p = command("db", "The store's schema (conversations, feedback, jobs, rate limits): Alembic migrations.")
+    p.add_argument("action", choices=["upgrade", "current"], help="upgrade: migrate to the newest; current: show the revision")
 
     p = command("config", "Print the effective settings.")
     p.add_argument("--docs", action="store_true", help="list every setting with its default and description")
@@ -258,6 +262,34 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     return train(args, settings)
 
 
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.doctor import masked
+    from serve.store.db import Database
+
+    url = settings.store.url
+    where = masked(url) if url else f"SQLite {Path(settings.data_dir) / 'conversations.sqlite3'}"
+    db = Database.open(url, Path(settings.data_dir), pool_size=1)
+    try:
+        before, head = db.revision()
+        if args.action == "upgrade":
+            db.migrate()
+            print(
+                f"store {where}: already at revision {head}"
+                if before == head
+                else f"store {where}: now at revision {head} (was {before or 'not migrated'})"
+            )
+            return 0
+        if before == head:
+            print(f"store {where}: at revision {head} (the newest)")
+            return 0
+        print(
+            f"store {where}: {f'at revision {before}' if before else 'not migrated yet'}, the newest is {head}: run `ragtune db upgrade`"
+        )
+        return 1
+    finally:
+        db.close()
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from ragtune.index import KnowledgeIndex
 
@@ -310,6 +342,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "status": cmd_status,
     "config": cmd_config,
+    "db": cmd_db,
     "train": cmd_train,
 }
 

@@ -2,7 +2,7 @@
 
 prepare -> run -> eval -> export -> deploy (and --rollback). Only wiring lives here; the work is in
 `train/` (which imports the core only) and, for answers through the chat pipeline, in
-`ragtune/answer_quality.py`. Heavy imports happen inside the handlers so `--help` stays instant.
+`evaluation/model_quality.py`. Heavy imports happen inside the handlers so `--help` stays instant.
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ def _record_eval(settings: Settings, run: Path, report: dict, base: Path, questi
     pipeline figures of both models when it would compute the same thing (same questions file,
     same evaluator)."""
     from evaluation.model_quality import OWN_EVALUATOR, evaluator_name
-    from ragtune.models import ModelRegistry
+    from ragtune.registry import ModelRegistry
     from train.evaluate import quality_score
 
     registry = ModelRegistry(settings.data_dir)
@@ -247,7 +247,7 @@ def _baseline_cache(registry, gguf: Path, key: str) -> Path:
 
 
 def export(args, settings: Settings) -> int:
-    from ragtune.models import ModelRegistry
+    from ragtune.registry import ModelRegistry
     from train.export import export as do_export
     from train.model import load_tokenizer
     from train.modelfile import check_parity, register_with_ollama, render_modelfile
@@ -286,7 +286,7 @@ def export(args, settings: Settings) -> int:
 
 
 def deploy(args, settings: Settings) -> int:
-    from ragtune.models import ModelRegistry
+    from ragtune.registry import ModelRegistry
 
     registry = ModelRegistry(settings.data_dir)
     if args.rollback:
@@ -352,7 +352,7 @@ def _default_gguf(settings: Settings) -> Path:
 
 
 def models(args, settings: Settings) -> int:
-    from ragtune.models import ModelRegistry
+    from ragtune.registry import ModelRegistry
 
     registry = ModelRegistry(settings.data_dir)
     current = registry.current()

@@ -12,15 +12,12 @@ from __future__ import annotations
 import hashlib
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ragtune.errors import EmbeddingModelError
 from ragtune.settings import EmbeddingSettings
-
-if TYPE_CHECKING:
-    pass
 
 BUNDLED_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 

@@ -3,24 +3,34 @@
 Settings are built by `load_settings()`, never at import time, from three layers (later wins):
 the defaults below, a `ragtune.toml` / `ragtune.yaml` file, and environment variables named
 `RAGTUNE_<FIELD>` or `RAGTUNE_<SECTION>__<FIELD>` (for example `RAGTUNE_DATA_DIR=/srv/ragtune`,
-`RAGTUNE_OLLAMA__HOST=http://gpu-box:11434`). Every field carries a description, so this module
-is the reference; `ragtune config` prints the effective tree.
+`RAGTUNE_OLLAMA__HOST=http://gpu-box:11434`; lists and tables as JSON). The layers are
+pydantic-settings' own sources (TOML, YAML, environment with the `__` delimiter), merged by the
+library. Every field carries a description, so this module is the reference; `ragtune config`
+prints the effective tree.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
 import tomllib
 import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
 
 from ragtune.errors import ConfigError
 from ragtune.settings_access import (
@@ -406,71 +416,65 @@ class Settings(BaseSettings):
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
-        # load_settings() merges file and environment itself (so tests can pass `environ=`);
-        # the class then only validates what it is given.
-        return (init_settings,)
+        """Earlier sources win: explicit values, then RAGTUNE_ variables, then the config file."""
+        return (init_settings, *(_SOURCES.get() or _sources(os.environ, find_config_file(os.environ, Path.cwd()))))
 
 
-def _env_tree(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Turn RAGTUNE_A__B=value variables into {"a": {"b": value}}.
+class Environment(EnvSettingsSource):
+    """pydantic-settings' environment source (prefix and `__` nesting from `Settings.model_config`)
+    over a given mapping, so `load_settings(environ=...)` needs no change to `os.environ`.
 
-    A variable whose first part names no setting (RAGTUNE_TEST_OLLAMA_MODEL, a tool's own) is not
-    ours and is left alone, with a warning in case it is a typo; inside a known section an unknown
-    field is an error, since there it can only be a mistake.
+    A RAGTUNE_ variable whose first part names no setting (RAGTUNE_TEST_OLLAMA_MODEL, a tool's
+    own) is not ours: the source ignores it and it gets a warning, in case it is a typo. Inside a
+    known section an unknown field is an error (sections forbid extra fields): there it can only be
+    a mistake.
     """
-    tree: dict[str, Any] = {}
-    for key, value in environ.items():
-        if not key.upper().startswith(ENV_PREFIX) or key.upper() == "RAGTUNE_CONFIG":
-            continue
-        path = key[len(ENV_PREFIX) :].lower().split("__")
-        if path[0] not in Settings.model_fields:
-            logging.getLogger("ragtune").warning("ignoring environment variable %s: no setting is named %s", key, path[0])
-            continue
-        node = tree
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"environment variable {key} conflicts with another RAGTUNE_ variable")
-        leaf = path[-1]
-        node[leaf] = _env_value(value)
-    return tree
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
+        self._environ = environ
+        super().__init__(settings_cls)
+        for key in environ:
+            name = key[len(ENV_PREFIX) :].lower().split("__")[0]
+            if key.upper().startswith(ENV_PREFIX) and key.upper() != "RAGTUNE_CONFIG" and name not in settings_cls.model_fields:
+                logging.getLogger("ragtune").warning("ignoring environment variable %s: no setting is named %s", key, name)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # The library reads os.environ here (case-insensitive: names lower-cased); ours reads the mapping given.
+        return {key.lower(): value for key, value in self._environ.items()}
 
 
-def _env_value(raw: str) -> Any:
-    # Lists and objects may be given as JSON (RAGTUNE_SERVER__CORS_ORIGINS='["https://a.com"]').
-    stripped = raw.strip()
-    if stripped[:1] in "[{":
-        try:
-            return json.loads(stripped)
-        except json.JSONDecodeError:
-            pass
-    return raw
+class _TomlFile(TomlConfigSettingsSource):
+    def _read_file(self, file_path: Any) -> dict[str, Any]:  # a Path (a Traversable in newer pydantic-settings)
+        return _table(Path(str(file_path)), lambda: super(_TomlFile, self)._read_file(file_path))
 
 
-def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _deep_merge(dict(out[key]), value)
-        else:
-            out[key] = value
-    return out
+class _YamlFile(YamlConfigSettingsSource):
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        return _table(Path(str(file_path)), lambda: super(_YamlFile, self)._read_file(file_path))
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
+def _table(path: Path, read: Callable[[], Any]) -> dict[str, Any]:
+    """A config file's settings, or a ConfigError that says what is wrong with the file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-    try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.')}: {exc}") from exc
-    if data is None:
-        return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a table of settings, not {type(data).__name__}")
     return data
+
+
+def _sources(environ: Mapping[str, str], path: Path | None) -> tuple[PydanticBaseSettingsSource, ...]:
+    files: tuple[PydanticBaseSettingsSource, ...] = ()
+    if path is not None:
+        files = (_TomlFile(Settings, path),) if path.suffix == ".toml" else (_YamlFile(Settings, path),)
+    return (Environment(Settings, environ), *files)
+
+
+# The sources of the Settings being built by load_settings() (unset: os.environ and the file in the working directory).
+_SOURCES: ContextVar[tuple[PydanticBaseSettingsSource, ...] | None] = ContextVar("ragtune_settings_sources", default=None)
 
 
 def find_config_file(environ: Mapping[str, str], cwd: Path) -> Path | None:
@@ -494,19 +498,24 @@ def load_settings(
 ) -> Settings:
     """Build the settings: defaults < config file < environment < explicit overrides."""
     environ = os.environ if environ is None else environ
-    cwd = Path.cwd() if cwd is None else cwd
-    path = config_file or find_config_file(environ, cwd)
-    merged: dict[str, Any] = read_config_file(path) if path else {}
-    merged = _deep_merge(merged, _env_tree(environ))
-    if overrides:
-        merged = _deep_merge(merged, overrides)
+    path = config_file or find_config_file(environ, Path.cwd() if cwd is None else cwd)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    where = f" (from {path} and RAGTUNE_ variables)" if path else " (from RAGTUNE_ variables)"
+    token = _SOURCES.set(_sources(environ, path))
     try:
-        return Settings(**merged)
+        return Settings(**dict(overrides or {}))
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
-        source = f" (from {path} and RAGTUNE_ variables)" if path else " (from RAGTUNE_ variables)"
         # Not chained: the ValidationError would repeat the input values, API keys and passwords included.
-        raise ConfigError(f"invalid settings{source}: {problems}") from None
+        raise ConfigError(f"invalid settings{where}: {problems}") from None
+    except SettingsError as exc:  # a list or table given in a variable that is not JSON
+        raise ConfigError(
+            f"invalid settings{where}: {exc} ({exc.__cause__}); lists and tables are given as JSON, "
+            """e.g. RAGTUNE_SERVER__CORS_ORIGINS='["https://shop.example"]'"""
+        ) from None
+    finally:
+        _SOURCES.reset(token)
 
 
 def describe(model: type[BaseModel] = Settings, prefix: str = "") -> list[tuple[str, str, str]]:

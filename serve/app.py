@@ -144,7 +144,7 @@ def create_app(
         )
         app.state.settings = settings
         try:
-            await asyncio.to_thread(store.ensure)
+            await asyncio.to_thread(db.migrate)  # the store's schema to the newest migration (serve/store/migrations)
         except StoreUnavailable as exc:  # a store down at start costs requests a 503 until it is back, not the start
             log.warning("conversation store not usable at start: %s", exc)
         admin_service = AdminService(settings, db, the_retriever, ingester, on_job_finished=metrics.ingest_job_finished)

@@ -141,7 +141,7 @@ class ChatService:
         self._stats: tuple[str, tuple[CorpusStats, Speller]] | None = None
         self.selector = EvidenceSelector(retriever.embedder, self.grounding, self.corpus_stats)
         self.guard = AnswerGuard(settings, retriever.embedder, self.events)  # serve/guard.py: planted text, contacts
-        self._ready: tuple[float, bool] = (0.0, False)
+        self._ready: tuple[float, bool] = (float("-inf"), False)  # the first call checks, however young the clock
 
     async def engine_ready(self) -> bool:
         """Whether the engine can answer now (checked at most every few seconds).

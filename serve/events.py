@@ -26,7 +26,7 @@ class ChatEvents(Protocol):
         """A reply broke the answer's JSON contract; `retried`: another generation follows."""
 
     def verification_rejected(self, reasons: list[str]) -> None:
-        """A generated reply failed verification against the evidence (serve/verify.py)."""
+        """A generated reply failed verification against the evidence (ragtune/grounding/verify.py)."""
 
     def citations_corrected(self, kind: str, count: int) -> None:
         """Citations were corrected: kind "dropped" (ids naming no source, removed) or "filled"

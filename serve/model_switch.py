@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ragtune.models import ModelRegistry
+from ragtune.registry import ModelRegistry
 from ragtune.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -39,6 +39,7 @@ def test_user_errors_are_one_line_and_exit_2(capsys, tmp_path):
     assert "retrieval.top_k" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ingest_search_status_round_trip(capsys, tmp_path):
     folder = tmp_path / "kb"
     folder.mkdir()
@@ -127,6 +128,7 @@ def test_serve_on_a_busy_port_fails_at_once_with_one_line(tmp_path):
     assert elapsed < 4, f"took {elapsed:.1f} s to fail"  # Python, settings and the imports; no model
 
 
+@pytest.mark.slow
 def test_serve_logs_each_start_up_step(tmp_path, knowledge_index, tiny_gguf):
     """Starting takes a while on a small machine; the log says what it is doing."""
     settings, index = knowledge_index

@@ -289,6 +289,7 @@ def test_the_image_holds_every_package_and_the_postgres_driver():
     assert ".[serve,postgres]" in dockerfile
 
 
+@pytest.mark.slow
 def test_the_chroma_probe_passes_against_a_real_chroma_server(tmp_path):
     """The chromadb package ships the server (`chroma run`) the image runs."""
     chroma = Path(sys.executable).parent / "chroma"

@@ -66,10 +66,6 @@ def _fraction(seed: int, key: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def _ctx(chunk: Chunk) -> ContextChunk:
-    return ContextChunk(chunk.id, chunk.title, chunk.section, chunk.text)
-
-
 def first_sentence(text: str, limit: int = 300) -> str:
     sentence = _SENTENCE.split(" ".join(text.split()))[0]
     return sentence if len(sentence) <= limit else sentence[:limit].rsplit(" ", 1)[0]
@@ -129,7 +125,7 @@ class Assembler:
         else:
             chunks.insert(rng.randint(0, len(chunks)), oracle)
         # The model is shown what serving shows it: the evidence sentences the server selects from
-        # these chunks, numbered S1, S2, ... (ragtune.evidence + ragtune.prompt.number_sources).
+        # these chunks, numbered S1, S2, ... (ragtune.grounding.evidence + ragtune.prompt.number_sources).
         ranked = self.selector.score(pair.question, [Hit(chunk=c, score=1.0, relevance=1.0) for c in chunks])
         evidence = top_evidence(ranked, self.chat.evidence_sentences, self.selector.model.support)
         if no_answer:

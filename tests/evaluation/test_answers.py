@@ -9,6 +9,8 @@ from cli.main import main
 from evaluation.answers import evaluate_answers, format_report, load_questions, load_set
 from ragtune.errors import UserInputError
 
+pytestmark = pytest.mark.slow  # answers question sets through the whole pipeline
+
 SMALL = Path(__file__).parent / "data" / "answers_small.jsonl"
 CONVERSATIONS = Path(__file__).parent / "data" / "conversations_small.jsonl"
 

@@ -240,6 +240,7 @@ def test_versions_and_rollback_change_what_chat_answers(admin_client):
     assert response.status_code == 404 and v1 in response.json()["detail"]
 
 
+@pytest.mark.slow
 def test_a_second_ingest_while_one_runs_is_a_409_naming_it(admin_client, admin_settings, admin_kb):
     # A document long enough that embedding it takes a while (many chunks).
     sentences = " ".join(

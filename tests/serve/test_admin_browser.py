@@ -19,7 +19,7 @@ from tests.conftest import KNOWLEDGE
 
 from .browser import DROP_FILES, RagtuneServer, Widget, csp_messages, ingest_folder, start_chromium, wait_until
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # drives a headless Chromium
 ADMIN_KEY = secrets.token_urlsafe(32)
 WIDGET_KEY = secrets.token_urlsafe(32)
 KETTLE = "# Comet kettle\n\n## How fast does the Comet kettle boil water?\n\nThe Comet kettle boils one litre of water in ninety seconds.\n"
@@ -30,7 +30,7 @@ KETTLE_QUESTION = "How fast does the Comet kettle boil water?"
 def register_models(data_dir, gguf) -> None:
     """Three answer-model versions in the registry, with the quality figures training stores (the
     deploy gate compares them); ragtune-v1 is deployed. This server never loads them (engine none)."""
-    from ragtune.models import ModelRegistry
+    from ragtune.registry import ModelRegistry
 
     gguf.write_bytes(b"GGUF")
     registry = ModelRegistry(data_dir)

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ragtune.models import ModelRegistry
+import pytest
+
+from ragtune.registry import ModelRegistry
 from tests.serve.admin_kb import admin_test_client, build_app
+
+pytestmark = pytest.mark.slow  # deploys models through the quality gate
 
 QUESTION = "Within how many days can an annual plan be refunded?"
 

@@ -14,6 +14,7 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from ragtune.index import KnowledgeIndex
 from ragtune.settings import load_settings
@@ -33,6 +34,8 @@ from tests.serve.admin_kb import (
     wait_job,
     write_kb,
 )
+
+pytestmark = pytest.mark.slow  # kills real server processes mid-ingest and mid-upload
 
 
 def catalogue(n: int) -> bytes:

@@ -16,7 +16,10 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.serve.admin_kb import ADMIN_HEADERS
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.slow,  # fuzzes every route from the OpenAPI schema
+]
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ def llama_engine(settings):
     return LlamaCppEngine(settings, settings.llm.gguf_path)
 
 
+@pytest.mark.slow
 def test_grounded_answer_from_the_real_llama_cpp_engine(serve_settings, make_client):
     client = make_client(serve_settings)
     response = client.post("/v1/chat", json={"message": "How long do I have to ask for a refund on an annual plan?"})
@@ -45,6 +46,7 @@ def test_no_evidence_means_a_handoff_without_asking_the_model(serve_settings, ma
     assert engine.calls == 0
 
 
+@pytest.mark.slow
 def test_evidence_is_packed_into_the_budget_and_omissions_reported(serve_settings, make_client):
     chat = serve_settings.chat.model_copy(update={"context_tokens": 64, "evidence_sentences": 3, "answer_max_tokens": 160})
     small = serve_settings.model_copy(update={"llm": serve_settings.llm.model_copy(update={"n_ctx": 1100}), "chat": chat})
@@ -57,6 +59,7 @@ def test_evidence_is_packed_into_the_budget_and_omissions_reported(serve_setting
     assert context["prompt_tokens"] + small.chat.answer_max_tokens <= 1100
 
 
+@pytest.mark.slow
 def test_question_too_long_for_the_window_is_a_413(serve_settings, make_client):
     small = serve_settings.model_copy(update={"llm": serve_settings.llm.model_copy(update={"n_ctx": 600, "max_tokens": 300})})
     client = make_client(small)
@@ -66,6 +69,7 @@ def test_question_too_long_for_the_window_is_a_413(serve_settings, make_client):
     assert "llm.n_ctx" in response.json()["detail"]
 
 
+@pytest.mark.slow
 def test_follow_up_is_rewritten_and_history_kept(serve_settings, make_client):
     client = make_client(serve_settings)
     first = client.post("/v1/chat", json={"message": "How long is version history kept on the Pro plan?"}).json()
@@ -86,6 +90,7 @@ def _stream_events(client, message: str) -> list[tuple[str, dict]]:
     return [(b.split("\n")[0].removeprefix("event: "), json.loads(b.split("\n")[1].removeprefix("data: "))) for b in blocks]
 
 
+@pytest.mark.slow
 def test_streaming_sends_deltas_then_the_validated_answer(serve_settings, make_client):
     parsed = _stream_events(make_client(serve_settings), "How do I reset my password?")
     kinds = [k for k, _ in parsed]
@@ -179,6 +184,7 @@ def test_short_ids_map_back_and_quotes_are_the_evidence(ollama_settings, ollama_
     assert [s["path"] for s in body["sources"] if s["cited"]] == ["policies/refund-policy.pdf"]
 
 
+@pytest.mark.slow
 def test_a_reply_that_contradicts_the_evidence_falls_back_to_the_extractive_answer(ollama_settings, ollama_stand_in, make_client):
     client = make_client(ollama_settings)
     refund, vault = "How long do I have to ask for a refund on an annual plan?", "I forgot my Vault passphrase, can you reset it?"
@@ -323,11 +329,12 @@ def _made_of(quote: str, sentences: list[str]) -> bool:
     return bool(quote.strip()) and not rest.strip()
 
 
+@pytest.mark.slow  # three apps, two of them loading the model in a child process
 def test_auto_mode_asks_the_model_only_when_its_measured_pass_rate_is_high_enough(serve_settings, make_client, tmp_path):
     """The fast default: without a measured verified-pass rate (the bundled base model) auto mode
     answers extractively at once; a deployed version whose gated eval measured a rate at or above
     chat.min_model_pass_rate is asked (and verified)."""
-    from ragtune.models import ModelRegistry
+    from ragtune.registry import ModelRegistry
     from serve.model_switch import SwitchingEngine
 
     question = {"message": "How long do I have to ask for a refund on an annual plan?"}

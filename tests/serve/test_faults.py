@@ -30,6 +30,8 @@ from tests.serve.admin_kb import REFUND_QUESTION, admin_environ, admin_test_clie
 from tests.serve.conftest import with_store
 from tests.serve.test_openai_engine import LlamaServer, openai_settings
 
+pytestmark = pytest.mark.slow  # starts and kills servers, fills file systems
+
 CHROMA = Path(sys.executable).with_name("chroma")
 GADGET = "# Gadget\n\nThe Gadget Pro charges fully in 42 minutes with the bundled charger.\n"
 GADGET_QUESTION = "How long does the Gadget Pro take to charge?"
@@ -285,7 +287,6 @@ def test_a_model_server_dying_mid_stream_ends_the_stream_with_an_error_and_auto_
     `error` event (503, saying what happened), never an `answer`. In auto mode the same death costs
     the customer the phrasing, not the answer: the extractive one, marked 'unavailable'."""
     server = LlamaServer(tiny_gguf, tmp_path)
-    monkeypatch.setattr("serve.chat.READY_CHECK_SECONDS", 3600.0)  # the death strikes between two readiness checks
     generative = with_store(openai_settings(serve_settings, server.url), f"sqlite:///{tmp_path / 'a.sqlite3'}")
     auto = generative.model_copy(
         update={"chat": generative.chat.model_copy(update={"answer_mode": "auto", "min_model_pass_rate": 0.0})}
@@ -299,6 +300,10 @@ def test_a_model_server_dying_mid_stream_ends_the_stream_with_an_error_and_auto_
         ):
             assert httpx.get(f"{url}/readyz").json()["mode"] == "generated"
             assert auto_client.get("/readyz").json()["mode"] == "generated"
+            # The death strikes between two readiness checks: both apps have just seen the engine up, and
+            # from now on they do not ask again. (Set before the first check, a long interval would skip
+            # that check too on a machine up for less than it: the service's monotonic clock starts near 0.)
+            monkeypatch.setattr("serve.chat.READY_CHECK_SECONDS", 3600.0)
             received = ""
             with httpx.stream("POST", f"{url}/v1/chat", json=question | {"stream": True}, timeout=120) as response:
                 assert response.status_code == 200

@@ -83,6 +83,7 @@ def _held_engine(settings, monkeypatch):
 
 
 @pytest.mark.parametrize("answer_mode", ["generative", "auto"])
+@pytest.mark.slow
 def test_a_full_queue_is_a_503_or_in_auto_mode_the_extractive_answer(serve_settings, make_client, monkeypatch, answer_mode):
     settings = serve_settings.model_copy(
         update={

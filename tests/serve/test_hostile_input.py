@@ -24,6 +24,8 @@ from serve.engines.llamacpp import bundled_gguf
 from tests.serve.admin_kb import write_kb
 from tests.serve.conftest import with_store
 
+pytestmark = pytest.mark.slow  # answers with the bundled SmolLM2 model
+
 DEEP = 100_000
 JSON = {"content-type": "application/json"}
 

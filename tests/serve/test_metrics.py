@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from serve.metrics import Metrics
@@ -37,6 +38,7 @@ def _reply(ids, answer="You can cancel within 30 days for a full refund."):
     )
 
 
+@pytest.mark.slow
 def test_a_real_chat_moves_the_counters_and_histograms(serve_settings, make_client):
     client = make_client(serve_settings)
     before = scrape(client)
@@ -68,6 +70,7 @@ def test_a_real_chat_moves_the_counters_and_histograms(serve_settings, make_clie
     assert value(after, "ragtune_model_info", engine="llamacpp", model="tiny-llama") == 1
 
 
+@pytest.mark.slow
 def test_a_streamed_answer_counts_its_generated_tokens(serve_settings, make_client):
     client = make_client(serve_settings)
     with client.stream("POST", "/v1/chat", json={"message": "How do I reset my password?", "stream": True}) as response:

@@ -113,14 +113,19 @@ def test_requests_per_key_get_429_with_retry_after_until_the_window_ends(extract
     assert int(openai.headers["retry-after"]) >= 1
 
 
-def test_the_window_recovers_in_real_time(extractive, tmp_path, build):
-    client = build(with_limits(extractive, tmp_path, keys(), requests_per_key=2, window_s=1))
-    while time.time() % 1 > 0.2:  # start early in a window so the three requests fall into one
-        time.sleep(0.05)
-    statuses = [client.get("/v1/models", headers=bearer()).status_code for _ in range(3)]
-    assert statuses == [200, 200, 429]
-    time.sleep(1.05)
-    assert client.get("/v1/models", headers=bearer()).status_code == 200
+def test_a_window_is_fixed_and_ends_at_its_boundary(extractive, tmp_path, build):
+    """Windows are fixed slices of the clock (not a window from the first request): the limit
+    resets exactly at the boundary, and Retry-After counts to it."""
+    client = build(with_limits(extractive, tmp_path, keys(), requests_per_key=2, window_s=10))
+    clock = Clock(1_700_000_005.5)  # 5.5 s into a 10 s window
+    client.app.state.limiter.clock = clock
+    statuses = [client.get("/v1/models", headers=bearer()).status_code for _ in range(2)]
+    assert statuses == [200, 200]
+    assert assert_429(client.get("/v1/models", headers=bearer()), "'shop'") == 5  # 4.5 s left, rounded up
+    clock.now = 1_700_000_009.999
+    assert assert_429(client.get("/v1/models", headers=bearer()), "'shop'") == 1
+    clock.now = 1_700_000_010.0  # the next window
+    assert [client.get("/v1/models", headers=bearer()).status_code for _ in range(3)] == [200, 200, 429]
 
 
 def test_requests_per_address_count_across_keys_and_without_keys(extractive, tmp_path, build):
@@ -244,6 +249,7 @@ def wait_for(condition, timeout=20.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_answers_in_flight_per_key_are_limited_and_freed(live):
     url, engine, held = live
     results: dict[str, httpx.Response] = {}
@@ -279,6 +285,7 @@ def test_answers_in_flight_per_key_are_limited_and_freed(live):
     assert httpx.post(f"{url}/v1/chat", json=QUESTION, headers=bearer(), timeout=30).status_code == 200
 
 
+@pytest.mark.slow
 def test_a_client_hanging_up_mid_stream_frees_its_slot(live):
     url, engine, held = live
     with httpx.Client(timeout=30) as http:

@@ -28,7 +28,7 @@ from tests.conftest import KNOWLEDGE
 
 from .browser import RagtuneServer, StaticSite, Widget, copy_data_dir, csp_messages, ingest_folder, start_chromium, wait_until
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # drives a headless Chromium
 HERE = Path(__file__).parent
 REFUND = "Can I get a refund on my annual plan?"
 FOLLOW_UP = "And if I pay monthly?"

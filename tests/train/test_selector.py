@@ -14,6 +14,7 @@ from train.selector import SUPPORT, load_data, train
 EXAMPLES = Path(__file__).resolve().parents[2] / "train" / "examples"
 
 
+@pytest.mark.slow  # fits against the live index: about 40 s on 2 cores
 def test_a_small_fit_learns_weights_and_reports_on_held_out_questions(retriever, knowledge_index, tmp_path):
     settings, _ = knowledge_index
     pairs = tmp_path / "pairs.jsonl"
