@@ -6,7 +6,8 @@ bucket and UTC day, and tokens reserved by answers in flight (reserved before an
 settled to what it spent when it ends, expiring like slots). A bucket names who is counted:
 `key:<name>` or `addr:<address>`.
 
-The tables are made by the store's migrations (serve/store/migrations): times DOUBLE PRECISION
+The tables are made by the store's migrations (serve/store/migrations; token_reservations by
+0003): times DOUBLE PRECISION
 and counts BIGINT (Postgres' REAL is 4 bytes, too coarse for unix seconds, and its INTEGER too
 small for window numbers of short windows).
 """

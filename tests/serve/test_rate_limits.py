@@ -400,8 +400,11 @@ def test_concurrent_answers_overshoot_the_budget_by_one_answer_at_most(ollama_se
             assert_429(refused, "limits.daily_tokens_per_key")
         assert len(answered) == 1, [r.status_code for r in results]
         one_answer = answered[0].json()["usage"]["total_tokens"]
+        # Settled once the response has gone out, in the same transaction that frees the slot.
+        wait_for(lambda: store.slots_held("key:shop", time.time()) == 0)
         spent = store.tokens_today("key:shop", time.time())
         assert spent == one_answer and spent <= budget + one_answer
         # 30 tokens are left, so one more answer starts (and crosses the budget by less than itself); then none.
         assert httpx.post(f"{url}/v1/chat", json=QUESTION, headers=bearer(), timeout=60).status_code == 200
+        wait_for(lambda: store.slots_held("key:shop", time.time()) == 0)
         assert_429(httpx.post(f"{url}/v1/chat", json=QUESTION, headers=bearer(), timeout=60), "limits.daily_tokens_per_key")

@@ -1,11 +1,12 @@
-"""Tokens reserved by answers in flight, so concurrent answers cannot overshoot a daily token budget.
+"""Tokens reserved by answers in flight, against a key's daily budget (issue 18.3).
 
 Revision ID: 0003
 Revises: 0002
 
-An answer reserves its `max_tokens` of the key's daily budget before it starts and settles to what
-it spent when it ends, however the stream ends (issue 18.3). A reservation expires like an answer
-slot, so a replica that dies mid-answer cannot hold budget for ever.
+An answer reserves its worst case before it starts and the reservation is settled to what it
+spent when it ends (serve/ratelimit.py), so concurrent answers cannot overshoot the budget by
+more than one reservation. Each row expires like an answer slot, so a replica that dies
+mid-answer does not hold budget forever.
 """
 
 from __future__ import annotations
@@ -31,5 +32,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("token_reservations_bucket", table_name="token_reservations")
+    op.drop_index("token_reservations_bucket", "token_reservations")
     op.drop_table("token_reservations")
