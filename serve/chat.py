@@ -36,7 +36,7 @@ from ragtune.grounding.answerability import Decision, decide
 from ragtune.grounding.compose import compose
 from ragtune.grounding.evidence import Evidence, EvidenceSelector, evidence_chunks, top_evidence
 from ragtune.grounding.features import CorpusStats
-from ragtune.grounding.followup import Said, in_context, points_back, question_parts
+from ragtune.grounding.followup import Said, in_context, no_progress, points_back, question_parts
 from ragtune.grounding.messages import REASON_TEXT, detect_language, message
 from ragtune.grounding.model import GroundingModel
 from ragtune.grounding.spelling import Speller
@@ -185,7 +185,8 @@ class ChatService:
         else:
             history = history[-2 * chat.history_turns :] if chat.history_turns else []
         previous = [t.content for t in history if t.role == "user"]
-        said = Said([t.content for t in history if t.role == "assistant"])
+        # What was said is left out only when the customer says it did not help.
+        said = Said([t.content for t in history if t.role == "assistant"] if no_progress(question) else [])
         language = detect_language(question)
         t0 = time.perf_counter()
         readings = [question]

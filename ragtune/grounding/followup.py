@@ -6,9 +6,10 @@ work on the free plan too?" needs its subject). The chat service keeps whichever
 answerability model finds better answered, preferring the question alone unless it points back
 ("that", "it", "too", a bare "and for Business?").
 
-What the assistant already said is remembered as `Said`: the selector marks a unit already given
-(feature `repeat`) and composition leaves it out, so "I tried that, still stuck, what now?" moves
-on to the next step instead of repeating the first answer.
+What the assistant already said is remembered as `Said`: when the customer says the answer did not
+help ("I tried that, still stuck, what now?"), units already given are left out of the evidence and
+composition, so the answer moves on to the next step instead of repeating the first one. Other
+follow-ups may repeat a fact ("and if I pay monthly?" after an answer that mentioned it).
 """
 
 from __future__ import annotations
@@ -35,6 +36,18 @@ def in_context(question: str, previous_questions: list[str]) -> str:
     if not previous_questions:
         return question
     return f"{' '.join(previous_questions[-1].split()[:MAX_CONTEXT_WORDS])} {question}"
+
+
+_NO_PROGRESS = re.compile(
+    r"\b(?:still|tried|again|didn'?t (?:work|help)|did not (?:work|help)|doesn'?t work|does not work|what else|what now|"
+    r"anything else|other ideas?|next step|no luck|same (?:problem|issue|error))\b",
+    re.I,
+)
+
+
+def no_progress(question: str) -> bool:
+    """ "I tried that, still stuck": the customer wants what comes next, not what was said."""
+    return bool(_NO_PROGRESS.search(question))
 
 
 class Said:

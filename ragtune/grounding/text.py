@@ -160,7 +160,10 @@ def _blocks(text: str) -> list[tuple[str, str]]:
             flush()
             continue
         following = next((ln for ln in lines[i + 1 :] if ln.strip()), "")
-        if not current and _is_heading(line, following):
+        previous = next((ln for ln in reversed(current) if ln.strip()), "")
+        # A heading may sit inside a block (PDF extraction keeps no blank line around it); a short
+        # line that merely continues a sentence (the line before it ends without punctuation) is not one.
+        if _is_heading(line, following) and (not previous or previous.rstrip()[-1:] in ".!?:"):
             flush()
             heading = collapse(line)
             continue
