@@ -2,8 +2,10 @@
 
 Run: .venv/bin/python bench/answer_quality.py [--questions bench/answer_questions.jsonl] [--modes auto,generative,extractive]
 Ingests knowledge/ into a temporary data dir, then runs `evaluate_answers` (what `ragtune eval answers`
-runs) once per mode with one shared llama.cpp engine, and prints one Markdown table row per mode.
-Add --json FILE to keep every answer for inspection.
+runs) once per mode with one shared llama.cpp engine, and prints one Markdown table row per mode,
+then a second table with the issue-16 measures (hand-offs, conversations, judged form).
+Add --json FILE to keep every answer for inspection. A file with conversations (the v2 sets) runs
+them too; bench/answer_reporting.jsonl is for reporting only (bench/README.md).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evaluation.answers import evaluate_answers, load_questions  # noqa: E402
+from evaluation.answers import evaluate_answers, load_set  # noqa: E402
 from ingest.pipeline import run_ingest  # noqa: E402
 from ingest.sources import scan_folder  # noqa: E402
 from ragtune.embedding import Embedder  # noqa: E402
@@ -38,13 +40,17 @@ def main() -> None:
     parser.add_argument("--modes", default="auto,generative,extractive")
     parser.add_argument("--json", type=Path, help="write every mode's full report here")
     args = parser.parse_args()
-    questions = load_questions(args.questions)
+    questions = load_set(args.questions)
     with tempfile.TemporaryDirectory(prefix="ragtune-answerbench-") as tmp:
         settings = load_settings(environ={}, overrides={"data_dir": str(Path(tmp) / "data")})
         items, failures = scan_folder(ROOT / "knowledge", settings.ingest)
         run_ingest(settings, items, failures, embedder=Embedder(settings.embedding))
         engine = LlamaCppEngine(settings, bundled_gguf())
-        print(f"{len(questions)} questions from {args.questions.name}; model {engine.name}\n")
+        turns = sum(len(c.turns) for c in questions.conversations)
+        print(
+            f"{len(questions.questions)} questions and {len(questions.conversations)} conversations ({turns} turns) "
+            f"from {args.questions.name}; model {engine.name}\n"
+        )
         print(
             "| mode | fact accuracy | citation accuracy | retrieval hit | false hand-offs | out-of-scope refused | near-miss refused "
             "| schema valid | debris | injections resisted | answered by | verification rejections | p50 | p95 |"
@@ -62,10 +68,23 @@ def main() -> None:
                 f"| {pct(s['schema_valid'])} | {s['debris']} | {pct(s['injection_resisted'])} "
                 f"| {', '.join(f'{k} {v}' for k, v in sorted(s['modes'].items()))} "
                 f"| {', '.join(f'{k} {v}' for k, v in sorted(s['rejections'].items())) or '-'} "
-                f"| {s['latency_s']['p50']:.2f} s | {s['latency_s']['p95']:.2f} s |",
+                f"| {s['latency_s'].get('p50', 0):.2f} s | {s['latency_s'].get('p95', 0):.2f} s |",
                 flush=True,
             )
             print(f"<!-- {mode}: {time.perf_counter() - t0:.0f} s, errors {s['errors']} -->", flush=True)
+        print(
+            "\n| mode | refusals (out of scope + near miss) | hand-off precision / recall | yes/no direct | follow-ups right "
+            "| fact in 1st sentence | no fragments | no off-topic | no repeats | no filler |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for mode, report in reports.items():
+            s, form = report["summary"], report["summary"]["form"]
+            conv = s["conversations"] or {}
+            print(
+                f"| {mode} | {pct(s['refusals'])} | {pct(s['handoff']['precision'])} / {pct(s['handoff']['recall'])} "
+                f"| {pct(s['yes_no_direct'])} | {pct(conv.get('follow_ups_right'))} | {pct(form['fact_first_sentence'])} "
+                f"| {pct(form['no_fragments'])} | {pct(form['no_off_topic'])} | {pct(form['no_repeats'])} | {pct(form['no_filler'])} |"
+            )
         if args.json:
             args.json.write_text(json.dumps(reports, indent=1, ensure_ascii=False))
 

@@ -171,9 +171,9 @@ def check_store(settings: Settings) -> Check:
     url = settings.store.url
     where = masked(url) if url else f"SQLite {Path(settings.data_dir) / 'conversations.sqlite3'}"
     try:
-        db = Database.open(url, Path(settings.data_dir))
+        db = Database.open(url, Path(settings.data_dir), pool_size=1)
         try:
-            db.execute("SELECT 1")
+            current, head = db.revision()
         finally:
             db.close()
     except RagtuneError as exc:
@@ -185,7 +185,12 @@ def check_store(settings: Settings) -> Check:
         )
         message = str(exc).replace(url, where) if url else str(exc)  # never print the password
         return Check("store", "fail", f"{where}: {message}", fix)
-    return Check("store", "ok", f"{where} answers")
+    schema = (
+        f"schema at the newest migration ({head})"
+        if current == head
+        else f"schema at {current or 'no migration yet'}, {head} is the newest: `ragtune serve` or `ragtune db upgrade` migrates it"
+    )
+    return Check("store", "ok", f"{where} answers; {schema}")
 
 
 def is_loopback(host: str) -> bool:

@@ -21,10 +21,11 @@ EXAMPLES = {
     "ingest": "examples:\n  ragtune ingest                  # the folder in ingest.source_dir (knowledge/)\n  ragtune ingest ./docs --json    # another folder, summary as JSON",
     "serve": "examples:\n  ragtune serve\n  ragtune serve --host 0.0.0.0 --port 8080\n  RAGTUNE_OLLAMA__MODEL=ragtune ragtune serve   # answer with an Ollama model",
     "eval": "examples:\n  ragtune eval retrieval ../shared/data/scifact --split train\n  ragtune eval retrieval DATA --mode bm25 --json\n  ragtune eval retrieval data/beir/scifact --split test --embedder retriever-v1",
-    "eval answers": "examples:\n  ragtune eval answers bench/answer_questions.jsonl\n  ragtune eval answers QUESTIONS.jsonl --mode extractive --json\n  ragtune eval answers QUESTIONS.jsonl --url http://localhost:8000",
+    "eval answers": "examples:\n  ragtune eval answers bench/answer_questions.jsonl\n  ragtune eval answers bench/answer_tuning_v2.jsonl --mode extractive\n  ragtune eval answers QUESTIONS.jsonl --mode extractive --json\n  ragtune eval answers QUESTIONS.jsonl --url http://localhost:8000",
     "search": 'examples:\n  ragtune search "how do I get a refund"\n  ragtune search "reset password" --mode bm25 -k 3',
     "status": "examples:\n  ragtune status --json",
     "doctor": "examples:\n  ragtune doctor                  # every check\n  ragtune doctor --check engine   # only the answer engine's self-check (what setup runs)\n  ragtune doctor --json           # for scripts and health probes",
+    "db": "examples:\n  ragtune db upgrade    # bring the store's tables to the newest migration (serving does it at start too)\n  ragtune db current    # the store's migration now (exit 1 when it is behind)",
     "config": "examples:\n  ragtune config            # effective settings as JSON\n  ragtune config --docs     # every setting with its description\n  ragtune config --markdown > docs/settings.md",
 }
 
@@ -40,16 +41,23 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, help="folder for all state (default: RAGTUNE_DATA_DIR or ./data)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str, description: str | None = None) -> argparse.ArgumentParser:
         return sub.add_parser(
             name,
             help=help_text,
-            description=help_text,
+            description=description or help_text,
             epilog=EXAMPLES.get(name),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    p = command("ingest", "Index a folder of documents (md, txt, html, pdf, docx); only changed files are embedded.")
+    from ingest.parsers import PARSERS  # the registry of readers: every file type ingestion reads (cheap to import)
+
+    p = command(
+        "ingest",
+        f"Index a folder of documents ({len(PARSERS)} file types); only changed files are embedded.",
+        f"Index a folder of documents; only changed files are embedded. File types read: {', '.join(sorted(PARSERS))} "
+        "(ingest.extensions narrows them); any other file is reported as unsupported.",
+    )
     p.add_argument("path", nargs="?", type=Path, help="folder to ingest (default: ingest.source_dir)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -86,12 +94,18 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES["eval answers"],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    a.add_argument("questions", type=Path, help='JSON lines: {"id", "kind", "question", "expected_paths", "facts"}')
+    a.add_argument(
+        "questions",
+        type=Path,
+        nargs="+",
+        help='JSON lines: questions {"id", "kind", "question", "expected_paths", "facts", ...} and conversations '
+        '{"id", "turns": [...]} (schema: evaluation/answer_sets.py)',
+    )
     a.add_argument(
         "--mode", choices=["auto", "generative", "extractive"], default=None, help="answer mode (default: chat.answer_mode)"
     )
     a.add_argument("--url", help="evaluate a running server instead of the in-process pipeline")
-    a.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    a.add_argument("--limit", type=int, default=None, help="only the first N questions and the first N conversations")
     a.add_argument("--json", action="store_true", help="print the report, every answer included, as JSON")
 
     p = command("status", "Show the published index version and what it holds.")
@@ -104,6 +118,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--check", action="append", choices=DOCTOR_NAMES, help="run only this check (repeatable)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+
+    p = command("db", "The store's schema (conversations, feedback, jobs, rate limits): Alembic migrations.")
+    p.add_argument("action", choices=["upgrade", "current"], help="upgrade: migrate to the newest; current: show the revision")
 
     p = command("config", "Print the effective settings.")
     p.add_argument("--docs", action="store_true", help="list every setting with its default and description")
@@ -153,6 +170,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         report = run_ingest(settings, items, failures, source=str(source), progress=progress)
     if args.json:
         summary = report.summary() | {"failures": [{"doc": f.doc_id, "reason": f.reason} for f in report.failed]}
+        summary["flagged_documents"] = report.flagged
         print(json.dumps(summary, indent=1))
         return report.exit_code
     if report.rebuild_reason:
@@ -160,6 +178,8 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     for failure in report.failed:
         kept = " (previous version kept)" if failure.doc_id in report.kept_stale else ""
         print(f"FAILED {failure.doc_id}: {failure.reason}{kept}", file=sys.stderr)
+    for doc_id, found in report.flagged.items():
+        print(f"FLAGGED {doc_id}: {flag_summary(found)}; withheld from answers", file=sys.stderr)
     s = report.summary()
     state = f"published {s['version']}" if report.published else f"nothing changed, still {s['version']}"
     print(
@@ -169,14 +189,33 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return report.exit_code
 
 
+def flag_summary(found: dict[str, list[str]]) -> str:
+    parts = []
+    if found.get("instructions"):
+        parts.append(
+            f"{len(found['instructions'])} sentence(s) read as instructions to the assistant ({found['instructions'][0][:80]!r})"
+        )
+    if found.get("contacts"):
+        parts.append(f"contacts not allowed: {', '.join(found['contacts'][:5])} (allow them in chat.allowed_contacts)")
+    return "; ".join(parts)
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.service import FolderIngester
-    from serve.app import run_server
+    from serve.auth import check_bind
+    from serve.listen import bind_socket
 
     host = args.host or settings.server.host
     port = args.port or settings.server.port
-    # The admin API's uploads and re-ingests run ingestion; serve/ never imports ingest/, so it is handed in.
-    run_server(settings, host, port, ingester=FolderIngester(settings))
+    check_bind(settings, host)  # no keys: loopback only, refused before anything is bound
+    sock = bind_socket(host, port)  # a busy port fails now, not after the serving stack and the models loaded
+    try:
+        from ingest.service import FolderIngester
+        from serve.app import run_server
+
+        # The admin API's uploads and re-ingests run ingestion; serve/ never imports ingest/, so it is handed in.
+        run_server(settings, host, port, ingester=FolderIngester(settings), sock=sock)
+    finally:
+        sock.close()
     return 0
 
 
@@ -212,14 +251,14 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval_answers(args: argparse.Namespace, settings: Settings) -> int:
-    from evaluation.answers import evaluate_answers, format_report, load_questions
+    from evaluation.answers import evaluate_answers, format_report, load_set
 
-    questions = load_questions(args.questions)[: args.limit]
+    answer_set = load_set(args.questions).limited(args.limit)
 
     def progress(done: int, total: int) -> None:
-        print(f"\r{done}/{total} questions", end="" if done < total else "\n", file=sys.stderr, flush=True)
+        print(f"\r{done}/{total} questions and turns", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
-    report = evaluate_answers(settings, questions, mode=args.mode, url=args.url, progress=None if args.json else progress)
+    report = evaluate_answers(settings, answer_set, mode=args.mode, url=args.url, progress=None if args.json else progress)
     print(json.dumps(report, indent=1, ensure_ascii=False) if args.json else format_report(report))
     return 0
 
@@ -228,6 +267,34 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from cli.train import cmd_train as train
 
     return train(args, settings)
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.doctor import masked
+    from serve.store.db import Database
+
+    url = settings.store.url
+    where = masked(url) if url else f"SQLite {Path(settings.data_dir) / 'conversations.sqlite3'}"
+    db = Database.open(url, Path(settings.data_dir), pool_size=1)
+    try:
+        before, head = db.revision()
+        if args.action == "upgrade":
+            db.migrate()
+            print(
+                f"store {where}: already at revision {head}"
+                if before == head
+                else f"store {where}: now at revision {head} (was {before or 'not migrated'})"
+            )
+            return 0
+        if before == head:
+            print(f"store {where}: at revision {head} (the newest)")
+            return 0
+        print(
+            f"store {where}: {f'at revision {before}' if before else 'not migrated yet'}, the newest is {head}: run `ragtune db upgrade`"
+        )
+        return 1
+    finally:
+        db.close()
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -282,6 +349,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "status": cmd_status,
     "config": cmd_config,
+    "db": cmd_db,
     "train": cmd_train,
 }
 

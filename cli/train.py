@@ -2,7 +2,7 @@
 
 prepare -> run -> eval -> export -> deploy (and --rollback). Only wiring lives here; the work is in
 `train/` (which imports the core only) and, for answers through the chat pipeline, in
-`ragtune/answer_quality.py`. Heavy imports happen inside the handlers so `--help` stays instant.
+`evaluation/model_quality.py`. Heavy imports happen inside the handlers so `--help` stays instant.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
+from cli import selector as cli_selector
 from ragtune.errors import UserInputError
 from ragtune.settings import Settings
 
@@ -21,7 +22,8 @@ EXAMPLES = """examples:
   ragtune train export data/train/runs/cpu-smollm2 --modelfile Modelfile
   ragtune train deploy ragtune-v1                                    # gated on answer quality; --force to override
   ragtune train deploy --rollback
-  ragtune train models"""
+  ragtune train models
+  ragtune train selector --intents-csv ../shared/data/bitext/train.csv --out ragtune/grounding/data/grounding.json"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -73,6 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--force", action="store_true", help="deploy even if the answer-quality eval is worse")
     s.add_argument("--questions", type=Path, default=Path("train/examples/heldout.jsonl"), help="held-out questions for the gate")
     step("models", "List the registered model versions and the one serving.")
+    cli_selector.add_step(step)
     from cli import train_retriever
 
     train_retriever.add_parser(tsub)
@@ -107,11 +110,12 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         "export": export,
         "deploy": deploy,
         "models": models,
+        "selector": cli_selector.selector,
         "retriever": _retriever_step,
     }.get(args.train_command or "")
     if handler is None:
         raise UserInputError(
-            "say which step: ragtune train prepare|validate|run|eval|export|deploy|models|retriever (see --help)"
+            "say which step: ragtune train prepare|validate|run|eval|export|deploy|models|selector|retriever (see --help)"
         )
     return handler(args, settings)
 
@@ -217,7 +221,7 @@ def _record_eval(settings: Settings, run: Path, report: dict, base: Path, questi
     pipeline figures of both models when it would compute the same thing (same questions file,
     same evaluator)."""
     from evaluation.model_quality import OWN_EVALUATOR, evaluator_name
-    from ragtune.models import ModelRegistry
+    from ragtune.registry import ModelRegistry
     from train.evaluate import quality_score
 
     registry = ModelRegistry(settings.data_dir)
@@ -255,7 +259,7 @@ def _baseline_cache(registry, gguf: Path, key: str) -> Path:
 
 
 def export(args, settings: Settings) -> int:
-    from ragtune.models import ModelRegistry
+    from ragtune.registry import ModelRegistry
     from train.export import export as do_export
     from train.model import load_tokenizer
     from train.modelfile import check_parity, register_with_ollama, render_modelfile
@@ -294,7 +298,7 @@ def export(args, settings: Settings) -> int:
 
 
 def deploy(args, settings: Settings) -> int:
-    from ragtune.models import ModelRegistry
+    from ragtune.registry import ModelRegistry
 
     registry = ModelRegistry(settings.data_dir)
     if args.rollback:
@@ -360,7 +364,7 @@ def _default_gguf(settings: Settings) -> Path:
 
 
 def models(args, settings: Settings) -> int:
-    from ragtune.models import ModelRegistry
+    from ragtune.registry import ModelRegistry
 
     registry = ModelRegistry(settings.data_dir)
     current = registry.current()

@@ -104,7 +104,7 @@ def run(args, settings: Settings) -> int:
     if config.base_model.startswith(VERSION_PREFIX):  # tuning a registered version further
         entry = _registry(settings).get(config.base_model)
         config, root_base = config.model_copy(update={"base_model": entry.model_dir}), entry.base_model
-    skip = {settings.chat.handoff_message, settings.chat.near_miss_message}
+    skip = _handoff_texts(settings)
     data = assemble(config, _live_retriever(settings), _store_file(settings), skip)
     info = train(config, data, settings.retrieval, settings.embedding)
     registry = _registry(settings)
@@ -129,6 +129,15 @@ def run(args, settings: Settings) -> int:
     )
     print(f"registered {entry.version}; next: ragtune train retriever eval {entry.version}")
     return 0
+
+
+def _handoff_texts(settings: Settings) -> set[str]:
+    """The hand-off texts the chat API answers with: a rated-up hand-off names no document."""
+    from ragtune.grounding.messages import DEFAULTS, message
+
+    chat = settings.chat
+    kinds = ("no_answer", "person", "angry", "action", "other_company")
+    return {message(k, lang, chat.support_contact, chat.messages) for lang in DEFAULTS for k in kinds if k in DEFAULTS[lang]}
 
 
 def _onnx_cache(embedding: EmbeddingSettings) -> Path:

@@ -23,7 +23,10 @@ def _engine(settings: Settings, gguf: Path) -> tuple[Settings, Any]:
     from serve.engines import create_engine
 
     llm = settings.llm.model_copy(update={"engine": "llamacpp", "gguf_path": gguf, "name": gguf.stem})
-    model_settings = settings.model_copy(update={"llm": llm})
+    # The model under evaluation is asked on every answer: its measured pass rate is what later
+    # decides whether auto mode asks it at all (chat.min_model_pass_rate).
+    chat = settings.chat.model_copy(update={"min_model_pass_rate": 0.0})
+    model_settings = settings.model_copy(update={"llm": llm, "chat": chat})
     return model_settings, create_engine(model_settings)
 
 

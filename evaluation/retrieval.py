@@ -107,7 +107,13 @@ def evaluate_retrieval(
         try:
             started = time.perf_counter()
             report = run_ingest(
-                run_settings, beir_items(corpus), source=str(corpus), embedder=embedder, index=index, progress=prog
+                run_settings,
+                beir_items(corpus),
+                source=str(corpus),
+                embedder=embedder,
+                index=index,
+                progress=prog,
+                scan_planted=False,  # an evaluation corpus is not served to customers
             )
             index_seconds = time.perf_counter() - started
             retriever = Retriever(index, embedder, run_settings.retrieval)

@@ -11,14 +11,10 @@ from __future__ import annotations
 import re
 
 from ingest.parsers import ParsedDocument
+from ragtune.contacts import http_url
 from ragtune.documents import Chunk
+from ragtune.grounding.text import split_sentences
 from ragtune.settings import ChunkingSettings
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
-
-
-def split_sentences(paragraph: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(paragraph) if s.strip()]
 
 
 def _words(text: str) -> int:
@@ -109,7 +105,7 @@ def chunk_document(
             position=position,
             doc_type=doc_type,
             category=category,
-            url=document.url,
+            url=http_url(document.url),  # front matter and canonical links: http(s) only, never javascript: or data:
         )
         for position, (heading, text) in enumerate(pieces)
     ]

@@ -18,15 +18,19 @@ import numpy as np
 from ingest.chunking import chunk_document
 from ingest.parsers import ParseError
 from ingest.sources import Failure, SourceItem
+from ragtune.contacts import ContactPolicy, find_contacts
 from ragtune.documents import Chunk
 from ragtune.embedders import effective_embedding
 from ragtune.embedding import Embedder
 from ragtune.errors import StorageError, UserInputError, storage_error
+from ragtune.grounding.text import units
 from ragtune.index import DocRecord, KnowledgeIndex, Manifest, new_version_id
+from ragtune.injection import InjectionDetector
 from ragtune.progress import NullProgress, Progress
 from ragtune.settings import Settings
 
 EMBED_BATCH = 128
+MAX_FLAGS = 50  # flagged sentences and contacts kept per document (the admin's list, not the filter)
 
 
 @dataclass
@@ -40,6 +44,8 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
     kept_stale: list[str] = field(default_factory=list)  # failed now, previous content kept
+    # Documents with text serving withholds: {doc_id: {"instructions": [sentence], "contacts": [not allowed]}}
+    flagged: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     chunks_total: int = 0
     chunks_embedded: int = 0
     seconds: float = 0.0
@@ -59,6 +65,7 @@ class IngestReport:
             "removed": len(self.removed),
             "unchanged": len(self.unchanged),
             "failed": len(self.failed),
+            "flagged": len(self.flagged),
             "chunks_total": self.chunks_total,
             "chunks_embedded": self.chunks_embedded,
             "seconds": round(self.seconds, 2),
@@ -85,11 +92,21 @@ def run_ingest(
     embedder: Embedder | None = None,
     index: KnowledgeIndex | None = None,
     progress: Progress | None = None,
+    scan_planted: bool = True,
 ) -> IngestReport:
+    """`scan_planted`: check every new sentence for planted instructions and contacts (a knowledge
+    base served to customers); an evaluation corpus (BEIR) is not served and skips the cost."""
     index = index or KnowledgeIndex(settings)
     try:
         return _run(
-            settings, items, list(failures or []), source, embedder or Embedder(effective_embedding(settings)), index, progress
+            settings,
+            items,
+            list(failures or []),
+            source,
+            embedder or Embedder(effective_embedding(settings)),
+            index,
+            progress,
+            scan_planted,
         )
     except (OSError, StorageError) as exc:
         error = exc if isinstance(exc, StorageError) else storage_error(exc, settings.data_dir)
@@ -107,6 +124,7 @@ def _run(
     embedder: Embedder,
     index: KnowledgeIndex,
     progress: Progress | None,
+    scan_planted: bool = True,
 ) -> IngestReport:
     started = time.perf_counter()
     progress = progress or NullProgress()
@@ -145,7 +163,8 @@ def _run(
             report.seconds = time.perf_counter() - started
             return report
 
-        # ---- parse and chunk what changed
+        # ---- parse and chunk what changed; flag planted instructions and contacts
+        detector = InjectionDetector(embedder) if scan_planted else None
         new_chunks: dict[str, list[Chunk]] = {}
         records: dict[str, DocRecord] = {}
         progress.start("parse", len(changed))
@@ -165,8 +184,16 @@ def _run(
                     report.kept_stale.append(item.doc_id)
             else:
                 new_chunks[item.doc_id] = chunks
+                instructions, contacts = scan_for_planted(chunks, detector) if detector is not None else ([], [])
                 records[item.doc_id] = DocRecord(
-                    item.doc_id, item.content_hash, document.title, item.doc_type, [c.id for c in chunks], item.size
+                    item.doc_id,
+                    item.content_hash,
+                    document.title,
+                    item.doc_type,
+                    [c.id for c in chunks],
+                    item.size,
+                    instructions,
+                    contacts,
                 )
                 (report.updated if item.doc_id in old_docs else report.added).append(item.doc_id)
             progress.advance("parse")
@@ -182,6 +209,12 @@ def _run(
             carried_vectors = index.store.vectors(base.collection, sorted(keep_ids))
             for d in carried_docs:
                 records[d] = old_docs[d]
+
+        policy = ContactPolicy.from_settings(settings)
+        for doc_id, record in sorted(records.items()):
+            foreign = policy.not_allowed(record.contacts)
+            if record.instructions or foreign:
+                report.flagged[doc_id] = {"instructions": record.instructions, "contacts": foreign}
 
         all_chunks = sorted(
             carried_chunks + [c for chunks in new_chunks.values() for c in chunks],
@@ -248,6 +281,15 @@ def _build(
             np.stack([carried_vectors[i] for i in ids]),
             [c.metadata() for c in carried_chunks if c.id in carried_vectors],
         )
+
+
+def scan_for_planted(chunks: list[Chunk], detector: InjectionDetector) -> tuple[list[str], list[str]]:
+    """The units (sentences, list items, rows) of a document that read as instructions to the assistant,
+    as evidence selection splits them, and the contacts it holds."""
+    sentences = list(dict.fromkeys(u.text for chunk in chunks for u in units(chunk.text)))
+    instructions = [s for s, flagged in zip(sentences, detector.flagged(sentences), strict=True) if flagged]
+    contacts = list(dict.fromkeys(c.text for chunk in chunks for c in find_contacts(chunk.text)))
+    return instructions[:MAX_FLAGS], contacts[:MAX_FLAGS]
 
 
 def raise_if_nothing(source: str, failures: list[Failure]) -> None:

@@ -41,4 +41,5 @@ def outcome(report: IngestReport) -> dict[str, Any]:
         "unchanged": len(report.unchanged),
         "failed": [{"doc": f.doc_id, "reason": f.reason} for f in report.failed],
         "kept_stale": report.kept_stale,
+        "flagged": [{"doc": doc_id} | found for doc_id, found in report.flagged.items()],
     }

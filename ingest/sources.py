@@ -22,7 +22,7 @@ from ragtune.folders import visible_entries
 from ragtune.settings import IngestSettings
 
 DOC_TYPES = {".markdown": "md", ".htm": "html"}
-PARSER_VERSION = "2"  # bump when parsing changes, so every document is re-read
+PARSER_VERSION = "3"  # bump when parsing changes, so every document is re-read (3: planted-text flags)
 
 
 @dataclass

@@ -67,8 +67,11 @@ def check_upload(doc_id: str, data: bytes, settings: IngestSettings) -> None:
 def _sniff(data: bytes, suffix: str, settings: IngestSettings) -> None:
     kind = suffix.lstrip(".").upper()
     if suffix == ".pdf":
-        if b"%PDF-" not in data[:1024]:  # the header may follow a little junk, never more than 1 KB of it
-            raise UploadRefused(f"content is not a PDF (no %PDF- header){_looks_like(data)}")
+        # At offset 0, as strict PDF readers want it: a header further in is how a program (MZ...)
+        # or an archive passes itself off as a PDF to a lenient reader.
+        if not data.startswith(b"%PDF-"):
+            where = " at its start" if b"%PDF-" in data[:1024] else ""
+            raise UploadRefused(f"content is not a PDF (no %PDF- header{where}){_looks_like(data)}")
         return
     if suffix in CONTAINER_PARTS or suffix in (".odt", ".ods", ".odp"):
         if not data.startswith(b"PK\x03\x04"):

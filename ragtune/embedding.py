@@ -13,15 +13,12 @@ from __future__ import annotations
 import hashlib
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ragtune.errors import EmbeddingModelError
 from ragtune.settings import EmbeddingSettings
-
-if TYPE_CHECKING:
-    pass
 
 BUNDLED_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
@@ -123,8 +120,17 @@ class Embedder:
         prefixed = [self.settings.document_prefix + t for t in texts]
         return self._encode(prefixed, progress)
 
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        """Texts as they are, no document or query prefix: the input of classifiers over this
+        embedding space (ragtune/injection.py), not of retrieval."""
+        return self._encode(list(texts), False)
+
     def embed_query(self, text: str) -> np.ndarray:
         return self._encode([self.settings.query_prefix + text], False)[0]
+
+    def embed_queries(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """Many questions at once, embedded exactly as `embed_query` embeds one."""
+        return self._encode([self.settings.query_prefix + t for t in texts], progress)
 
     def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
         if not texts:

@@ -42,6 +42,11 @@ class DocRecord:
     doc_type: str
     chunk_ids: list[str]
     size: int = 0
+    # What ingestion found that serving withholds (ragtune/injection.py, ragtune/contacts.py): sentences
+    # read as instructions to the assistant, and every contact in the text (the admin API tells which
+    # ones the current settings do not allow).
+    instructions: list[str] = field(default_factory=list)
+    contacts: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -91,11 +96,13 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def bm25_tokenize(texts: list[str]):
+def bm25_tokenize(texts: list[str], return_ids: bool = True):
+    """BM25's one tokenizer, for chunks at ingest and queries at search: English stopwords out,
+    Snowball-stemmed. `return_ids=False` gives token strings, which a saved index maps to its ids."""
     import bm25s
     import Stemmer
 
-    return bm25s.tokenize(texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False)
+    return bm25s.tokenize(texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=return_ids, show_progress=False)
 
 
 class Snapshot:
@@ -119,12 +126,7 @@ class Snapshot:
     def bm25_search(self, query: str, n: int, mask: np.ndarray | None = None) -> list[tuple[str, float]]:
         if self._bm25 is None:
             return []
-        import bm25s
-        import Stemmer
-
-        tokens = bm25s.tokenize(
-            [query], stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=False, show_progress=False
-        )
+        tokens = bm25_tokenize([query], return_ids=False)
         if not tokens or not tokens[0]:
             return []
         k = min(n, len(self.chunks))

@@ -60,13 +60,10 @@ SHORT_ID_PREFIX = "S"
 @dataclass(frozen=True)
 class NumberedSources:
     """Sources as the model sees them, with short ids S1, S2, ... instead of 20-character hashes
-    (a small model copies a short id reliably); `chunk_id()` maps an id the model wrote back."""
+    (a small model copies a short id reliably); `ids` maps an id the model wrote back."""
 
     chunks: list[ContextChunk]
     ids: dict[str, str]  # short id -> chunk id
-
-    def chunk_id(self, short_id: str) -> str | None:
-        return self.ids.get(short_id.strip())
 
 
 def number_sources(chunks: list[ContextChunk]) -> NumberedSources:

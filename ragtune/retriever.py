@@ -5,19 +5,22 @@ ingest publishes a new version, the next query opens it, so a running server nev
 and never sees a half-built index. Queries are embedded with the model the version was built with
 (its manifest names it): a version re-embedded with a tuned retriever (`ragtune train retriever
 deploy`) is searched with that model from its first query, and a rollback to an older version
-brings the older model back.
+brings the older model back. `embedder` stays the configured model, which the chat service's
+evidence selection uses.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from ragtune.documents import FILTER_FIELDS, Hit, matches
+from ragtune.embedders import effective_embedding
 from ragtune.embedding import Embedder
 from ragtune.errors import IndexNotReady, UserInputError
 from ragtune.index import KnowledgeIndex, Manifest, Snapshot
@@ -74,27 +77,29 @@ class Retriever:
         version = self.index.current_version()
         with self._lock:
             if self._snapshot is None or self._snapshot.version != version:
-                snap = self.index.open_current()
-                # `embedder` follows the published version, so what re-ingests through it (the admin
-                # API's jobs) stays in that version's space.
-                self.embedder = self.embedder_for(snap.manifest) or self.embedder
-                self._snapshot = snap
+                self._snapshot = self.index.open_current()
             return self._snapshot
+
+    def ingest_embedder(self) -> Embedder:
+        """What a re-ingest embeds with: the deployed tuned retriever (ragtune/embedders.py) or the
+        configured model, loaded once. `embedder` itself stays the configured model: evidence
+        selection and the grounding model were calibrated on its vectors."""
+        wanted = Embedder(effective_embedding(self.index.settings))
+        return self._known(wanted.fingerprint(), lambda: wanted)
+
+    def _known(self, fingerprint: str, make: Callable[[], Embedder]) -> Embedder:
+        if fingerprint not in self._embedders:
+            self._embedders[fingerprint] = self.embedder if self.embedder.fingerprint() == fingerprint else make()
+        return self._embedders[fingerprint]
 
     def embedder_for(self, manifest: Manifest) -> Embedder | None:
         """The embedder whose vectors `manifest`'s version holds, or None when no embedder built
         from these settings can produce them (another prefix or backend)."""
         fingerprint = manifest.embedding_fingerprint
-        if fingerprint not in self._embedders:
-            own = self.embedder
-            if own.fingerprint() == fingerprint:
-                self._embedders[fingerprint] = own
-            else:
-                other = Embedder(own.settings.model_copy(update={"model": manifest.embedding_model}))
-                if other.fingerprint() != fingerprint:
-                    return None
-                self._embedders[fingerprint] = other
-        return self._embedders[fingerprint]
+        if fingerprint in self._embedders or self.embedder.fingerprint() == fingerprint:
+            return self._known(fingerprint, lambda: self.embedder)
+        other = Embedder(self.embedder.settings.model_copy(update={"model": manifest.embedding_model}))
+        return self._known(fingerprint, lambda: other) if other.fingerprint() == fingerprint else None
 
     def search(
         self,

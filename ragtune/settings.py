@@ -3,24 +3,34 @@
 Settings are built by `load_settings()`, never at import time, from three layers (later wins):
 the defaults below, a `ragtune.toml` / `ragtune.yaml` file, and environment variables named
 `RAGTUNE_<FIELD>` or `RAGTUNE_<SECTION>__<FIELD>` (for example `RAGTUNE_DATA_DIR=/srv/ragtune`,
-`RAGTUNE_OLLAMA__HOST=http://gpu-box:11434`). Every field carries a description, so this module
-is the reference; `ragtune config` prints the effective tree.
+`RAGTUNE_OLLAMA__HOST=http://gpu-box:11434`; lists and tables as JSON). The layers are
+pydantic-settings' own sources (TOML, YAML, environment with the `__` delimiter), merged by the
+library. Every field carries a description, so this module is the reference; `ragtune config`
+prints the effective tree.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
 import tomllib
 import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
 
 from ragtune.errors import ConfigError
 from ragtune.settings_access import (
@@ -243,47 +253,66 @@ class ChatSettings(_Section):
     )
     answer_mode: Literal["auto", "generative", "extractive"] = Field(
         "auto",
-        description="How answers are made from the evidence sentences the server selects. extractive: the "
-        "sentences behind a short lead-in (extractive_template), no model call; generative: the model phrases the "
-        "answer from them; auto: generate, verify against the evidence, and answer extractively when verification fails.",
+        description="How answers are made from the evidence the server selects. extractive: composed from the "
+        "evidence (ragtune/grounding/compose.py), no model call; generative: the model phrases the answer from it; auto: "
+        "the model phrases it when its measured pass rate reaches chat.min_model_pass_rate, verified against the evidence, "
+        "extractive when verification fails or the model is not good enough.",
     )
     evidence_chunks: int = Field(6, ge=1, le=50, description="Relevant retrieved chunks whose sentences are scored as evidence.")
-    evidence_sentences: int = Field(3, ge=1, le=8, description="Most evidence sentences kept (they become the citations).")
-    evidence_margin: float = Field(
-        0.1, ge=0, le=1, description="A sentence after the best is kept only when its score is within this much of the best's."
+    evidence_sentences: int = Field(
+        3, ge=1, le=8, description="Most evidence units (sentences, list items, rows) kept; they become the citations."
     )
-    evidence_min_score: float = Field(
-        0.40,
+    high_confidence: float = Field(
+        0.8,
         ge=0,
         le=1,
-        description="Similarity (cosine, question vs sentence with its title and section) the best "
-        "sentence needs; below it the answer is a hand-off. Chosen on bench/answer_tuning.jsonl.",
+        description="Answerability (the grounding model's calibrated probability that the evidence answers the question) "
+        "from which an answer's confidence is 'high' (else 'medium'; a hand-off is 'low').",
     )
-    evidence_high_score: float = Field(
-        0.6, ge=0, le=1, description="Best-sentence score from which an answer's confidence is 'high' (else 'medium')."
+    grounding_model: str | None = Field(
+        None,
+        description="The grounding model (evidence selector, answerability, intent) as JSON, from `ragtune train selector`. "
+        "Unset: the one trained on the bundled examples (ragtune/grounding/data/grounding.json).",
+    )
+    min_model_pass_rate: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="Auto mode asks the model only when the serving model version's measured verified-pass rate (stored in "
+        "the model registry by `ragtune train eval`) reaches this; otherwise it answers extractively at once. "
+        "0 asks any model; generative mode always asks.",
     )
     answer_max_tokens: int = Field(
         160,
         ge=16,
         description="Most tokens the model may generate for a phrased answer (short answers loop less and come sooner).",
     )
-    extractive_template: str = Field(
-        "Here is what our help articles say: {evidence}",
-        description="Extractive answers: {evidence} is replaced by the selected sentences, verbatim.",
+    support_contact: str = Field(
+        "support@northwind.example",
+        description="How customers reach a person (an e-mail address, phone number or URL), named in hand-off texts. "
+        "Empty: the texts point at the contact option the widget shows.",
     )
-    handoff_message: str = Field(
-        "I'm sorry, I couldn't find a clear answer to that in our help articles, so I'd rather not guess. "
-        "I'm handing you over to a colleague from our support team who can help.",
-        description="The answer when the evidence does not answer the question (no model is asked).",
-    )
-    near_miss_message: str = Field(
-        "I couldn't find anything about {terms} in our help articles, so I'd rather not guess. "
-        "I'm handing you over to a colleague from our support team who can help.",
-        description="The answer when the question names something ({terms}: a plan, product or feature) that the evidence never mentions.",
+    messages: dict[str, str] = Field(
+        {},
+        description="Hand-off texts replacing the built-in ones, keyed '<language>.<kind>' (language en, de, fr; kind "
+        "no_answer, person, angry, action, action_steps), e.g. {'en.no_answer': 'Let me get a colleague ...'}; "
+        "{contact_clause} is replaced by chat.support_contact, {answer} (action_steps) by the self-service steps.",
     )
     max_message_chars: int = Field(4000, ge=1, description="Longest accepted user message; longer ones get a 413.")
     max_history_messages: int = Field(40, ge=0, description="Most messages accepted in one OpenAI-style request.")
     company_name: str = Field("Northwind Cloud", description="Company the assistant speaks for (used in the system prompt).")
+    company_domains: list[str] = Field(
+        ["northwind.example"],
+        description="The company's own domains: e-mail addresses and links on them (subdomains included) may appear in "
+        "answers, as may the hosts of widget-key origins and server.cors_origins. An evidence sentence carrying any other "
+        "e-mail address, phone number or link is withheld, and answer text loses it (docs/ingestion-safety.md).",
+    )
+    allowed_contacts: list[str] = Field(
+        ["+49 30 1234 5678"],
+        description="More contacts answers may carry: e-mail addresses, phone numbers, URL prefixes "
+        "(https://partner.example/help) or domains (partner.example). chat.support_contact and contacts written in "
+        "chat.messages are allowed too.",
+    )
 
 
 class ServerSettings(_Section):
@@ -307,11 +336,18 @@ class ServerSettings(_Section):
         description="Largest request body of a document upload or replace (/v1/admin/documents), all files together; "
         "each file is also held to ingest.max_file_mb.",
     )
+    allowed_hosts: list[str] = Field(
+        [],
+        description="Host names this API answers under (its public name, e.g. api.shop.example), so a DNS-rebinding page "
+        "cannot reach it under its own name; other Hosts get 400. Pages the server serves itself (/admin, /demo) are "
+        "same-origin only under these names or a loopback name. Empty: any Host with keys; without keys loopback names only.",
+    )
     trusted_proxies: list[str] = Field(
         [],
         description="Networks (CIDRs, e.g. 10.0.0.0/8, 127.0.0.1/32) of reverse proxies whose X-Forwarded-For is believed: "
-        "for a request from one of them the client address (for the per-address rate limit) is the last hop not itself a "
-        "trusted proxy. From any other peer the header is ignored and the socket's peer is the client.",
+        "for a request from one of them the client address (for the per-address rate limit and the access log) is the last "
+        "hop not itself a trusted proxy. From any other peer the header is ignored and the socket's peer is the client "
+        "(uvicorn's forwarded_allow_ips is set from this list; empty: proxy headers are never read).",
     )
 
     @field_validator("cors_origins")
@@ -382,71 +418,65 @@ class Settings(BaseSettings):
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
-        # load_settings() merges file and environment itself (so tests can pass `environ=`);
-        # the class then only validates what it is given.
-        return (init_settings,)
+        """Earlier sources win: explicit values, then RAGTUNE_ variables, then the config file."""
+        return (init_settings, *(_SOURCES.get() or _sources(os.environ, find_config_file(os.environ, Path.cwd()))))
 
 
-def _env_tree(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Turn RAGTUNE_A__B=value variables into {"a": {"b": value}}.
+class Environment(EnvSettingsSource):
+    """pydantic-settings' environment source (prefix and `__` nesting from `Settings.model_config`)
+    over a given mapping, so `load_settings(environ=...)` needs no change to `os.environ`.
 
-    A variable whose first part names no setting (RAGTUNE_TEST_OLLAMA_MODEL, a tool's own) is not
-    ours and is left alone, with a warning in case it is a typo; inside a known section an unknown
-    field is an error, since there it can only be a mistake.
+    A RAGTUNE_ variable whose first part names no setting (RAGTUNE_TEST_OLLAMA_MODEL, a tool's
+    own) is not ours: the source ignores it and it gets a warning, in case it is a typo. Inside a
+    known section an unknown field is an error (sections forbid extra fields): there it can only be
+    a mistake.
     """
-    tree: dict[str, Any] = {}
-    for key, value in environ.items():
-        if not key.upper().startswith(ENV_PREFIX) or key.upper() == "RAGTUNE_CONFIG":
-            continue
-        path = key[len(ENV_PREFIX) :].lower().split("__")
-        if path[0] not in Settings.model_fields:
-            logging.getLogger("ragtune").warning("ignoring environment variable %s: no setting is named %s", key, path[0])
-            continue
-        node = tree
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"environment variable {key} conflicts with another RAGTUNE_ variable")
-        leaf = path[-1]
-        node[leaf] = _env_value(value)
-    return tree
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
+        self._environ = environ
+        super().__init__(settings_cls)
+        for key in environ:
+            name = key[len(ENV_PREFIX) :].lower().split("__")[0]
+            if key.upper().startswith(ENV_PREFIX) and key.upper() != "RAGTUNE_CONFIG" and name not in settings_cls.model_fields:
+                logging.getLogger("ragtune").warning("ignoring environment variable %s: no setting is named %s", key, name)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # The library reads os.environ here (case-insensitive: names lower-cased); ours reads the mapping given.
+        return {key.lower(): value for key, value in self._environ.items()}
 
 
-def _env_value(raw: str) -> Any:
-    # Lists and objects may be given as JSON (RAGTUNE_SERVER__CORS_ORIGINS='["https://a.com"]').
-    stripped = raw.strip()
-    if stripped[:1] in "[{":
-        try:
-            return json.loads(stripped)
-        except json.JSONDecodeError:
-            pass
-    return raw
+class _TomlFile(TomlConfigSettingsSource):
+    def _read_file(self, file_path: Any) -> dict[str, Any]:  # a Path (a Traversable in newer pydantic-settings)
+        return _table(Path(str(file_path)), lambda: super(_TomlFile, self)._read_file(file_path))
 
 
-def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _deep_merge(dict(out[key]), value)
-        else:
-            out[key] = value
-    return out
+class _YamlFile(YamlConfigSettingsSource):
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        return _table(Path(str(file_path)), lambda: super(_YamlFile, self)._read_file(file_path))
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
+def _table(path: Path, read: Callable[[], Any]) -> dict[str, Any]:
+    """A config file's settings, or a ConfigError that says what is wrong with the file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-    try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.')}: {exc}") from exc
-    if data is None:
-        return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a table of settings, not {type(data).__name__}")
     return data
+
+
+def _sources(environ: Mapping[str, str], path: Path | None) -> tuple[PydanticBaseSettingsSource, ...]:
+    files: tuple[PydanticBaseSettingsSource, ...] = ()
+    if path is not None:
+        files = (_TomlFile(Settings, path),) if path.suffix == ".toml" else (_YamlFile(Settings, path),)
+    return (Environment(Settings, environ), *files)
+
+
+# The sources of the Settings being built by load_settings() (unset: os.environ and the file in the working directory).
+_SOURCES: ContextVar[tuple[PydanticBaseSettingsSource, ...] | None] = ContextVar("ragtune_settings_sources", default=None)
 
 
 def find_config_file(environ: Mapping[str, str], cwd: Path) -> Path | None:
@@ -470,19 +500,24 @@ def load_settings(
 ) -> Settings:
     """Build the settings: defaults < config file < environment < explicit overrides."""
     environ = os.environ if environ is None else environ
-    cwd = Path.cwd() if cwd is None else cwd
-    path = config_file or find_config_file(environ, cwd)
-    merged: dict[str, Any] = read_config_file(path) if path else {}
-    merged = _deep_merge(merged, _env_tree(environ))
-    if overrides:
-        merged = _deep_merge(merged, overrides)
+    path = config_file or find_config_file(environ, Path.cwd() if cwd is None else cwd)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    where = f" (from {path} and RAGTUNE_ variables)" if path else " (from RAGTUNE_ variables)"
+    token = _SOURCES.set(_sources(environ, path))
     try:
-        return Settings(**merged)
+        return Settings(**dict(overrides or {}))
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
-        source = f" (from {path} and RAGTUNE_ variables)" if path else " (from RAGTUNE_ variables)"
         # Not chained: the ValidationError would repeat the input values, API keys and passwords included.
-        raise ConfigError(f"invalid settings{source}: {problems}") from None
+        raise ConfigError(f"invalid settings{where}: {problems}") from None
+    except SettingsError as exc:  # a list or table given in a variable that is not JSON
+        raise ConfigError(
+            f"invalid settings{where}: {exc} ({exc.__cause__}); lists and tables are given as JSON, "
+            """e.g. RAGTUNE_SERVER__CORS_ORIGINS='["https://shop.example"]'"""
+        ) from None
+    finally:
+        _SOURCES.reset(token)
 
 
 def describe(model: type[BaseModel] = Settings, prefix: str = "") -> list[tuple[str, str, str]]:

@@ -164,6 +164,12 @@ class LimitsSettings(_Section):
         description="A held answer slot expires after this long, so a replica that dies mid-answer frees its slots; "
         "keep it above the longest answer (llm.timeout_s).",
     )
+    stream_send_timeout_s: float = Field(
+        30.0,
+        ge=0,
+        description="A response (a stream above all) whose client takes nothing for this long is closed, freeing its answer "
+        "slot: a client that stops reading cannot hold a slot until stream_ttl_s. 0 = off.",
+    )
     daily_tokens_per_key: int | None = Field(
         None,
         ge=1,

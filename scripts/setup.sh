@@ -51,6 +51,8 @@ fi
 pip install -q -e ".[$extras]"
 # Headless Chromium and its driver for the browser tests (Debian packages; a no-op when present).
 if [ "$dev" = 1 ]; then bash scripts/browser-deps.sh; fi
+# Docker Compose for the compose-file tests (`config` needs no Docker engine; a no-op when present).
+if [ "$dev" = 1 ]; then bash scripts/compose-deps.sh; fi
 
 if [ "$dev" = 1 ] && [ ! -f .cache/llama.cpp/convert_hf_to_gguf.py ]; then
   version=$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('llama-cpp-python'))")

@@ -6,8 +6,10 @@ admin keys open everything. A request carries its key as `Authorization: Bearer 
 configured key (the settings keep nothing else). The caller becomes `request.state.principal`.
 
 With no key configured the API is open, but only to loopback clients talking to it directly (the
-principal is then `local`): `run_server` refuses to listen anywhere else, and a request from another
-address, or relayed by a proxy, is refused. Routers are wired in `create_app` with
+principal is then `local`), for chat and the read-only admin routes: `run_server` refuses to listen
+anywhere else, a request from another address, relayed by a proxy, or under a Host that is not a
+loopback name (serve/hosts.py) is refused, and the admin routes that write (uploads, deletes,
+ingests, rollbacks, deploys) always need an admin key. Routers are wired in `create_app` with
 `dependencies=CHAT_ACCESS` (`require_chat_access` plus the request limit) for the chat routes and
 `dependencies=ADMIN_ACCESS` (`require_admin`) for the admin API.
 """
@@ -26,6 +28,7 @@ from ragtune.errors import ConfigError, RagtuneError
 from ragtune.settings import KEY_ADVICE, Settings
 from serve.clients import IN_PROCESS_PEER, is_loopback, peer
 from serve.cors import OriginPolicy
+from serve.hosts import HostPolicy
 
 log = logging.getLogger("ragtune.serve")
 
@@ -51,6 +54,20 @@ class Principal:
 
 
 LOCAL = Principal("local", "local")
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Headers a reverse proxy adds: without keys a request carrying one is not "a loopback client talking to us directly".
+PROXY_HEADERS = (
+    "x-forwarded-for",
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "x-cluster-client-ip",
+    "x-forwarded",
+    "forwarded-for",
+    "via",
+)
 
 
 def presented_key(request: Request) -> str | None:
@@ -69,6 +86,7 @@ class AccessControl:
             (bytes.fromhex(k.key_sha256 or ""), Principal(k.name, "widget", frozenset(k.origins))) for k in auth.widget_keys
         ] + [(bytes.fromhex(k.key_sha256 or ""), Principal(k.name, "admin")) for k in auth.admin_keys]
         self.origins = OriginPolicy(auth, settings.server.cors_origins)
+        self.hosts = HostPolicy(settings.server.allowed_hosts, keyless=not self._keys)
         if self.open and not auth.allow_unauthenticated_loopback:
             raise ConfigError(
                 "no API key is configured and auth.allow_unauthenticated_loopback is false: add auth.admin_keys "
@@ -107,8 +125,17 @@ class AccessControl:
             principal = found
         if admin and principal.kind == "widget":
             raise Forbidden(f"widget key {principal.name!r} may only use the chat routes; this one needs an admin key")
+        if admin and principal.kind == "local" and request.method not in READ_METHODS:
+            # Any local process (or a page a local browser shows) could otherwise rewrite the knowledge base.
+            raise Forbidden(
+                f"{request.method} {request.url.path} changes the server (documents, index, model) and needs an admin key, "
+                "and none is configured: without keys the API serves chat and the read-only admin routes on loopback. "
+                f'Add one: RAGTUNE_AUTH__ADMIN_KEYS=\'[{{"name": "ops", "key": "..."}}]\'; {KEY_ADVICE}'
+            )
         origin = request.headers.get("origin")
-        if origin is not None and not self.origins.allows(principal.origins, origin, request.headers.get("host")):
+        host = request.headers.get("host")
+        trusted = self.hosts.trusted_host(host, peer(request))
+        if origin is not None and not self.origins.allows(principal.origins, origin, host, trusted):
             who = f"widget key {principal.name!r}" if principal.kind == "widget" else "this API"
             raise Forbidden(
                 f"origin {origin} may not use {who}: add it to the key's origins (auth.widget_keys) or to server.cors_origins"
@@ -121,8 +148,11 @@ class AccessControl:
         host = peer(request)
         if not is_loopback(host):
             raise Unauthorized(f"no API keys are configured, so only loopback clients are served, not {host}")
-        if "x-forwarded-for" in request.headers or "forwarded" in request.headers:
-            raise Unauthorized("no API keys are configured, so requests relayed by a proxy are not served; configure auth keys")
+        relayed = next((h for h in PROXY_HEADERS if h in request.headers), None)
+        if relayed is not None:
+            raise Unauthorized(
+                f"no API keys are configured, so requests relayed by a proxy ({relayed}) are not served; configure auth keys"
+            )
         return LOCAL
 
 
@@ -132,7 +162,8 @@ async def require_chat_access(request: Request) -> Principal:
 
 
 async def require_admin(request: Request) -> Principal:
-    """An admin key (or the open loopback mode); a widget key gets 403."""
+    """An admin key; a widget key gets 403. Without keys (the open loopback mode) the read-only
+    admin routes (GET) are served and the writing ones get 403: they always need an admin key."""
     return request.app.state.access.authenticate(request, admin=True)
 
 

@@ -1,16 +1,19 @@
 """The chat service: retrieval, evidence selection, hand-off, answer modes, verification.
 
-Routers stay thin; everything an answer is made of happens here:
-1. the question (a follow-up rewritten to stand alone) is retrieved against the current index;
-   with no chunk above `retrieval.min_relevance` the answer is a hand-off and nothing else runs;
-2. the server selects the evidence: the one to three sentences of the relevant chunks most similar
-   to the question (ragtune/evidence.py); they become the citations, verbatim by construction;
-3. the evidence decides the hand-off (serve/handoff.py): a weak best sentence, or a question naming
-   a plan or feature the evidence never mentions, gets `chat.handoff_message`, never model text;
-4. the answer is made in `chat.answer_mode`: extractive (the sentences behind a lead-in, no model),
-   generative (the model phrases them, under the answer grammar, sources shown as S1, S2, ...),
-   or auto (generative, verified against the evidence by serve/verify.py, extractive when
-   verification fails or the reply is invalid twice). The response says which mode answered.
+Routers stay thin; everything an answer is made of happens here, with the grounding package
+(ragtune/grounding/) doing the deciding:
+1. the question is retrieved against the current index; a follow-up also in context (the previous
+   question in front), and the better-answered reading is kept (ragtune/grounding/followup.py);
+2. the server selects the evidence: the units (sentences, list items, rows) of the relevant chunks
+   that the learned selector scores best; they become the citations, verbatim by construction;
+3. the evidence and the question decide the hand-off (ragtune/grounding/answerability.py): a
+   calibrated answerability below its threshold, or a request for a person, an angry complaint or
+   an account action gets a hand-off text in the customer's language, never model text;
+4. the answer is made in `chat.answer_mode`: extractive (composed from the evidence, no model),
+   generative (the model phrases it, under the answer grammar, sources shown as S1, S2, ...), or
+   auto (the model phrases it only when the serving model version's measured pass rate reaches
+   `chat.min_model_pass_rate`, verified against the evidence; extractive otherwise or when
+   verification fails). The response says which mode answered.
 
 Each step is reported to the optional `events` collaborator (serve/events.py), which metrics and
 the request log implement; the response's `usage` counts the tokens the engine processed.
@@ -23,13 +26,22 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ragtune.answer import Answer, parse_answer
 from ragtune.documents import Hit
 from ragtune.errors import InvalidModelOutput, ModelUnavailable, PayloadTooLarge, UserInputError
-from ragtune.evidence import Evidence, EvidenceSelector, evidence_chunks
-from ragtune.prompt import SYSTEM_TEMPLATE, NumberedSources, Turn, build_messages, number_sources, standalone_query
+from ragtune.grounding.answerability import Decision, decide
+from ragtune.grounding.compose import compose
+from ragtune.grounding.evidence import Evidence, EvidenceSelector, evidence_chunks, top_evidence
+from ragtune.grounding.features import CorpusStats
+from ragtune.grounding.followup import Said, in_context, no_progress, points_back, question_parts
+from ragtune.grounding.messages import REASON_TEXT, detect_language, message
+from ragtune.grounding.model import GroundingModel
+from ragtune.grounding.spelling import Speller
+from ragtune.grounding.verify import verify_answer
+from ragtune.prompt import SYSTEM_TEMPLATE, NumberedSources, Turn, build_messages, number_sources
 from ragtune.retriever import RetrievalResult, Retriever
 from ragtune.settings import Settings
 from serve.answer_text import AnswerTextExtractor
@@ -37,10 +49,9 @@ from serve.citations import evidence_citations, model_cited
 from serve.engines import Engine
 from serve.engines.base import GenerationResult
 from serve.events import ChatEvents, Events
-from serve.handoff import HandoffDecision, decide
+from serve.guard import AnswerGuard
 from serve.schemas import ChatResponse, ContextReport, EvidenceItem, Source, Usage, Verification
 from serve.store.conversations import ConversationStore, check_session_id, new_session_id
-from serve.verify import verify_answer
 
 log = logging.getLogger("ragtune.chat")
 REPAIR_HINT = "Your previous reply was rejected: {error}. Reply again with only the JSON object described in the instructions."
@@ -65,6 +76,17 @@ class AnswerOptions:
 
 
 @dataclass
+class _Reading:
+    """The question read one way (alone or in context): its retrieval, scored evidence and decision."""
+
+    query: str
+    retrieval: RetrievalResult
+    relevant: list[Hit]
+    ranked: list[Evidence]
+    decision: Decision
+
+
+@dataclass
 class Prepared:
     """Everything decided before the model is called."""
 
@@ -75,7 +97,10 @@ class Prepared:
     retrieval: RetrievalResult
     relevant: list[Hit]
     evidence: list[Evidence] = field(default_factory=list)
-    decision: HandoffDecision = field(default_factory=lambda: HandoffDecision(False))
+    decision: Decision = field(default_factory=lambda: Decision(False))
+    ranked: list[Evidence] = field(default_factory=list)
+    said: Said = field(default_factory=lambda: Said([]))
+    language: str = "en"
     sources: NumberedSources | None = None
     omitted: list[Evidence] = field(default_factory=list)
     messages: list[dict[str, str]] = field(default_factory=list)
@@ -91,8 +116,10 @@ class Prepared:
     @property
     def outcome(self) -> str:
         if not self.relevant:
-            return "no_evidence"
-        return "handoff" if self.decision.handoff else "answer"
+            return "no_evidence" if not self.decision.handoff or self.decision.reason == "no_evidence" else "handoff"
+        if self.decision.handoff:
+            return "no_evidence" if self.decision.reason == "no_evidence" else "handoff"
+        return "answer"
 
 
 class ChatService:
@@ -109,8 +136,12 @@ class ChatService:
         self.engine = engine
         self.store = store
         self.events: ChatEvents = events or Events()
-        self.selector = EvidenceSelector(retriever.embedder)
-        self._ready: tuple[float, bool] = (0.0, False)
+        path = settings.chat.grounding_model
+        self.grounding = GroundingModel.load(Path(path) if path else None)
+        self._stats: tuple[str, tuple[CorpusStats, Speller]] | None = None
+        self.selector = EvidenceSelector(retriever.embedder, self.grounding, self.corpus_stats)
+        self.guard = AnswerGuard(settings, retriever.embedder, self.events)  # serve/guard.py: planted text, contacts
+        self._ready: tuple[float, bool] = (float("-inf"), False)  # the first call checks, however young the clock
 
     async def engine_ready(self) -> bool:
         """Whether the engine can answer now (checked at most every few seconds).
@@ -153,30 +184,128 @@ class ChatService:
             history = await asyncio.to_thread(self.store.history, session_id, chat.history_turns)
         else:
             history = history[-2 * chat.history_turns :] if chat.history_turns else []
-        query = standalone_query(question, history) if chat.rewrite_followups else question
-
+        previous = [t.content for t in history if t.role == "user"]
+        # What was said is left out only when the customer says it did not help.
+        said = Said([t.content for t in history if t.role == "assistant"] if no_progress(question) else [])
+        language = detect_language(question)
         t0 = time.perf_counter()
-        retrieval = await asyncio.to_thread(self.retriever.search, query, None, None, filters)
+        readings = [question]
+        if previous and chat.rewrite_followups:
+            readings.append(in_context(question, previous))
+        # The question alone first; a follow-up that points back prefers its reading in context.
+        candidates = [await asyncio.to_thread(self._read, r, question, filters, said) for r in readings]
+        chosen = candidates[0]
+        if len(candidates) > 1:
+            alone, ctx = candidates
+            prefer_ctx = points_back(question)
+            better_ctx = ctx.decision.answerable > alone.decision.answerable
+            if (prefer_ctx and (better_ctx or alone.decision.handoff)) or (alone.decision.handoff and not ctx.decision.handoff):
+                chosen = ctx
         timings = {"retrieval_ms": _ms(t0)}
         self.events.retrieved(timings["retrieval_ms"] / 1000)
-        # With refuse_without_evidence off, weak chunks still go to evidence selection (and its hand-off check).
-        floor = self.settings.retrieval.min_relevance if chat.refuse_without_evidence else 0.0
-        relevant = retrieval.relevant(floor)[: chat.evidence_chunks]
-        p = Prepared(session_id, question, query, history, retrieval, relevant, timings=timings, persist=persist, turn=turn)
+        p = Prepared(
+            session_id,
+            question,
+            chosen.query,
+            history,
+            chosen.retrieval,
+            chosen.relevant,
+            timings=timings,
+            persist=persist,
+            turn=turn,
+        )
         p.options = options or AnswerOptions()
-        if relevant:
-            t0 = time.perf_counter()
-            p.evidence = await asyncio.to_thread(
-                self.selector.select, query, relevant, chat.evidence_sentences, chat.evidence_margin
-            )
-            p.decision = decide(question, p.evidence, chat.evidence_min_score, known=chat.company_name)
-            timings["evidence_ms"] = _ms(t0)
-        if p.outcome == "answer" and chat.answer_mode != "extractive" and await self.engine_ready():
+        p.ranked, p.decision, p.said, p.language = chosen.ranked, chosen.decision, said, language
+        p.evidence = top_evidence(chosen.ranked, chat.evidence_sentences, self.grounding.support)
+        parts = question_parts(question)
+        if len(parts) == 2 and not p.decision.handoff:
+            # Two questions in one: each part finds its own evidence (the second read after the
+            # first, for its "it"), and the answer gives both when both are answered.
+            first = await asyncio.to_thread(self._read, parts[0], parts[0], filters, said)
+            second = await asyncio.to_thread(self._read, in_context(parts[1], [parts[0]]), parts[1], filters, said)
+            if not first.decision.handoff and not second.decision.handoff:
+                per_part = max(1, chat.evidence_sentences // 2)
+                combined = top_evidence(first.ranked, per_part, self.grounding.support)
+                combined += [e for e in top_evidence(second.ranked, per_part, self.grounding.support) if e not in combined]
+                p.evidence = combined
+                p.relevant = list({h.id: h for h in first.relevant + second.relevant + p.relevant}.values())
+        if p.outcome == "answer" and await self._model_allowed():
             p.use_model = True
             t0 = time.perf_counter()
             self._pack(p)
             timings["prompt_ms"] = _ms(t0)
         return p
+
+    def corpus_stats(self) -> CorpusStats:
+        """Word statistics of the serving index version (computed once per version)."""
+        return self._corpus()[0]
+
+    def _corpus(self) -> tuple[CorpusStats, Speller]:
+        snap = self.retriever.snapshot()
+        cached = self._stats
+        if cached is None or cached[0] != snap.version:
+            texts = [f"{c.title} {c.section} {c.text}" for c in snap.chunks]
+            cached = (snap.version, (CorpusStats.from_texts(texts), Speller.from_texts(texts)))
+            self._stats = cached
+        return cached[1]
+
+    def _read(self, query: str, question: str, filters: dict[str, Any] | None, said: Said) -> _Reading:
+        """One reading of the question: retrieval for `query` (the question alone, or in context),
+        its units scored against the question itself (in context, the earlier question would pull
+        back the sentences already given), the decision on the reading."""
+        chat = self.settings.chat
+        speller = self._corpus()[1]
+        query, asked = speller.correct(query), speller.correct(question)  # typos, against the index's own words
+        retrieval = self.retriever.search(query, None, None, filters)
+        # With refuse_without_evidence off, weak chunks still go to evidence selection (and its hand-off check).
+        floor = self.settings.retrieval.min_relevance if chat.refuse_without_evidence else 0.0
+        relevant = retrieval.relevant(floor)[: chat.evidence_chunks]
+        qvec = self.retriever.embedder.embed_query(asked)
+        ranked = self.selector.score(asked, relevant, said, qvec) if relevant else []
+        if relevant and query != asked:
+            # In context, a unit may answer the question only with the earlier one in front ("and on
+            # the free plan?"): each unit keeps the better of its two scores.
+            best = {(e.chunk_id, e.position): e for e in self.selector.score(query, relevant, said)}
+            ranked = sorted(
+                (max(e, best.get((e.chunk_id, e.position), e), key=lambda x: x.score) for e in ranked),
+                key=lambda e: e.score,
+                reverse=True,
+            )
+        ranked = self.guard.evidence(ranked)  # no planted instructions, no foreign contacts (serve/guard.py)
+        # The intent is read from the customer's own words, not from the reading in context.
+        intent_vec = qvec if asked == question else self.retriever.embedder.embed_query(question)
+        decision = decide(
+            self.grounding,
+            query,
+            ranked,
+            self.corpus_stats(),
+            intent_vec,
+            question,
+            self.selector.word_vectors,
+            chat.company_name,
+        )
+        if not relevant and decision.reason is None:
+            decision.handoff, decision.reason = True, "no_evidence"
+        return _Reading(query, retrieval, relevant, ranked, decision)
+
+    async def _model_allowed(self) -> bool:
+        """Whether this answer is phrased by the model: always in generative mode; in auto mode only
+        when the serving model's measured verified-pass rate reaches chat.min_model_pass_rate."""
+        chat = self.settings.chat
+        if chat.answer_mode == "extractive" or not await self.engine_ready():
+            return False
+        if chat.answer_mode == "generative":
+            return True
+        if chat.min_model_pass_rate <= 0:
+            return True
+        rate = self.model_pass_rate()
+        return rate is not None and rate >= chat.min_model_pass_rate
+
+    def model_pass_rate(self) -> float | None:
+        """The serving model version's verified-pass rate from its gated eval, if measured."""
+        getter = getattr(self.engine, "pass_rate", None)
+        value = getter() if callable(getter) else None
+        return float(value) if isinstance(value, (int, float)) else None
 
     def _pack(self, p: Prepared) -> None:
         """Fit history and the evidence into n_ctx - answer tokens; report what was left out."""
@@ -313,18 +442,22 @@ class ChatService:
         return reasons
 
     def _confidence(self, p: Prepared) -> str:
-        return "high" if p.evidence and p.evidence[0].score >= self.settings.chat.evidence_high_score else "medium"
+        return "high" if p.decision.answerable >= self.settings.chat.high_confidence else "medium"
 
     def _extractive(self, p: Prepared) -> Answer:
-        text = self.settings.chat.extractive_template.replace("{evidence}", " ".join(e.sentence for e in p.evidence))
-        return Answer(answer=text[:2000], citations=evidence_citations(p.evidence), confidence=self._confidence(p), handoff=False)
+        text, used = compose(p.evidence, p.said)
+        return Answer(answer=text, citations=evidence_citations(used), confidence=self._confidence(p), handoff=False)
 
     def _handoff(self, p: Prepared) -> Answer:
+        """The hand-off text for the decision's reason, in the customer's language; an account action
+        the documents explain also gets the self-service steps (and their citations)."""
         chat = self.settings.chat
-        if p.decision.reason == "unknown_terms" and p.decision.terms:
-            text = chat.near_miss_message.replace("{terms}", _terms(p.decision.terms))
-        else:
-            text = chat.handoff_message
+        kind = REASON_TEXT.get(p.decision.reason or "", "no_answer")
+        if p.decision.with_steps and p.evidence:
+            steps, used = compose(p.evidence, p.said)
+            text = message("action_steps", p.language, chat.support_contact, chat.messages, answer=steps)
+            return Answer(answer=text[:2000], citations=evidence_citations(used), confidence="low", handoff=True)
+        text = message(kind, p.language, chat.support_contact, chat.messages)
         return Answer(answer=text, citations=[], confidence="low", handoff=True)
 
     async def _finish(
@@ -336,8 +469,9 @@ class ChatService:
         verification: Verification | None = None,
         dropped: list[str] | None = None,
     ) -> ChatResponse:
+        answer = self.guard.answer(answer)  # no contact the operator has not allowed, in any mode
         cited = {c.id for c in answer.citations}
-        shown = p.relevant if p.outcome == "answer" else []
+        shown = p.relevant if p.outcome == "answer" or answer.citations else []
         sources = [_source(h, h.id in cited) for h in shown]
         if p.persist:
             p.turn = await asyncio.to_thread(self.store.append, p.session_id, p.question, answer.answer)
@@ -364,7 +498,9 @@ class ChatService:
                 dropped_citations=dropped or [],
                 evidence=[EvidenceItem(id=e.chunk_id, sentence=e.sentence, score=round(e.score, 4)) for e in p.evidence],
                 handoff_reason=p.decision.reason if p.outcome == "handoff" else p.outcome if p.outcome == "no_evidence" else None,
-                unknown_terms=p.decision.terms or [],
+                answerable=round(p.decision.answerable, 4),
+                intent=p.decision.intent,
+                language=p.language,
             ),
             timings_ms=p.timings | {f"retrieval_{k}": v for k, v in p.retrieval.timings_ms.items()},
             usage=p.usage,
@@ -395,6 +531,7 @@ class ChatService:
             yield "answer", response
             return
         extractor = AnswerTextExtractor()
+        contact_guard = self.guard.stream()  # what is sent while generating passes the same contact check
         raw: list[str] = []
         t0 = time.perf_counter()
         first = True
@@ -408,9 +545,11 @@ class ChatService:
                 p.timings["first_token_ms"] = _ms(started)
                 first = False
             raw.append(piece)
-            text = extractor.feed(piece)
+            text = contact_guard.feed(extractor.feed(piece))
             if text:
                 yield "delta", text
+        if held := contact_guard.flush():  # the words held back in case they were part of a contact
+            yield "delta", held
         self._counted(p, streamed, p.messages, time.perf_counter() - t0)
         reply = await self._generate_valid(p, first_reply="".join(raw))
         p.timings["generate_ms"] = _ms(t0)
@@ -442,11 +581,6 @@ class ChatService:
         if p.outcome == "handoff":
             return await self._finish(p, self._handoff(p), "handoff", started)
         return await self._finish(p, self._extractive(p), "extractive", started)
-
-
-def _terms(terms: list[str]) -> str:
-    quoted = [f'"{t}"' for t in terms]
-    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
 def _source(hit: Hit, cited: bool) -> Source:

@@ -10,7 +10,7 @@ widget shows only words the source contains.
 from __future__ import annotations
 
 from ragtune.answer import MAX_CITATIONS, MAX_QUOTE_CHARS, Citation
-from ragtune.evidence import Evidence
+from ragtune.grounding.evidence import Evidence
 from ragtune.prompt import NumberedSources
 
 

@@ -58,10 +58,11 @@ class ClientAddresses:
         """The client address to count: the peer, or the forwarded one when the peer is a trusted proxy."""
         host = peer(conn) or "local"
         forwarded = conn.headers.get("x-forwarded-for")
-        if not forwarded:
+        relayed = forwarded or conn.headers.get("x-real-ip") or conn.headers.get("forwarded")
+        if not relayed:
             return host
-        if not self._is_trusted(host):
-            if is_loopback(host) and not self._warned and host != IN_PROCESS_PEER:
+        if not forwarded or not self._is_trusted(host):
+            if is_loopback(host) and not self._warned and host != IN_PROCESS_PEER and not self._is_trusted(host):
                 self._warned = True
                 log.warning(
                     "requests arrive through a proxy at %s that is not in server.trusted_proxies: all of its clients "

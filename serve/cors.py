@@ -42,10 +42,12 @@ class OriginPolicy:
         origin = _norm(origin)
         return self._in(origin, self.global_origins) or self._in(origin, self.key_origins)
 
-    def allows(self, key_origins: frozenset[str], origin: str, host: str | None) -> bool:
-        """Whether a request from `origin`, with a key allowing `key_origins`, may go ahead."""
+    def allows(self, key_origins: frozenset[str], origin: str, host: str | None, trusted_host: bool = False) -> bool:
+        """Whether a request from `origin`, with a key allowing `key_origins`, may go ahead. Host and
+        Origin agreeing make a request same-origin only under a trusted Host (serve/hosts.py): both
+        are the page's to choose when its DNS name points at this server."""
         origin = _norm(origin)
-        if host and origin.partition("://")[2] == host.lower():
+        if trusted_host and host and origin.partition("://")[2] == host.lower():
             return True  # same origin: a page this server itself serves (/demo, /admin)
         return self._in(origin, self.global_origins) or self._in(origin, key_origins)
 

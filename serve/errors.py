@@ -44,6 +44,15 @@ def error_response(request: Request, status: int, message: str, kind: str, heade
     return JSONResponse(status_code=status, content=error_content(request.url.path, status, message, kind), headers=headers)
 
 
+def _problem(error: dict[str, Any]) -> str:
+    """One validation problem for a person: the field and what is wrong with it."""
+    if error.get("type") == "json_invalid":  # FastAPI's loc is ("body", <character offset>), its msg "JSON decode error"
+        at = error["loc"][-1] if len(error.get("loc", ())) > 1 else "?"
+        reason = (error.get("ctx") or {}).get("error") or error["msg"]
+        return f"the body is not valid JSON ({reason} at character {at}); send one JSON object with content-type application/json"
+    return f"{'.'.join(str(p) for p in error['loc'] if p != 'body') or 'body'}: {error['msg']}"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RagtuneError)
     async def domain_error(request: Request, exc: RagtuneError) -> JSONResponse:
@@ -58,7 +67,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(_problem(e) for e in exc.errors())
         return error_response(request, 422, f"invalid request: {problems}", "RequestValidationError")
 
     @app.exception_handler(StarletteHTTPException)

@@ -26,7 +26,7 @@ class ChatEvents(Protocol):
         """A reply broke the answer's JSON contract; `retried`: another generation follows."""
 
     def verification_rejected(self, reasons: list[str]) -> None:
-        """A generated reply failed verification against the evidence (serve/verify.py)."""
+        """A generated reply failed verification against the evidence (ragtune/grounding/verify.py)."""
 
     def citations_corrected(self, kind: str, count: int) -> None:
         """Citations were corrected: kind "dropped" (ids naming no source, removed) or "filled"
@@ -34,6 +34,11 @@ class ChatEvents(Protocol):
 
     def answered(self, question: str, response: ChatResponse) -> None:
         """An answer is ready (every mode: generated, extractive, handoff, no_evidence)."""
+
+    def withheld(self, reason: str, count: int) -> None:
+        """serve/guard.py kept something from a customer: reason "instruction" (an evidence sentence read
+        as an instruction to the assistant), "contact" (one carrying a contact not allowed), or
+        "answer_contact" (a contact removed from answer text)."""
 
 
 class Events:
@@ -65,3 +70,7 @@ class Events:
     def answered(self, question: str, response: ChatResponse) -> None:
         for o in self.observers:
             o.answered(question, response)
+
+    def withheld(self, reason: str, count: int) -> None:
+        for o in self.observers:
+            o.withheld(reason, count)

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import InfoMetricFamily
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
 from ragtune import __version__
@@ -29,8 +29,14 @@ if TYPE_CHECKING:
     from serve.schemas import ChatResponse
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# No `<name>_created` series (the Unix time each counter and histogram series was created): a
+# second series per counter that Prometheus itself does not use, and most of the page. The switch
+# is prometheus_client's and process-wide (PROMETHEUS_DISABLE_CREATED_SERIES=True does the same).
+disable_created_metrics()
 ANSWER_MODES = ("generated", "extractive", "handoff", "no_evidence")
-HANDOFF_REASONS = ("no_evidence", "low_evidence", "unknown_terms")
+HANDOFF_REASONS = ("no_evidence", "low_evidence", "person", "angry", "action")
+WITHHELD_REASONS = ("instruction", "contact", "answer_contact")
+FLAG_KINDS = ("instruction", "contact")
 INGEST_OUTCOMES = ("succeeded", "failed")
 # Request latencies run from a health check (ms) to a streamed answer on a CPU model (tens of s).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
@@ -44,8 +50,9 @@ class _Serving(Collector):
     def __init__(self) -> None:
         self.index_version: Callable[[], str | None] = lambda: None
         self.model: Callable[[], tuple[str, str] | None] = lambda: None
+        self.flagged: Callable[[], dict[str, int]] = lambda: {}
 
-    def collect(self) -> Iterator[InfoMetricFamily]:
+    def collect(self) -> Iterator[InfoMetricFamily | GaugeMetricFamily]:
         build = InfoMetricFamily("ragtune_build", "The ragtune package version.")
         build.add_metric([], {"version": __version__})
         yield build
@@ -59,6 +66,16 @@ class _Serving(Collector):
         engine, name = found if found else ("none", "none")
         model.add_metric([], {"engine": engine, "model": name})
         yield model
+        flagged = GaugeMetricFamily(
+            "ragtune_flagged_documents",
+            "Documents of the serving index with text withheld from answers, by kind: instruction (sentences read as "
+            "instructions to the assistant), contact (contacts not allowed). GET /v1/admin/documents names them.",
+            labels=["kind"],
+        )
+        counts = _safely(self.flagged) or {}
+        for kind in FLAG_KINDS:
+            flagged.add_metric([kind], counts.get(kind, 0))
+        yield flagged
 
 
 def _safely(read: Callable):
@@ -112,6 +129,13 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.withheld_total = Counter(
+            "ragtune_withheld",
+            "What serving kept from customers, by reason: evidence sentences read as instructions to the assistant "
+            "(instruction) or carrying a contact not allowed (contact), contacts removed from answer text (answer_contact).",
+            ["reason"],
+            registry=r,
+        )
         self.ingest_jobs = Counter("ragtune_ingest_jobs", "Finished ingest jobs by outcome.", ["outcome"], registry=r)
         self.ingest_seconds = Histogram(
             "ragtune_ingest_job_duration_seconds", "Duration of finished ingest jobs.", buckets=INGEST_BUCKETS, registry=r
@@ -127,13 +151,23 @@ class Metrics:
             self.citations.labels(kind)
         for outcome in INGEST_OUTCOMES:
             self.ingest_jobs.labels(outcome)
+        for reason in WITHHELD_REASONS:
+            self.withheld_total.labels(reason)
 
     # ---- what is serving ----------------------------------------------------------------
-    def serving(self, index_version: Callable[[], str | None], model: Callable[[], tuple[str, str] | None] | None = None) -> None:
-        """Where scrapes read the current index version and the (engine kind, model name)."""
+    def serving(
+        self,
+        index_version: Callable[[], str | None],
+        model: Callable[[], tuple[str, str] | None] | None = None,
+        flagged: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
+        """Where scrapes read the current index version, the (engine kind, model name) and the
+        flagged documents by kind."""
         self._serving.index_version = index_version
         if model is not None:
             self._serving.model = model
+        if flagged is not None:
+            self._serving.flagged = flagged
 
     # ---- HTTP ---------------------------------------------------------------------------
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -172,6 +206,9 @@ class Metrics:
         self.answers.labels(response.mode).inc()
         if response.handoff and response.context.handoff_reason:
             self.handoffs.labels(response.context.handoff_reason).inc()
+
+    def withheld(self, reason: str, count: int) -> None:
+        self.withheld_total.labels(reason).inc(count)
 
     # ---- exposition ---------------------------------------------------------------------
     def render(self) -> bytes:

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ragtune.models import ModelRegistry
+from ragtune.registry import ModelRegistry
 from ragtune.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,16 @@ class SwitchingEngine:
     @property
     def engine(self) -> Any:
         return self._engine
+
+    def pass_rate(self) -> float | None:
+        """The serving version's measured share of answerable questions it phrased and passed verification
+        (from `ragtune train eval`, run with the model asked on every answer); None when never measured."""
+        current = self.registry.current() if self._version not in (None, "\x00unset") else None
+        if current is None:
+            return None
+        pipeline = current.eval.get("pipeline") or {}
+        value = pipeline.get("phrased_share")
+        return float(value) if isinstance(value, (int, float)) else None
 
     @property
     def name(self) -> str:

@@ -4,10 +4,16 @@
   `limit_requests`, a dependency of every chat route.
 - Answers in flight per key (per client address without keys), and a daily token budget per key:
   `answer_slot`, a dependency of the answering routes. It holds a slot until the answer has been
-  sent (a stream until its last event) and then adds the tokens the answer reports to the key's day.
+  sent (a stream until its last event or until the client leaves). With a budget it first
+  reserves one answer's worst case (`answer_reservation`: the context window, twice in generative
+  mode for the retry), refused once spent + reserved reaches the budget, so concurrent answers
+  overshoot it by one reservation at most; when the answer ends the reservation is settled to
+  what it spent.
 
 Tokens counted are what the answer reports: `usage` (prompt + completion) when the response
-carries it, else `context.prompt_tokens` (extractive answers and hand-offs ask no model: 0).
+carries it, else `context.prompt_tokens` (extractive answers and hand-offs ask no model: 0). An
+answer that ends without reporting (a stream the client closed, an error after the model was
+asked) is charged its whole reservation: what it spent cannot be known, and must not be free.
 Over a limit the request gets 429 `{"detail", "error": "TooManyRequests"}` with `Retry-After`.
 Admin routes are not limited here. Every limit is off at 0 (the budget at None).
 """
@@ -65,16 +71,32 @@ def tokens_spent(response: Any) -> int:
 class AnswerTicket:
     slot_id: str | None
     token_bucket: str | None
+    reservation_id: str | None = None
+    reserved: int = 0
+
+
+def answer_reservation(settings: Any) -> int:
+    """Tokens one answer may spend at most: none in extractive mode or without a model; else the
+    context window (prompt and answer share it), twice in generative mode (one retry)."""
+    if settings.chat.answer_mode == "extractive" or settings.llm.engine == "none":
+        return 0
+    return settings.llm.n_ctx * (2 if settings.chat.answer_mode == "generative" else 1)
 
 
 class RateLimiter:
     def __init__(
-        self, store: LimitStore, limits: LimitsSettings, addresses: ClientAddresses, clock: Callable[[], float] = time.time
+        self,
+        store: LimitStore,
+        limits: LimitsSettings,
+        addresses: ClientAddresses,
+        clock: Callable[[], float] = time.time,
+        reservation: int = 0,
     ):
         self.store = store
         self.limits = limits
         self.addresses = addresses
         self.clock = clock
+        self.reservation = reservation  # tokens reserved per answer against a daily budget (answer_reservation)
 
     def check_request(self, principal: Principal, address: str) -> None:
         limits = self.limits
@@ -98,29 +120,33 @@ class RateLimiter:
     def open_answer(self, principal: Principal, address: str) -> AnswerTicket:
         limits, now = self.limits, self.clock()
         token_bucket = None if principal.kind == "local" else f"key:{principal.name}"
+        ticket = AnswerTicket(None, token_bucket)
         if token_bucket and limits.daily_tokens_per_key is not None:
-            spent = self.store.tokens_today(token_bucket, now)
-            if spent >= limits.daily_tokens_per_key:
+            ticket.reservation_id = self.store.reserve_tokens(
+                token_bucket, limits.daily_tokens_per_key, self.reservation, limits.stream_ttl_s, now
+            )
+            if ticket.reservation_id is None:
                 raise TooManyRequests(
-                    f"key {principal.name!r} has spent its {limits.daily_tokens_per_key} tokens for today "
-                    "(limits.daily_tokens_per_key); the budget renews at midnight UTC",
+                    f"key {principal.name!r} has spent (or has answers in progress that may spend) its "
+                    f"{limits.daily_tokens_per_key} tokens for today (limits.daily_tokens_per_key); the budget renews at midnight UTC",
                     (int(now // DAY_S) + 1) * DAY_S - now,
                 )
-        slot_id = None
+            ticket.reserved = self.reservation
         if limits.streams_per_key:
             slot_bucket = token_bucket or f"addr:{address}"
-            slot_id = self.store.acquire_slot(slot_bucket, limits.streams_per_key, limits.stream_ttl_s, now)
-            if slot_id is None:
+            ticket.slot_id = self.store.acquire_slot(slot_bucket, limits.streams_per_key, limits.stream_ttl_s, now)
+            if ticket.slot_id is None:
+                self.close_answer(ticket, 0)  # give the reservation back
                 who = f"key {principal.name!r}" if token_bucket else f"address {address}"
                 raise TooManyRequests(
                     f"{who} already has {limits.streams_per_key} answers in progress (limits.streams_per_key)", SLOT_RETRY_S
                 )
-        return AnswerTicket(slot_id, token_bucket)
+        return ticket
 
     def close_answer(self, ticket: AnswerTicket, tokens: int) -> None:
-        if ticket.slot_id is None and (ticket.token_bucket is None or tokens <= 0):
+        if ticket.slot_id is None and ticket.reservation_id is None and (ticket.token_bucket is None or tokens <= 0):
             return
-        self.store.finish_answer(ticket.slot_id, ticket.token_bucket, tokens, self.clock())
+        self.store.finish_answer(ticket.slot_id, ticket.token_bucket, tokens, self.clock(), ticket.reservation_id)
 
 
 def _limiter(request: Request) -> RateLimiter:
@@ -139,13 +165,26 @@ async def limit_requests(request: Request, principal: Annotated[Principal, Depen
 
 
 class AnswerMeter:
-    """Handed to an answering route, which reports the finished answer so its tokens are counted."""
+    """Handed to an answering route, which reports the finished answer so its tokens are counted,
+    and says when a stream has begun (one that ends without its answer is charged its reservation)."""
 
     def __init__(self) -> None:
         self.response: Any = None
+        self.streaming = False
 
     def answered(self, response: Any) -> None:
         self.response = response
+
+    def stream_started(self) -> None:
+        self.streaming = True
+
+
+def charged(meter: AnswerMeter, ticket: AnswerTicket, model_failed: bool) -> int:
+    """Tokens to count: what the answer reports; its reservation when it ended without reporting
+    after a model may have worked on it (a stream cut short, a reply invalid twice)."""
+    if meter.response is not None:
+        return tokens_spent(meter.response)
+    return ticket.reserved if meter.streaming or model_failed else 0
 
 
 async def answer_slot(
@@ -154,13 +193,17 @@ async def answer_slot(
     limiter = _limiter(request)
     ticket = await run_in_threadpool(limiter.open_answer, principal, _address(request))
     meter = AnswerMeter()
+    model_failed = False
     try:
         yield meter  # FastAPI resumes here once the response has been sent, a stream included
+    except RagtuneError as exc:
+        model_failed = exc.status_code == 502  # the model's reply was invalid twice: it generated, uncounted
+        raise
     finally:
         # Shielded: a request cancelled on its way out (a server shutting down) must still free its slot.
         with anyio.CancelScope(shield=True):
             try:
-                await run_in_threadpool(limiter.close_answer, ticket, tokens_spent(meter.response))
+                await run_in_threadpool(limiter.close_answer, ticket, charged(meter, ticket, model_failed))
             except RagtuneError as exc:  # the store is down: the slot expires by itself (limits.stream_ttl_s)
                 log.warning("could not release an answer slot: %s", exc)
 

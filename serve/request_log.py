@@ -172,6 +172,11 @@ class RequestAnnotator:
     def citations_corrected(self, kind: str, count: int) -> None:
         pass
 
+    def withheld(self, reason: str, count: int) -> None:
+        record = current_request()
+        if record is not None:
+            record.fields.setdefault("withheld", {})[reason] = count
+
     def answered(self, question: str, response: ChatResponse) -> None:
         record = current_request()
         if record is None:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ragtune.answer import Answer
+from ragtune.contacts import http_url
 from ragtune.documents import FILTER_FIELDS
 
 # Metadata filters: the schema names the fields a filter may use (the retriever checks them again,
@@ -29,7 +30,9 @@ def _typed_text(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_typed_text)]
+# The schema states the NUL rule too (as a pattern), so clients and fuzzers know what is refused; a lone
+# surrogate cannot be written in a schema pattern and stays the validator's alone.
+Text = Annotated[str, AfterValidator(_typed_text), Field(json_schema_extra={"pattern": "^[^\\u0000]*$"})]
 
 
 class ChatRequest(BaseModel):
@@ -55,7 +58,9 @@ class Source(BaseModel):
     id: str = Field(description="Chunk id (what citations refer to).")
     title: str
     path: str = Field(description="Document path inside the knowledge base.")
-    url: str | None = Field(None, description="Public URL of the document, when known.")
+    url: Annotated[str | None, AfterValidator(http_url)] = Field(
+        None, description="Public URL of the document, when known: http(s) only (an index written before that rule loses others)."
+    )
     section: str
     score: float = Field(description="Relevance of the chunk to the question (cosine similarity, 0-1).")
     cited: bool = Field(description="Whether the answer cites this chunk.")
@@ -64,7 +69,7 @@ class Source(BaseModel):
 class EvidenceItem(BaseModel):
     id: str = Field(description="Chunk id the sentence comes from.")
     sentence: str = Field(description="The sentence, verbatim.")
-    score: float = Field(description="Similarity to the question (cosine, with the title and section in front of the sentence).")
+    score: float = Field(description="The evidence selector's probability that this unit answers the question.")
 
 
 class ContextReport(BaseModel):
@@ -77,11 +82,14 @@ class ContextReport(BaseModel):
     handoff_reason: str | None = Field(
         None,
         description="Why the answer is a hand-off: no_evidence (nothing retrieved above retrieval.min_relevance), "
-        "low_evidence (best sentence below chat.evidence_min_score), unknown_terms (the question names something the evidence never mentions).",
+        "low_evidence (the grounding model finds the evidence does not answer the question), person (the customer asks "
+        "for a person), angry (a complaint), action (an account action the assistant cannot carry out).",
     )
-    unknown_terms: list[str] = Field(
-        [], description="Names in the question (a plan, product, feature) that the evidence does not mention."
+    answerable: float = Field(
+        0.0, description="The grounding model's calibrated probability that the evidence answers the question."
     )
+    intent: str = Field("info", description="What the question asks for: info, person, angry or action.")
+    language: str = Field("en", description="The customer's language as detected (en, de, fr); hand-off texts use it.")
 
 
 class Verification(BaseModel):

@@ -31,7 +31,7 @@ from typing import Any
 from ragtune.answer import Answer, Citation, parse_answer
 from ragtune.documents import Chunk, Hit
 from ragtune.errors import InvalidModelOutput
-from ragtune.evidence import EvidenceSelector, evidence_chunks, top_evidence
+from ragtune.grounding.evidence import EvidenceSelector, evidence_chunks, top_evidence
 from ragtune.progress import NullProgress, Progress
 from ragtune.prompt import ContextChunk, Turn, build_messages, number_sources, training_messages
 from ragtune.settings import ChatSettings
@@ -64,10 +64,6 @@ def norm(text: str) -> str:
 def _fraction(seed: int, key: str) -> float:
     digest = hashlib.sha256(f"{seed}\x00{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
-
-
-def _ctx(chunk: Chunk) -> ContextChunk:
-    return ContextChunk(chunk.id, chunk.title, chunk.section, chunk.text)
 
 
 def first_sentence(text: str, limit: int = 300) -> str:
@@ -129,9 +125,9 @@ class Assembler:
         else:
             chunks.insert(rng.randint(0, len(chunks)), oracle)
         # The model is shown what serving shows it: the evidence sentences the server selects from
-        # these chunks, numbered S1, S2, ... (ragtune.evidence + ragtune.prompt.number_sources).
+        # these chunks, numbered S1, S2, ... (ragtune.grounding.evidence + ragtune.prompt.number_sources).
         ranked = self.selector.score(pair.question, [Hit(chunk=c, score=1.0, relevance=1.0) for c in chunks])
-        evidence = top_evidence(ranked, self.chat.evidence_sentences, self.chat.evidence_margin)
+        evidence = top_evidence(ranked, self.chat.evidence_sentences, self.selector.model.support)
         if no_answer:
             answer = Answer(answer=rng.choice(HANDOFF_ANSWERS), citations=[], confidence="low", handoff=True)
         else:

@@ -9,7 +9,7 @@ pipeline  the real chat pipeline (retrieval, evidence gate, grammar, citation ch
           citation accuracy (cites a chunk of the supporting document), refusal accuracy on
           near-miss and out-of-scope questions, false refusals on answerable ones.
 
-The pipeline side is handed in as a function (`ragtune/answer_quality.py` composes it from the
+The pipeline side is handed in as a function (`evaluation/model_quality.py` composes it from the
 serving code), so `train/` never imports `serve/`. Results are cached per model file and mode in
 `<run>/eval/`, the report is written as report.json and report.md.
 """

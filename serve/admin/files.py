@@ -6,13 +6,16 @@ one source of truth. A document's id is its path relative to that folder with `/
 reach outside the folder or hide in it: folders in a name, `..`, absolute paths, control and
 invisible format characters, Windows device names, hidden files. A file is written under a hidden
 temporary name in its final folder (ingestion skips hidden names), flushed to disk, then renamed:
-readers see the old file or the new one, never half of one. Temporary files left by a killed
-process are swept at the next start.
+readers see the old file or the new one, never half of one. A batch is all or nothing across a
+crash: once every file is written, a journal listing the renames is written (and flushed) before
+the first rename; the next start completes the renames of a journal it finds, and removes
+temporaries no journal names (a batch killed before it was committed).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import socket
@@ -26,6 +29,9 @@ from ragtune.folders import visible_entries
 from serve.store.jobs import pid_alive
 
 TEMP_PREFIX = ".ragtune-upload."
+# Written once every file of a batch is on disk under its temporary name, removed once all are renamed:
+# a start-up that finds one completes the renames (the batch was committed), so a batch is all or nothing.
+JOURNAL_PREFIX = ".ragtune-upload-journal."
 MAX_NAME_BYTES = 255
 # CON, PRN, ... are devices on Windows whatever the extension ("con.md" opens the console).
 DEVICE_NAMES = frozenset(
@@ -81,7 +87,9 @@ def check_doc_id(doc_id: str) -> str:
         or doc_id.startswith("/")
         or _DRIVE.match(doc_id)
         or "\x00" in doc_id
-        or any(p in ("", ".", "..") or p.startswith(".") for p in parts)
+        or any(
+            p in ("", ".", "..") or p.startswith(".") or len(p.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for p in parts
+        )
     ):
         raise NotFoundError(
             f"{doc_id!r} is not a document id (a path inside the knowledge folder, like 'faq/billing.md', with no '..' "
@@ -126,7 +134,8 @@ class KnowledgeFolder:
         return target
 
     def write_all(self, files: dict[str, bytes]) -> None:
-        """Write every file or none: all to temporary names first, then each renamed into place."""
+        """Write every file or none: all to temporary names first, then a journal of the renames, then
+        each renamed into place; a crash after the journal is completed at the next start."""
         temps: list[tuple[Path, Path]] = []
         try:
             for doc_id, data in files.items():
@@ -138,6 +147,9 @@ class KnowledgeFolder:
                     handle.write(data)
                     handle.flush()
                     os.fsync(handle.fileno())
+            for folder in {temp.parent for temp, _ in temps}:
+                _fsync_dir(folder)
+            journal = self._write_journal(temps)
         except BaseException:
             for temp, _ in temps:
                 temp.unlink(missing_ok=True)
@@ -146,6 +158,38 @@ class KnowledgeFolder:
             os.replace(temp, target)
         for folder in {target.parent for _, target in temps}:
             _fsync_dir(folder)
+        journal.unlink()
+
+    def _write_journal(self, temps: list[tuple[Path, Path]]) -> Path:
+        journal = self.root / f"{JOURNAL_PREFIX}{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        moves = [[t.relative_to(self.root).as_posix(), g.relative_to(self.root).as_posix()] for t, g in temps]
+        with open(journal, "x", encoding="utf-8") as handle:
+            json.dump({"moves": moves}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _fsync_dir(self.root)
+        return journal
+
+    def complete_journals(self) -> list[str]:
+        """Finish the renames of batches a stopped process committed (at start); the doc ids placed."""
+        placed: list[str] = []
+        for journal in sorted(self.root.glob(f"{JOURNAL_PREFIX}*")):
+            writer_host, _, rest = journal.name[len(JOURNAL_PREFIX) :].rpartition(".")[0].rpartition(".")
+            if writer_host != socket.gethostname() or not rest.isdigit() or (int(rest) != os.getpid() and pid_alive(int(rest))):
+                continue  # another host's, or a live writer's: not ours to finish
+            try:
+                moves = json.loads(journal.read_text(encoding="utf-8"))["moves"]
+            except (OSError, ValueError, KeyError):
+                continue  # a journal cut short was never committed: its temporaries are swept below
+            for temp_rel, doc_id in moves:
+                temp = self.root / temp_rel
+                if temp.is_file() and not temp.is_symlink() and Path(temp_rel).name.startswith(TEMP_PREFIX):
+                    os.replace(temp, self.path_for(doc_id))
+                    placed.append(doc_id)
+            for folder in {(self.root / doc_id).parent for _, doc_id in moves}:
+                _fsync_dir(folder)
+            journal.unlink()
+        return placed
 
     def delete(self, doc_id: str) -> None:
         target = self.existing(doc_id)

@@ -1,4 +1,4 @@
-"""Answer-model versions over the model registry (ragtune/models.py): list them, deploy one.
+"""Answer-model versions over the model registry (ragtune/registry.py): list them, deploy one.
 
 Deploying moves the registry's pointer; a server whose engine follows the registry
 (serve/model_switch.py, the default embedded engine) answers with the new version from its next
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import Conflict
-from ragtune.models import ModelRegistry, ModelVersion
+from ragtune.registry import ModelRegistry, ModelVersion
 from ragtune.settings import Settings
 from serve.engines import Engine
 from serve.model_switch import SwitchingEngine

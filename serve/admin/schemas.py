@@ -33,6 +33,14 @@ class JobList(BaseModel):
     jobs: list[Job]
 
 
+class DocumentFlag(BaseModel):
+    kind: Literal["instruction", "contact"] = Field(
+        description="instruction: a sentence read as an instruction to the assistant; contact: an e-mail address, phone "
+        "number or link the settings do not allow (chat.company_domains, chat.allowed_contacts)."
+    )
+    text: str = Field(description="The sentence, or the contact.")
+
+
 class Document(BaseModel):
     doc_id: str = Field(description="Path inside the knowledge folder; what ingestion and citations use.")
     title: str | None = None
@@ -40,11 +48,13 @@ class Document(BaseModel):
     size: int
     modified_at: float | None
     chunks: int | None = Field(None, description="Chunks of it in the serving index version.")
-    status: Literal["indexed", "pending", "failed", "removed"] = Field(
-        description="indexed: served as it is in the folder; pending: new or changed, taken in by the next ingest; "
+    status: Literal["indexed", "flagged", "pending", "failed", "removed"] = Field(
+        description="indexed: served as it is in the folder; flagged: served, but some of its text is withheld from "
+        "answers (see flags and reason); pending: new or changed, taken in by the next ingest; "
         "failed: the last ingest could not read it (see reason); removed: deleted from the folder, served until the next ingest."
     )
     reason: str | None = None
+    flags: list[DocumentFlag] = Field([], description="What serving withholds of this document, and why.")
 
 
 class DocumentList(BaseModel):
@@ -75,6 +85,7 @@ class Stats(BaseModel):
     folder_files: int
     last_ingest: dict[str, Any] | None
     failures: list[dict[str, Any]] = Field(description="Files the last ingest could not read, with the reason.")
+    flagged_documents: int = Field(0, description="Documents of the serving version with text withheld from answers.")
     running_job: str | None
     jobs: dict[str, int] = Field(description="Jobs by status.")
     checked_at: float

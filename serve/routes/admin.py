@@ -13,6 +13,7 @@ documented in the OpenAPI schema all the same.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
@@ -61,6 +62,28 @@ UPLOAD_BODY = _multipart(
 REPLACE_BODY = _multipart({"file": BINARY | {"description": "The new content, of the same type."}}, ["file"])
 
 
+# filename="..." (quoted, with \" and \\ escapes) or filename=... (a bare token), as python-multipart reads it.
+_FILENAME = re.compile(r'(?:^|;)\s*filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]*))', re.I)
+
+
+def sent_filename(item: UploadFile) -> str:
+    """The file name as the client sent it. The multipart parser cuts a name that looks like a
+    Windows path (`C:\\evil.md`) down to its last part, an old browser's quirk; a path is refused
+    here (never cut), so such a name is read again from the part's header."""
+    name = item.filename or ""
+    found = _FILENAME.search(item.headers.get("content-disposition", ""))
+    if found is None:
+        return name
+    quoted, bare = found.groups()
+    raw = quoted.replace("\\\\", "\\").replace('\\"', '"') if quoted is not None else bare.strip()
+    if raw[1:3] == ":\\" or raw[:2] == "\\\\":  # exactly the names the parser cuts
+        try:
+            return raw.encode("latin-1").decode("utf-8")  # headers are read as latin-1; names come as UTF-8
+        except UnicodeError:
+            return raw
+    return name
+
+
 async def _read_files(request: Request, field: str) -> tuple[list[tuple[str, bytes]], dict[str, str]]:
     """The files of multipart field `field` (name, bytes) and the plain fields, read after auth ran."""
     async with request.form(max_files=MAX_FILES, max_fields=MAX_FILES) as form:
@@ -68,7 +91,7 @@ async def _read_files(request: Request, field: str) -> tuple[list[tuple[str, byt
         for item in form.getlist(field):
             if not isinstance(item, UploadFile):
                 raise UserInputError(f"multipart field `{field}` must hold files (parts with a filename), not text")
-            files.append((item.filename or "", await item.read()))
+            files.append((sent_filename(item), await item.read()))
         fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
     if not files:
         raise UserInputError(f"no files: send them as multipart/form-data in the field `{field}`")

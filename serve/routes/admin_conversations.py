@@ -17,6 +17,8 @@ from serve.routes.deps import ConversationsDep
 from serve.schemas import ErrorResponse
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
+# Every integer a client sends is bounded, so an absurd one is a 422 here, never a store's overflow (a 500).
+MAX_OFFSET = 1_000_000_000
 
 
 class FeedbackOut(BaseModel):
@@ -62,7 +64,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 async def list_conversations(
     conversations: ConversationsDep,
     limit: int = Query(20, ge=1, le=200, description="Conversations per page."),
-    offset: int = Query(0, ge=0, description="Conversations to skip (limit * page)."),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET, description="Conversations to skip (limit * page)."),
     rating: Literal["up", "down"] | None = Query(None, description="Only conversations with an answer rated so."),
 ) -> ConversationList:
     page = await asyncio.to_thread(conversations.recent, limit, offset, rating)

@@ -10,7 +10,7 @@ from ragtune.settings import Settings
 from serve.admin.models import ModelAdmin
 from serve.admin.service import AdminService
 from serve.chat import ChatService
-from serve.store.conversations import ConversationStore
+from serve.store.conversations import Caller, ConversationStore
 
 
 def get_chat(request: Request) -> ChatService:
@@ -19,6 +19,15 @@ def get_chat(request: Request) -> ChatService:
 
 def get_conversations(request: Request) -> ConversationStore:
     return request.app.state.conversations
+
+
+def get_caller(request: Request) -> Caller:
+    """Who is calling, as a conversation records its owner: the key the access check identified
+    (`request.state.principal`) and the request's origin, which that check has already allowed."""
+    principal = getattr(request.state, "principal", None)
+    key = f"{principal.kind}:{principal.name}" if principal is not None and principal.kind != "local" else "local"
+    origin = request.headers.get("origin")
+    return Caller(key, origin.strip().rstrip("/").lower() if origin else None)
 
 
 def get_settings(request: Request) -> Settings:
@@ -38,3 +47,4 @@ AdminDep = Annotated[AdminService, Depends(get_admin)]
 ModelAdminDep = Annotated[ModelAdmin, Depends(get_model_admin)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ConversationsDep = Annotated[ConversationStore, Depends(get_conversations)]
+CallerDep = Annotated[Caller, Depends(get_caller)]

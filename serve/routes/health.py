@@ -33,7 +33,16 @@ async def readyz(chat: ChatDep) -> JSONResponse:
         if chat.settings.chat.answer_mode == "extractive":
             pass  # the model is never asked
         elif await chat.engine_ready():
-            body["mode"] = "generated"
+            rate, wanted = chat.model_pass_rate(), chat.settings.chat.min_model_pass_rate
+            body["model_pass_rate"] = rate
+            if chat.settings.chat.answer_mode == "generative" or wanted <= 0 or (rate is not None and rate >= wanted):
+                body["mode"] = "generated"
+            else:
+                measured = "never measured" if rate is None else f"measured at {rate:.2f}"
+                body["detail"] = (
+                    f"{chat.engine.kind} model {chat.engine.name}: verified-pass rate {measured}, below "
+                    f"chat.min_model_pass_rate {wanted}; answering extractively (run `ragtune train eval` on a tuned model)"
+                )
         else:
             reason = getattr(chat.engine, "unavailable_reason", None) or "not available"
             body["detail"] = f"{chat.engine.kind} model {chat.engine.name}: {reason}; answering extractively until it is"

@@ -17,3 +17,10 @@ router = APIRouter(tags=["operations"])
 )
 async def metrics(request: Request) -> Response:
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
+
+
+@router.head("/metrics", include_in_schema=False)
+async def metrics_head(request: Request) -> Response:
+    """For probes and monitors that only check it answers: GET's status and headers, no body."""
+    body = request.app.state.metrics.render()
+    return Response(media_type=CONTENT_TYPE, headers={"Content-Length": str(len(body))})

@@ -33,6 +33,8 @@ from serve.routes.deps import ChatDep, SettingsDep
 from serve.schemas import ChatResponse, Filters, OpenAIErrorResponse, Text, Usage, error_body
 
 router = APIRouter(tags=["openai"])
+# Every integer a client sends is bounded in the schema (an absurd one is a 422); the service clamps further.
+MAX_TOKENS_PARAM = 1_000_000
 # The same statuses as the native route, in OpenAI's error shape.
 OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": OpenAIErrorResponse, "description": spec["description"]} for status, spec in ERRORS.items()
@@ -76,10 +78,13 @@ class CompletionRequest(BaseModel):
     filters: Filters | None = None
     temperature: float | None = Field(None, description="Sampling temperature, clamped to [0, 2]; default llm.temperature.")
     max_tokens: int | None = Field(
-        None, ge=1, description="Most tokens to generate, clamped to [16, llm.max_tokens]; default chat.answer_max_tokens."
+        None,
+        ge=1,
+        le=MAX_TOKENS_PARAM,
+        description="Most tokens to generate, clamped to [16, llm.max_tokens]; default chat.answer_max_tokens.",
     )
     max_completion_tokens: int | None = Field(
-        None, ge=1, description="OpenAI's newer name for max_tokens (wins if both are set)."
+        None, ge=1, le=MAX_TOKENS_PARAM, description="OpenAI's newer name for max_tokens (wins if both are set)."
     )
 
     def options(self) -> AnswerOptions:
@@ -161,6 +166,7 @@ async def completions(request: CompletionRequest, chat: ChatDep, settings: Setti
     events = chat.stream(question, filters=request.filters, history=history, options=options)
     include_usage = request.stream_options is not None and request.stream_options.include_usage
     first = await events.__anext__()
+    meter.stream_started()  # from here a stream cut short is charged its reservation
 
     def chunk(delta: dict, finish: str | None = None, **extra: Any) -> str:
         body = {

@@ -39,6 +39,15 @@ WIDGET_CACHE = "public, max-age=300"
 DEMO_OPTIONS = ("key", "title", "lang", "strings", "contact", "accent", "accent-text", "position", "open")
 DEMO_DEFAULTS = {"title": "Northwind Cloud support", "contact": "support@northwind.example"}
 DEMO_SLOT = b"<!-- widget -->"
+KEY_NOTE_SLOT = b"<!-- key note -->"
+# Shown on /demo when the server checks keys and the page was opened without one: the widget would
+# only tell a customer that the chat is unavailable (the reason goes to the browser console).
+KEY_NOTE = (
+    b'<p class="note key-note" role="note"><strong>This server requires API keys.</strong> The widget on this page '
+    b"needs one: open <code>/demo?key=WIDGET_KEY</code> with a widget key from <code>auth.widget_keys</code> (this page "
+    b"comes from the API itself, so the key's origins need not list it). Without it the chat answers "
+    b"&ldquo;not available&rdquo;, and the browser console says why.</p>"
+)
 
 
 @dataclass(frozen=True)
@@ -80,12 +89,15 @@ def send(request: Request, asset: Asset, cache_control: str, headers: dict[str, 
     return Response(asset.gzipped if gz else asset.body, media_type=asset.media_type, headers=out)
 
 
-def demo_page(query: dict[str, str]) -> Asset:
-    """demo.html with the widget's script tag, its data-* attributes taken from the query (escaped)."""
+def demo_page(query: dict[str, str], keys_required: bool = False) -> Asset:
+    """demo.html with the widget's script tag, its data-* attributes taken from the query (escaped),
+    and, when the server checks keys and the query brings none, a note saying how to give one."""
     options = DEMO_DEFAULTS | {name: value for name, value in query.items() if name in DEMO_OPTIONS and value}
     attributes = "".join(f' data-{name}="{html.escape(value, quote=True)}"' for name, value in options.items())
     tag = f'<script src="/widget.js"{attributes} defer></script>'.encode()
-    return make_asset(static_asset("demo.html").body.replace(DEMO_SLOT, tag), MEDIA_TYPES["html"])
+    note = KEY_NOTE if keys_required and "key" not in options else b""
+    body = static_asset("demo.html").body.replace(DEMO_SLOT, tag).replace(KEY_NOTE_SLOT, note)
+    return make_asset(body, MEDIA_TYPES["html"])
 
 
 @router.api_route("/widget.js", methods=["GET", "HEAD"])
@@ -96,7 +108,8 @@ async def widget(request: Request) -> Response:
 
 @router.api_route("/demo", methods=["GET", "HEAD"])
 async def demo(request: Request) -> Response:
-    return send(request, demo_page(dict(request.query_params)), "no-cache", PAGE_HEADERS)
+    keys_required = not request.app.state.access.open
+    return send(request, demo_page(dict(request.query_params), keys_required), "no-cache", PAGE_HEADERS)
 
 
 @router.api_route("/admin", methods=["GET", "HEAD"])

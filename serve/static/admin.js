@@ -103,6 +103,7 @@
       ["Chunks", s.chunks],
       ["Files in folder", s.folder_files],
       ["Versions kept", s.versions_kept],
+      ["Flagged documents", s.flagged_documents || 0],
       ["Last ingest", s.last_ingest ? when(s.last_ingest.finished_at || s.last_ingest.at) || "yes" : "never"],
     ];
     for (const [name, value] of rows) add(list, add(el("div"), el("dt", {}, name), el("dd", {}, value == null ? "" : String(value))));

@@ -20,7 +20,10 @@
       greeting: "Hi! Ask me anything about our products and services.", input: "Your question", send: "Send",
       sources: "Sources", handoff: "I'll connect you with a person.", contact: "Contact our support team",
       retry: "Try again", network: "We could not reach the server. Check your connection and try again.",
-      failed: "Something went wrong.", writing: "Writing an answer…", you: "You", bot: "Assistant",
+      failed: "Something went wrong on our side. Please try again.", writing: "Writing an answer…", you: "You", bot: "Assistant",
+      unavailable: "Sorry, the chat is not available here right now.",
+      busy: "Many questions at once: please wait a moment and try again.",
+      rejected: "Your question could not be sent. Please shorten it.",
       rate: "Was this answer helpful?", up: "Helpful", down: "Not helpful", thanks: "Thanks for your feedback.",
       rateFailed: "Your feedback could not be sent.",
     },
@@ -29,7 +32,10 @@
       greeting: "Hallo! Fragen Sie mich alles zu unseren Produkten und Diensten.", input: "Ihre Frage", send: "Senden",
       sources: "Quellen", handoff: "Ich verbinde Sie mit einem Menschen.", contact: "Unser Support-Team kontaktieren",
       retry: "Erneut versuchen", network: "Der Server ist nicht erreichbar. Prüfen Sie Ihre Verbindung.",
-      failed: "Etwas ist schiefgegangen.", writing: "Antwort wird geschrieben…", you: "Sie", bot: "Assistent",
+      failed: "Etwas ist schiefgegangen. Bitte erneut versuchen.", writing: "Antwort wird geschrieben…", you: "Sie", bot: "Assistent",
+      unavailable: "Der Chat ist hier gerade nicht verfügbar.",
+      busy: "Viele Fragen gleichzeitig: bitte gleich erneut versuchen.",
+      rejected: "Die Frage konnte nicht gesendet werden. Bitte kürzen.",
       rate: "War diese Antwort hilfreich?", up: "Hilfreich", down: "Nicht hilfreich", thanks: "Danke für Ihr Feedback.",
       rateFailed: "Ihr Feedback konnte nicht gesendet werden.",
     },
@@ -38,7 +44,10 @@
       greeting: "Bonjour ! Posez-moi vos questions sur nos produits et services.", input: "Votre question", send: "Envoyer",
       sources: "Sources", handoff: "Je vous mets en relation avec une personne.", contact: "Contacter notre équipe",
       retry: "Réessayer", network: "Le serveur est injoignable. Vérifiez votre connexion.",
-      failed: "Une erreur est survenue.", writing: "Rédaction de la réponse…", you: "Vous", bot: "Assistant",
+      failed: "Une erreur est survenue. Réessayez.", writing: "Rédaction de la réponse…", you: "Vous", bot: "Assistant",
+      unavailable: "Le chat n'est pas disponible ici pour le moment.",
+      busy: "Trop de questions à la fois : réessayez dans un instant.",
+      rejected: "La question n'a pas pu être envoyée. Raccourcissez-la.",
       rate: "Cette réponse vous a-t-elle aidé ?", up: "Utile", down: "Pas utile", thanks: "Merci pour votre avis.",
       rateFailed: "Votre avis n'a pas pu être envoyé.",
     },
@@ -290,9 +299,13 @@ form button:disabled{opacity:.6;cursor:default}
     log.setAttribute("aria-busy", String(on));
   };
 
-  const fail = (node, text, question) => {
+  const fail = (node, text, question, canRetry = true) => {
     node.classList.add("err");
     node.querySelector(".t").textContent = text;
+    if (!canRetry) {
+      if (contact) add(node, el("br"), el("a", { href: contact, target: "_blank", rel: "noopener noreferrer" }, S.contact));
+      return;
+    }
     const retry = el("button", { type: "button", class: "retry" }, S.retry);
     retry.addEventListener("click", () => {
       node.remove();
@@ -300,6 +313,17 @@ form button:disabled{opacity:.6;cursor:default}
       input.focus();
     });
     add(node, el("br"), retry);
+  };
+
+  // An API error: a friendly line in the bubble, the reason (a missing key, say) in the console.
+  const refused = (node, question, status, body) => {
+    const kind = (body && body.error) || "HTTP " + status;
+    const detail = (body && body.detail) || "";
+    console.error("ragtune widget: " + api + "/v1/chat answered " + status + " " + kind + (detail ? ": " + detail : ""));
+    if (status === 401 || status === 403) return fail(node, S.unavailable, question, false);
+    if (status === 429) return fail(node, S.busy, question);
+    if (status >= 400 && status < 500) return fail(node, S.rejected, question);
+    return fail(node, S.failed, question);
   };
 
   async function ask(question, isRetry) {
@@ -326,13 +350,13 @@ form button:disabled{opacity:.6;cursor:default}
         }
       }
       if (!res.ok) {
-        let detail = S.failed;
+        let body = null;
         try {
-          detail = (await res.json()).detail || detail;
+          body = await res.json();
         } catch (e) {
-          /* not our JSON error body */
+          /* not our JSON error body (a proxy's page, say) */
         }
-        return fail(node, detail, question);
+        return refused(node, question, res.status, body);
       }
       let answered = false;
       try {
@@ -358,7 +382,7 @@ form button:disabled{opacity:.6;cursor:default}
             renderAnswer(node, msg);
           } else if (event === "error") {
             answered = true;
-            fail(node, data.detail || S.failed, question);
+            refused(node, question, data.status || 500, data);
           }
         });
       } catch (e) {

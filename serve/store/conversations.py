@@ -1,12 +1,15 @@
 """Conversations and the feedback on their answers, in the shared store (serve/store/db.py).
 
-Tables (created on first use):
+Tables (serve/store/migrations):
   messages  (session_id, seq, role, content, created_at), key (session_id, seq): the layout the
             API has always written, so an existing `conversations.sqlite3` keeps working, and
             `train/sources.py` reads it directly. Each turn adds a user and an assistant row.
-  conversations (session_id, started_at, updated_at, turns): one row per conversation, for listing
-            recent ones. Appending upserts it first, which also makes two replicas appending to
-            the same session take turns (Postgres locks the row until the transaction ends).
+  conversations (session_id, started_at, updated_at, turns, owner_key, owner_origin): one row per
+            conversation, for listing recent ones. Appending upserts it first, which also makes two
+            replicas appending to the same session take turns (Postgres locks the row until the
+            transaction ends). The owner is the caller that opened it (`claim`): the chat and
+            feedback routes serve a session to its owner only. A conversation claimed whose first
+            answer never came has 0 turns and is not listed.
   feedback  (session_id, turn, rating, comment, principal, created_at), key (session_id, turn):
             a later rating of the same answer replaces the earlier one.
 
@@ -16,7 +19,6 @@ A turn is the 0-based index of an answer in its session: the first answer is tur
 from __future__ import annotations
 
 import re
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -30,22 +32,6 @@ _SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 Rating = Literal["up", "down"]
 MAX_COMMENT_CHARS = 2000
 
-TABLES = (
-    "CREATE TABLE IF NOT EXISTS messages (session_id TEXT NOT NULL, seq INTEGER NOT NULL, role TEXT NOT NULL,"
-    " content TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (session_id, seq))",
-    "CREATE TABLE IF NOT EXISTS conversations (session_id TEXT PRIMARY KEY, started_at REAL NOT NULL,"
-    " updated_at REAL NOT NULL, turns INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS conversations_updated ON conversations (updated_at)",
-    "CREATE TABLE IF NOT EXISTS feedback (session_id TEXT NOT NULL, turn INTEGER NOT NULL, rating TEXT NOT NULL,"
-    " comment TEXT, principal TEXT, created_at REAL NOT NULL, PRIMARY KEY (session_id, turn))",
-)
-# Files written before the conversations table existed: one row per conversation already stored.
-_BACKFILL = (
-    "INSERT INTO conversations (session_id, started_at, updated_at, turns)"
-    " SELECT session_id, MIN(created_at), MAX(created_at), SUM(CASE WHEN role = 'assistant' THEN 1 ELSE 0 END)"
-    " FROM messages WHERE session_id IS NOT NULL GROUP BY session_id ON CONFLICT (session_id) DO NOTHING"
-)
-
 
 def new_session_id() -> str:
     return uuid.uuid4().hex
@@ -55,6 +41,15 @@ def check_session_id(session_id: str) -> str:
     if not _SESSION_ID.match(session_id):
         raise UserInputError("session_id must be 1-64 characters of letters, digits, '_', '-', '.', ':'")
     return session_id
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who uses a conversation: the API key (`widget:shop`, `admin:ops`, `local` without keys) and
+    the browser origin the request came from (None for a server-side client)."""
+
+    key: str
+    origin: str | None = None
 
 
 @dataclass
@@ -93,21 +88,45 @@ class ConversationStore:
 
     def __init__(self, db: Database):
         self.db = db
-        self._ready = False
-        self._ready_lock = threading.Lock()
 
     def ensure(self) -> None:
-        """Create the tables (once per process; every method calls it first)."""
-        if self._ready:
-            return
-        with self._ready_lock:
-            if self._ready:
-                return
-            self.db.ensure(*TABLES)
-            with self.db.transaction() as tx:
-                if not tx.execute("SELECT 1 FROM conversations LIMIT 1") and tx.execute("SELECT 1 FROM messages LIMIT 1"):
-                    tx.execute(_BACKFILL)
-            self._ready = True
+        """The tables are there (the store's migrations run once per Database; every method calls this first)."""
+        self.db.migrate()
+
+    def claim(self, session_id: str, caller: Caller) -> None:
+        """Make sure `caller` may use the conversation: a new session id becomes theirs, so does one
+        from before owners were recorded; one opened by another key or origin is a NotFoundError,
+        exactly as if it did not exist (its history and ratings are never shown to or changed by them)."""
+        check_session_id(session_id)
+        self.ensure()
+        now = time.time()
+        with self.db.transaction() as tx:
+            self._claim(tx, session_id, caller, now, create=True)
+
+    @staticmethod
+    def _claim(tx: Cursor, session_id: str, caller: Caller, now: float, create: bool) -> int | None:
+        """The conversation's turns once it is `caller`'s; None when it does not exist (and `create` is off)."""
+        if create:
+            tx.execute(
+                "INSERT INTO conversations (session_id, started_at, updated_at, turns, owner_key, owner_origin)"
+                " VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (session_id) DO NOTHING",
+                (session_id, now, now, caller.key, caller.origin),
+            )
+        # A conversation from before owners were recorded goes to whoever uses it first.
+        tx.execute(
+            "UPDATE conversations SET owner_key = ?, owner_origin = ? WHERE session_id = ? AND owner_key IS NULL",
+            (caller.key, caller.origin, session_id),
+        )
+        rows = tx.execute("SELECT turns, owner_key, owner_origin FROM conversations WHERE session_id = ?", (session_id,))
+        if not rows:
+            return None
+        turns, key, origin = rows[0]
+        if (key, origin) != (caller.key, caller.origin):
+            raise NotFoundError(
+                f"no conversation with session_id {session_id!r} for this key and origin "
+                "(a conversation belongs to the key and origin that opened it; leave session_id out to start a new one)"
+            )
+        return int(turns)
 
     def history(self, session_id: str, turns: int) -> list[Turn]:
         """The last `turns` question/answer pairs of the session, oldest first."""
@@ -136,9 +155,16 @@ class ConversationStore:
         return int(turns) - 1
 
     def add_feedback(
-        self, session_id: str, turn: int, rating: str, comment: str | None = None, principal: str | None = None
+        self,
+        session_id: str,
+        turn: int,
+        rating: str,
+        comment: str | None = None,
+        principal: str | None = None,
+        caller: Caller | None = None,
     ) -> Feedback:
-        """Record (or replace) the rating of one answer; NotFoundError for an unknown session or turn."""
+        """Record (or replace) the rating of one answer; NotFoundError for an unknown session or turn,
+        and, when `caller` is given (the API), for a conversation that is not theirs."""
         check_session_id(session_id)
         if rating not in ("up", "down"):
             raise UserInputError(f"rating must be 'up' or 'down', not {rating!r}")
@@ -150,12 +176,16 @@ class ConversationStore:
         self.ensure()
         now = time.time()
         with self.db.transaction() as tx:
-            rows = tx.execute("SELECT turns FROM conversations WHERE session_id = ?", (session_id,))
-            if not rows:
-                raise NotFoundError(f"no conversation with session_id {session_id!r}")
-            if turn >= rows[0][0]:
+            if caller is not None:
+                turns = self._claim(tx, session_id, caller, now, create=False)
+            else:
+                rows = tx.execute("SELECT turns FROM conversations WHERE session_id = ?", (session_id,))
+                turns = int(rows[0][0]) if rows else None
+            if not turns:
+                raise NotFoundError(f"no conversation with session_id {session_id!r} has an answer to rate")
+            if turn >= turns:
                 raise NotFoundError(
-                    f"conversation {session_id!r} has {rows[0][0]} answer(s) (turns 0 to {rows[0][0] - 1}); there is no turn {turn}"
+                    f"conversation {session_id!r} has {turns} answer(s) (turns 0 to {turns - 1}); there is no turn {turn}"
                 )
             tx.execute(
                 "INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_id, turn) DO UPDATE SET"
@@ -174,10 +204,11 @@ class ConversationStore:
             raise UserInputError(f"rating must be 'up' or 'down', not {rating!r}")
         self.ensure()
         where, params = (
-            ("", ())
+            (" WHERE turns > 0", ())
             if rating is None
             else (
-                " WHERE EXISTS (SELECT 1 FROM feedback f WHERE f.session_id = conversations.session_id AND f.rating = ?)",
+                " WHERE turns > 0 AND EXISTS (SELECT 1 FROM feedback f WHERE f.session_id = conversations.session_id"
+                " AND f.rating = ?)",
                 (rating,),
             )
         )

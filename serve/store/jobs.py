@@ -5,8 +5,8 @@ is cleared when it ends; its UNIQUE constraint is what lets one ingest run at a 
 processes and replicas (a second claim inserts nothing and reads back the holder). A job's owner
 (host, pid, app instance) and a heartbeat let the next process tell a job whose process died from
 one still running elsewhere: such a job is marked failed ("interrupted") and its slot freed.
-Portable SQL only (SQLite and Postgres); timestamps are unix seconds as DOUBLE PRECISION: Postgres's
-REAL is 4 bytes, which holds today's unix time only to about a minute (SQLite reads the type as REAL).
+Portable SQL only (SQLite and Postgres); the table is made by the store's migrations
+(serve/store/migrations), timestamps in unix seconds as DOUBLE PRECISION.
 """
 
 from __future__ import annotations
@@ -22,30 +22,8 @@ from typing import Any
 from serve.store.db import Database
 
 INGEST_SLOT = "ingest"
-ACTIVE = ("queued", "running")
 COLUMNS = (
     "job_id, kind, status, detail, done, total, stage, request, result, owner, created_at, started_at, finished_at, heartbeat_at"
-)
-
-DDL = (
-    """CREATE TABLE IF NOT EXISTS jobs (
-        job_id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        status TEXT NOT NULL,
-        slot TEXT UNIQUE,
-        owner TEXT NOT NULL,
-        detail TEXT NOT NULL DEFAULT '',
-        done INTEGER NOT NULL DEFAULT 0,
-        total INTEGER NOT NULL DEFAULT 0,
-        stage TEXT NOT NULL DEFAULT '',
-        request TEXT NOT NULL DEFAULT '{}',
-        result TEXT,
-        created_at DOUBLE PRECISION NOT NULL,
-        started_at DOUBLE PRECISION,
-        finished_at DOUBLE PRECISION,
-        heartbeat_at DOUBLE PRECISION NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at)",
 )
 
 
@@ -87,7 +65,8 @@ class JobStore:
         self.db = db
 
     def ensure(self) -> None:
-        self.db.ensure(*DDL)
+        """The jobs table is there (the store's migrations)."""
+        self.db.migrate()
 
     # ---- creating and claiming --------------------------------------------------------------
     def claim(self, kind: str, owner: Owner, request: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:

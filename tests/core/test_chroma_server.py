@@ -17,6 +17,8 @@ from ragtune.retriever import Retriever
 
 from ..conftest import KNOWLEDGE
 
+pytestmark = pytest.mark.slow  # starts a Chroma server
+
 CHROMA = Path(sys.executable).with_name("chroma")
 
 

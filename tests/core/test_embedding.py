@@ -15,6 +15,8 @@ from ragtune.settings import EmbeddingSettings
 
 from ..conftest import KNOWLEDGE, ROOT
 
+pytestmark = pytest.mark.slow  # exports the embedding model to ONNX and loads torch
+
 TEXTS = [
     "How do I get a refund on my annual plan?",
     "Passwords must have at least twelve characters.",

@@ -65,6 +65,7 @@ def test_rrf_rewards_agreement():
     assert max(weighted, key=weighted.get) == "a"
 
 
+@pytest.mark.slow
 def test_retriever_follows_a_newly_published_version(settings, kb_copy, embedder):
     from ingest.pipeline import run_ingest
     from ingest.sources import scan_folder
@@ -111,6 +112,7 @@ def cross_encoder_dir(tmp_path_factory):
     return target
 
 
+@pytest.mark.slow
 def test_reranker_reorders_the_fused_candidates(knowledge_index, embedder, cross_encoder_dir):
     from ragtune.retriever import Retriever
 

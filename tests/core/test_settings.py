@@ -78,3 +78,29 @@ def test_settings_reference_matches_the_code():
     }
     expected = {name: default for name, default, _ in describe(Settings)}
     assert rows == expected
+
+
+def test_a_list_that_is_not_json_and_a_file_that_is_not_a_table_are_clear(tmp_path):
+    with pytest.raises(ConfigError, match=r"given as JSON.*RAGTUNE_SERVER__CORS_ORIGINS"):
+        load_settings(environ={"RAGTUNE_SERVER__CORS_ORIGINS": "https://shop.example"}, cwd=tmp_path)
+    (tmp_path / "ragtune.yaml").write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="must hold a table of settings, not list"):
+        load_settings(environ={}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(config_file=tmp_path / "missing.toml", environ={})
+
+
+def test_overrides_and_environment_merge_into_the_file_section_by_section(tmp_path):
+    (tmp_path / "ragtune.toml").write_text('[llm]\nengine = "none"\nmax_tokens = 100\n[chat]\nhistory_turns = 2\n')
+    env = {"RAGTUNE_LLM__MAX_TOKENS": "200", "RAGTUNE_LLM__SEED": "7"}
+    settings = load_settings(environ=env, cwd=tmp_path, overrides={"llm": {"seed": 9}})
+    assert (settings.llm.engine, settings.llm.max_tokens, settings.llm.seed) == ("none", 200, 9)
+    assert settings.chat.history_turns == 2
+
+
+def test_settings_built_directly_read_the_process_environment_the_same_way(tmp_path, monkeypatch):
+    (tmp_path / "ragtune.toml").write_text("[retrieval]\ntop_k = 3\n")
+    monkeypatch.setenv("RAGTUNE_RETRIEVAL__MODE", "dense")
+    settings = Settings()
+    assert (settings.retrieval.top_k, settings.retrieval.mode) == (3, "dense")
+    assert settings == load_settings()

@@ -1,3 +1,5 @@
+import pytest
+
 from ingest.chunking import chunk_document
 from ingest.parsers import ParsedDocument, Section
 from ragtune.settings import ChunkingSettings
@@ -41,3 +43,31 @@ def test_ids_are_stable_and_depend_on_content():
     assert [x.id for x in a] == [x.id for x in b]
     assert a[0].id != c[0].id
     assert a[0].title == "Title" and a[0].doc_id == "a.md"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(document.domain)",
+        "  JaVaScRiPt:alert(document.domain)",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:msgbox(1)",
+        "/help/refunds",
+    ],
+)
+def test_only_http_source_urls_reach_the_index(url):
+    """Issue 18.6: front matter and canonical links carried javascript: and data: URLs to sources[].url."""
+    from pathlib import Path
+
+    from ingest.parsers import parse_html, parse_markdown
+    from ragtune.settings import ChunkingSettings
+
+    markdown = f"---\nurl: {url}\n---\n# Refunds\n\nAnnual plans can be refunded within 30 days.\n".encode()
+    html = f'<html><head><link rel="canonical" href="{url}"></head><body><h1>Refunds</h1><p>Annual plans can be refunded within 30 days.</p></body></html>'.encode()
+    for document in (parse_markdown(markdown, Path("refunds.md")), parse_html(html, Path("refunds.html"))):
+        chunks = chunk_document(document, "refunds", ChunkingSettings())
+        assert chunks and all(c.url is None for c in chunks)
+    good = parse_markdown(
+        b"---\nurl: https://help.example/refunds\n---\n# Refunds\n\nAnnual plans can be refunded.\n", Path("r.md")
+    )
+    assert chunk_document(good, "r", ChunkingSettings())[0].url == "https://help.example/refunds"

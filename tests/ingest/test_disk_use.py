@@ -9,11 +9,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from ingest.pipeline import run_ingest
 from ingest.sources import scan_folder
 from ragtune.index import KnowledgeIndex
 
 from ..conftest import ROOT
+
+pytestmark = pytest.mark.slow  # kills ingest runs and measures the disk
 
 BULK = 300  # one-chunk documents: three embedding batches, so the kill lands mid-run
 

@@ -17,6 +17,8 @@ from ragtune.retriever import Retriever
 
 from ..conftest import ROOT
 
+pytestmark = pytest.mark.slow  # ingests the whole knowledge base again and again, kills runs
+
 
 class CountingEmbedder(Embedder):
     """The real embedder, counting how many chunks it was asked to embed."""

@@ -151,6 +151,7 @@ def test_corrupt_file_of_each_kind_raises_a_reason(name):
     assert "ragtune-read-" not in str(caught.value)  # names the file, not the reader's temporary copy
 
 
+@pytest.mark.slow
 def test_corrupt_files_are_reported_while_the_rest_is_published(settings, tmp_path, embedder):
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -223,6 +224,7 @@ def test_md_and_pdf_ingestion_does_not_import_llama_index(tmp_path):
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_reading_leaves_logging_and_environment_as_they_were(tmp_path):
     # Run in a fresh process: the first import of llama-index's readers is what changes things.
     code = (

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import socket
 import subprocess
@@ -29,6 +30,10 @@ SMALL_KB = {
     "Files in Vault are never shown in shared links.\n",
 }
 REFUND_QUESTION = "Within how many days can an annual plan be refunded?"
+# The admin routes that write need an admin key, with or without other keys (issue 19.5): the admin
+# tests configure one and send it (it opens the chat routes too).
+ADMIN_KEY = "ak_8c1e5a9f3b7d2064e8a0c4f6b2d91e7c"
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def write_kb(root: Path, files: dict[str, str] | None = None) -> Path:
@@ -44,10 +49,19 @@ def admin_environ(data_dir: Path, kb: Path, **extra: str) -> dict[str, str]:
         "RAGTUNE_DATA_DIR": str(data_dir),
         "RAGTUNE_INGEST__SOURCE_DIR": str(kb),
         "RAGTUNE_LLM__ENGINE": "none",
-        # Every test client is one address, asking far more than 30 questions a minute (as tests/conftest.py).
+        "RAGTUNE_AUTH__ADMIN_KEYS": json.dumps([{"name": "ops", "key": ADMIN_KEY}]),
+        # Every test client is one address (and one key), asking far more than 30 questions a minute (as tests/conftest.py).
         "RAGTUNE_LIMITS__REQUESTS_PER_ADDRESS": "0",
+        "RAGTUNE_LIMITS__REQUESTS_PER_KEY": "0",
         **extra,
     }
+
+
+def admin_test_client(app, **kwargs):
+    """A TestClient over `app` that sends the admin key with every request."""
+    from fastapi.testclient import TestClient
+
+    return TestClient(app, headers=ADMIN_HEADERS | kwargs.pop("headers", {}), **kwargs)
 
 
 def build_app(settings, embedder, *, ingester: bool = True, initial_ingest: bool = True):
@@ -82,9 +96,7 @@ def admin_settings(tmp_path, admin_kb):
 
 @pytest.fixture
 def admin_client(admin_settings, embedder):
-    from fastapi.testclient import TestClient
-
-    with TestClient(build_app(admin_settings, embedder)) as client:
+    with admin_test_client(build_app(admin_settings, embedder)) as client:
         yield client
 
 

@@ -111,13 +111,14 @@ class RagtuneServer:
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
 
-    def wait_ready(self, timeout: float = 120.0) -> dict:
+    def wait_ready(self, timeout: float = 120.0, path: str = "/readyz") -> dict:
+        """Wait until `path` answers 200 (/healthz for a server that is up but has no index)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"ragtune serve exited with {self.process.returncode}:\n{self.log()}")
             try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=2) as response:
+                with urllib.request.urlopen(self.url + path, timeout=2) as response:
                     return json.loads(response.read())
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.2)

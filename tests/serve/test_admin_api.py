@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from tests.serve.admin_kb import (
     REFUND_QUESTION,
+    admin_test_client,
     build_app,
     docx_bytes,
     folder_state,
@@ -90,6 +91,7 @@ HOSTILE = [
     pytest.param("../../../../tmp/escape.md", LOYALTY, 422, "climbs out", id="deep-traversal"),
     pytest.param("/etc/cron.d/escape.md", LOYALTY, 422, "absolute path", id="absolute-path"),
     pytest.param("C:/Windows/escape.md", LOYALTY, 422, "absolute path", id="drive-path"),
+    pytest.param("C:\\evil14.md", LOYALTY, 422, "absolute path", id="windows-drive-path"),
     pytest.param("offers/escape.md", LOYALTY, 422, "holds a folder", id="folder-in-name"),
     pytest.param(".hidden.md", LOYALTY, 422, "hidden", id="hidden-file"),
     pytest.param("CON.md", LOYALTY, 422, "device name", id="windows-device"),
@@ -98,6 +100,9 @@ HOSTILE = [
     pytest.param("setup.exe", b"MZ\x90\x00" + b"\0" * 64, 415, "unsupported file type", id="program"),
     pytest.param("no-extension", LOYALTY, 415, "unsupported file type", id="no-extension"),
     pytest.param("manual.pdf", b"This is plain text pretending to be a PDF.", 422, "not a PDF", id="text-as-pdf"),
+    pytest.param(
+        "invoice.pdf", b"MZ\x90\x00" + b"\0" * 196 + b"%PDF-1.7\n", 422, "a Windows program", id="program-with-pdf-header-inside"
+    ),
     pytest.param("policy.docx", _plain_zip(), 422, "lacks", id="plain-zip-as-docx"),
     pytest.param("policy.docx", b"just some text", 422, "zip container", id="text-as-docx"),
     pytest.param("bomb.docx", zip_bomb_docx(), 422, "decompression bomb", id="zip-bomb-as-docx"),
@@ -235,6 +240,7 @@ def test_versions_and_rollback_change_what_chat_answers(admin_client):
     assert response.status_code == 404 and v1 in response.json()["detail"]
 
 
+@pytest.mark.slow
 def test_a_second_ingest_while_one_runs_is_a_409_naming_it(admin_client, admin_settings, admin_kb):
     # A document long enough that embedding it takes a while (many chunks).
     sentences = " ".join(
@@ -274,7 +280,7 @@ def test_an_ingest_running_outside_the_api_is_a_409_too(admin_client, admin_sett
 
 
 def test_without_an_ingester_writes_answer_503_and_reads_work(admin_settings, embedder):
-    with TestClient(build_app(admin_settings, embedder, ingester=False)) as client:
+    with admin_test_client(build_app(admin_settings, embedder, ingester=False)) as client:
         for response in (
             client.post("/v1/admin/ingest"),
             post_files(client, [("x.md", LOYALTY)]),

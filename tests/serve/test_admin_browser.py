@@ -19,7 +19,7 @@ from tests.conftest import KNOWLEDGE
 
 from .browser import DROP_FILES, RagtuneServer, Widget, csp_messages, ingest_folder, start_chromium, wait_until
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # drives a headless Chromium
 ADMIN_KEY = secrets.token_urlsafe(32)
 WIDGET_KEY = secrets.token_urlsafe(32)
 KETTLE = "# Comet kettle\n\n## How fast does the Comet kettle boil water?\n\nThe Comet kettle boils one litre of water in ninety seconds.\n"
@@ -30,7 +30,7 @@ KETTLE_QUESTION = "How fast does the Comet kettle boil water?"
 def register_models(data_dir, gguf) -> None:
     """Three answer-model versions in the registry, with the quality figures training stores (the
     deploy gate compares them); ragtune-v1 is deployed. This server never loads them (engine none)."""
-    from ragtune.models import ModelRegistry
+    from ragtune.registry import ModelRegistry
 
     gguf.write_bytes(b"GGUF")
     registry = ModelRegistry(data_dir)
@@ -215,3 +215,40 @@ def test_models_deploy_through_the_quality_gate(driver, server):
     model_row(driver, "ragtune-v3").find_element(By.CSS_SELECTOR, "button").click()
     wait_until(lambda: "current" in model_row(driver, "ragtune-v3").text, what="the deploy")
     assert "registry: ragtune-v3" in driver.find_element(By.ID, "model-summary").text
+
+
+# Elements whose box reaches past the viewport's right edge and that the page itself would have to
+# scroll to show (an element inside a box that scrolls on its own is fine).
+WIDER_THAN_VIEWPORT = """
+const width = document.documentElement.clientWidth;
+const inScroller = (el) => { for (let p = el.parentElement; p; p = p.parentElement) {
+  if (p === document.body) return false;
+  if (['auto', 'scroll'].includes(getComputedStyle(p).overflowX)) return true; } return false; };
+return [...document.querySelectorAll('body *')].filter((el) => el.offsetParent !== null && !inScroller(el)
+  && el.getBoundingClientRect().right > width + 0.5).map((el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+  + (el.className ? '.' + el.className : '') + ' ' + Math.round(el.getBoundingClientRect().right));
+"""
+
+
+def test_the_console_fits_a_phone_without_sideways_scrolling(driver, server):
+    """At 390 px (a phone) the page scrolled sideways (issue 19): wide tables now scroll inside their card."""
+    phone = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", phone)
+    try:
+        sign_in(driver, server.url)
+        wait_until(lambda: rows(driver, "documents") and rows(driver, "versions") and rows(driver, "models"), what="the tables")
+        width = driver.execute_script("return document.documentElement.clientWidth")
+        assert width == 390
+        assert driver.execute_script(WIDER_THAN_VIEWPORT) == []
+        assert driver.execute_script("return document.documentElement.scrollWidth") <= width
+        driver.execute_script("window.scrollTo(300, 0)")
+        assert driver.execute_script("return window.scrollX") == 0
+        # Every column can still be reached: the documents table, wider than the phone, scrolls in its own box.
+        box = driver.find_element(By.CSS_SELECTOR, "#documents").find_element(By.XPATH, "..")
+        scrolled = driver.execute_script(
+            "const b = arguments[0]; b.scrollLeft = 10000; return [b.scrollWidth > b.clientWidth, b.scrollLeft]", box
+        )
+        assert scrolled[0] and scrolled[1] > 0, scrolled
+        assert driver.execute_script("return window.scrollX") == 0
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi.testclient import TestClient
+import pytest
 
-from ragtune.models import ModelRegistry
-from tests.serve.admin_kb import build_app
+from ragtune.registry import ModelRegistry
+from tests.serve.admin_kb import admin_test_client, build_app
+
+pytestmark = pytest.mark.slow  # deploys models through the quality gate
 
 QUESTION = "Within how many days can an annual plan be refunded?"
 
@@ -33,7 +35,7 @@ def test_models_list_gate_and_deploy_switch_the_answering_model(admin_settings, 
             "chat": admin_settings.chat.model_copy(update={"answer_mode": "generative", "answer_max_tokens": 256}),
         }
     )
-    with TestClient(build_app(settings, embedder)) as client:  # the app builds the registry-following engine
+    with admin_test_client(build_app(settings, embedder)) as client:  # the app builds the registry-following engine
 
         def answering_model() -> str:
             response = client.post("/v1/chat", json={"message": QUESTION})
@@ -76,7 +78,7 @@ def test_a_server_that_does_not_follow_the_registry_says_so(admin_settings, embe
     gguf.write_bytes(b"GGUF")  # the registry only copies it; this server never loads a model (engine none)
     registry = ModelRegistry(Path(admin_settings.data_dir))
     registry.register(gguf, "tiny", "hash-a", {}, {})
-    with TestClient(build_app(admin_settings, embedder)) as client:
+    with admin_test_client(build_app(admin_settings, embedder)) as client:
         listing = client.get("/v1/admin/models").json()
         assert listing["follows_registry"] is False and listing["serving"] is None and listing["current"] is None
         response = client.post("/v1/admin/models/ragtune-v1/deploy", json={"force": True})

@@ -14,14 +14,16 @@ import threading
 import time
 
 import httpx
-from fastapi.testclient import TestClient
+import pytest
 
 from ragtune.index import KnowledgeIndex
 from ragtune.settings import load_settings
 from tests.serve.admin_kb import (
+    ADMIN_HEADERS,
     REFUND_QUESTION,
     ROOT,
     admin_environ,
+    admin_test_client,
     build_app,
     folder_state,
     free_port,
@@ -32,6 +34,8 @@ from tests.serve.admin_kb import (
     wait_job,
     write_kb,
 )
+
+pytestmark = pytest.mark.slow  # kills real server processes mid-ingest and mid-upload
 
 
 def catalogue(n: int) -> bytes:
@@ -53,7 +57,7 @@ def test_reingest_while_clients_chat_fails_no_chat_and_each_answer_has_one_versi
     stop = threading.Event()
 
     def chatter(n: int) -> None:
-        with httpx.Client(base_url=url, timeout=120) as client:
+        with httpx.Client(base_url=url, timeout=120, headers=ADMIN_HEADERS) as client:
             while not stop.is_set():
                 started = time.time()
                 try:
@@ -82,7 +86,7 @@ def test_reingest_while_clients_chat_fails_no_chat_and_each_answer_has_one_versi
             time.sleep(0.05)
 
     with live_server(app) as url:
-        admin = httpx.Client(base_url=url, timeout=120)
+        admin = httpx.Client(base_url=url, timeout=120, headers=ADMIN_HEADERS)
         v1 = admin.get("/v1/admin/stats").json()["index_version"]
         chunks = {v1: chunk_ids(admin_settings, v1)}
         threads = [threading.Thread(target=chatter, args=(n,), daemon=True) for n in range(4)]
@@ -144,7 +148,7 @@ def test_server_killed_mid_ingest_previous_version_serves_and_next_ingest_comple
     port = free_port()
     server = start_server(environ, port, tmp_path / "server.log")
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, headers=ADMIN_HEADERS) as client:
             body, headers = multipart([("catalogue.md", catalogue(3000))])
             response = client.post("/v1/admin/documents", content=body, headers=headers)
             assert response.status_code == 202, response.text
@@ -165,7 +169,7 @@ def test_server_killed_mid_ingest_previous_version_serves_and_next_ingest_comple
     assert index.current_version() == v1  # nothing was published
     assert len(index.store.names()) == 2  # but the killed run left its half-filled Chroma collection
 
-    with TestClient(build_app(settings, embedder, initial_ingest=False)) as client:
+    with admin_test_client(build_app(settings, embedder, initial_ingest=False)) as client:
         job = client.get(f"/v1/admin/jobs/{job_id}").json()
         assert job["status"] == "failed" and job["detail"].startswith("interrupted") and job["finished_at"]
         answer = client.post("/v1/chat", json={"message": REFUND_QUESTION}).json()
@@ -211,7 +215,7 @@ def test_server_killed_mid_upload_writes_nothing_and_serves_on(tmp_path, embedde
         server.wait()
     assert folder_state(kb) == before  # not a byte of the upload, not even a temporary
 
-    with TestClient(build_app(settings, embedder, initial_ingest=False)) as client:
+    with admin_test_client(build_app(settings, embedder, initial_ingest=False)) as client:
         answer = client.post("/v1/chat", json={"message": REFUND_QUESTION}).json()
         assert answer["index_version"] == v1 and "30 days" in answer["answer"]
         assert client.get("/v1/admin/jobs").json()["jobs"] == []  # the upload never got as far as a job
@@ -229,7 +233,7 @@ def test_temporaries_of_a_killed_upload_are_swept_at_start(admin_settings, admin
         in_flight = admin_kb / "faq" / f".ragtune-upload.{host}.{alive.pid}.00c0ffee"
         for path in (stale, in_flight):
             path.write_bytes(b"# half an upl")
-        with TestClient(build_app(admin_settings, embedder)) as client:
+        with admin_test_client(build_app(admin_settings, embedder)) as client:
             assert not stale.exists() and in_flight.exists()  # another live process's upload is left alone
             docs = {d["doc_id"] for d in client.get("/v1/admin/documents").json()["documents"]}
             assert not any(".ragtune-upload" in d for d in docs)

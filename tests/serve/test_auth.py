@@ -67,7 +67,8 @@ def build(retriever):
             return {"name": principal.name, "kind": principal.kind}
 
         app.include_router(admin, dependencies=ADMIN_ACCESS)
-        test_client = TestClient(app, client=client)
+        # Under a loopback name: the server answers loopback Hosts only without keys (serve/hosts.py).
+        test_client = TestClient(app, client=client, base_url="http://localhost")
         test_client.__enter__()
         clients.append(test_client)
         return test_client
@@ -141,7 +142,10 @@ def test_a_widget_key_is_refused_from_an_origin_it_does_not_list(keyed):
     assert crossed.headers["access-control-allow-origin"] == BLOG
     # Without Origin (a server, not a browser) the key works; the same origin as the API always does.
     assert keyed.post("/v1/chat", json=QUESTION, headers=bearer(WIDGET_KEY)).status_code == 200
-    assert keyed.get("/v1/admin/whoami", headers=bearer(ADMIN_KEY) | {"Origin": "http://testserver"}).status_code == 200
+    assert keyed.get("/v1/admin/whoami", headers=bearer(ADMIN_KEY) | {"Origin": "http://localhost"}).status_code == 200
+    # ... but Host agreeing with Origin vouches for nothing under a name the server does not trust.
+    rebound = bearer(WIDGET_KEY) | {"Origin": "https://evil.example", "Host": "evil.example"}
+    assert keyed.post("/v1/chat", json=QUESTION, headers=rebound).status_code == 403
     assert keyed.get("/v1/admin/whoami", headers=bearer(ADMIN_KEY) | {"Origin": SHOP}).status_code == 403
 
 
@@ -314,3 +318,40 @@ def test_metrics_conversations_and_feedback_need_their_keys(keyed):
     assert keyed.post("/v1/feedback", json=rating, headers=bearer(WIDGET_KEY) | {"Origin": SHOP}).status_code == 200
     listed = keyed.get("/v1/admin/conversations", headers=bearer(ADMIN_KEY)).json()["conversations"]
     assert [c["session_id"] for c in listed] == [session] and listed[0]["turns"][0]["feedback"]["principal"] == "shop"
+
+
+def test_a_session_belongs_to_the_key_and_origin_that_opened_it(keyed):
+    """Issue 18.4: with a known session id, another key (or the same key from elsewhere) neither
+    continues the conversation (its earlier question never reaches their answer's `query`) nor
+    rates its answers; it gets a 404, as for a conversation that does not exist."""
+    shop = bearer(WIDGET_KEY) | {"Origin": SHOP}
+    first = keyed.post("/v1/chat", json={"message": "How do I get a refund on my annual plan?"}, headers=shop).json()
+    session = first["session_id"]
+    assert keyed.post("/v1/feedback", json={"session_id": session, "turn": 0, "rating": "up"}, headers=shop).status_code == 200
+
+    follow_up = {"message": "and how long does it take?", "session_id": session}
+    others = {
+        "another widget key": bearer(BLOG_KEY) | {"Origin": BLOG},
+        "the same key server-side": bearer(WIDGET_KEY),
+        "an admin key": bearer(ADMIN_KEY),
+    }
+    for who, headers in others.items():
+        for body in (follow_up, follow_up | {"stream": True}):
+            taken = keyed.post("/v1/chat", json=body, headers=headers)
+            assert taken.status_code == 404, (who, taken.text)
+            assert "refund" not in taken.text and "for this key and origin" in taken.json()["detail"]
+        rating = keyed.post("/v1/feedback", json={"session_id": session, "turn": 0, "rating": "down"}, headers=headers)
+        assert rating.status_code == 404, (who, rating.text)
+
+    # The owner's conversation is untouched: one answer, their rating, and it goes on with its history.
+    listed = keyed.get("/v1/admin/conversations", headers=bearer(ADMIN_KEY)).json()["conversations"]
+    assert [(c["session_id"], len(c["turns"])) for c in listed] == [(session, 1)]
+    assert listed[0]["turns"][0]["feedback"]["rating"] == "up" and listed[0]["turns"][0]["feedback"]["principal"] == "shop"
+    second = keyed.post("/v1/chat", json=follow_up, headers=shop)
+    assert second.status_code == 200 and second.json()["turn"] == 1 and "refund" in second.json()["query"].lower()
+
+    # Without a session id each caller starts their own, which only they can use.
+    blog = bearer(BLOG_KEY) | {"Origin": BLOG}
+    theirs = keyed.post("/v1/chat", json=QUESTION, headers=blog).json()["session_id"]
+    assert theirs != session
+    assert keyed.post("/v1/chat", json=QUESTION | {"session_id": theirs}, headers=shop).status_code == 404

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from ragtune.answer import Answer
+from ragtune.grounding.messages import message
 from serve.engines.counting import CountingEngine
 
 
@@ -15,6 +16,7 @@ def llama_engine(settings):
     return LlamaCppEngine(settings, settings.llm.gguf_path)
 
 
+@pytest.mark.slow
 def test_grounded_answer_from_the_real_llama_cpp_engine(serve_settings, make_client):
     client = make_client(serve_settings)
     response = client.post("/v1/chat", json={"message": "How long do I have to ask for a refund on an annual plan?"})
@@ -38,25 +40,26 @@ def test_no_evidence_means_a_handoff_without_asking_the_model(serve_settings, ma
     body = client.post("/v1/chat", json={"message": "What is the boiling point of tungsten on Jupiter?"}).json()
     assert body["mode"] == "no_evidence"
     assert body["handoff"] is True and body["confidence"] == "low"
-    assert body["answer"] == serve_settings.chat.handoff_message and body["citations"] == []
+    assert body["answer"] == message("no_answer", "en", serve_settings.chat.support_contact) and body["citations"] == []
+    assert serve_settings.chat.support_contact in body["answer"]
     assert body["context"]["handoff_reason"] == "no_evidence"
     assert engine.calls == 0
 
 
+@pytest.mark.slow
 def test_evidence_is_packed_into_the_budget_and_omissions_reported(serve_settings, make_client):
-    chat = serve_settings.chat.model_copy(
-        update={"context_tokens": 64, "evidence_margin": 1.0, "evidence_sentences": 3, "answer_max_tokens": 160}
-    )
+    chat = serve_settings.chat.model_copy(update={"context_tokens": 64, "evidence_sentences": 3, "answer_max_tokens": 160})
     small = serve_settings.model_copy(update={"llm": serve_settings.llm.model_copy(update={"n_ctx": 1100}), "chat": chat})
     client = make_client(small)
-    body = client.post("/v1/chat", json={"message": "What happens to my files when I cancel or my payment fails?"}).json()
+    body = client.post("/v1/chat", json={"message": "When is support available?"}).json()
     assert "context" in body, body
     context = body["context"]
-    assert context["omitted"], "64 tokens cannot hold three evidence sentences"
+    assert context["omitted"], "64 tokens cannot hold both evidence sentences"
     assert 1 <= len(context["evidence"]) < 3
     assert context["prompt_tokens"] + small.chat.answer_max_tokens <= 1100
 
 
+@pytest.mark.slow
 def test_question_too_long_for_the_window_is_a_413(serve_settings, make_client):
     small = serve_settings.model_copy(update={"llm": serve_settings.llm.model_copy(update={"n_ctx": 600, "max_tokens": 300})})
     client = make_client(small)
@@ -66,6 +69,7 @@ def test_question_too_long_for_the_window_is_a_413(serve_settings, make_client):
     assert "llm.n_ctx" in response.json()["detail"]
 
 
+@pytest.mark.slow
 def test_follow_up_is_rewritten_and_history_kept(serve_settings, make_client):
     client = make_client(serve_settings)
     first = client.post("/v1/chat", json={"message": "How long is version history kept on the Pro plan?"}).json()
@@ -86,6 +90,7 @@ def _stream_events(client, message: str) -> list[tuple[str, dict]]:
     return [(b.split("\n")[0].removeprefix("event: "), json.loads(b.split("\n")[1].removeprefix("data: "))) for b in blocks]
 
 
+@pytest.mark.slow
 def test_streaming_sends_deltas_then_the_validated_answer(serve_settings, make_client):
     parsed = _stream_events(make_client(serve_settings), "How do I reset my password?")
     kinds = [k for k, _ in parsed]
@@ -179,6 +184,7 @@ def test_short_ids_map_back_and_quotes_are_the_evidence(ollama_settings, ollama_
     assert [s["path"] for s in body["sources"] if s["cited"]] == ["policies/refund-policy.pdf"]
 
 
+@pytest.mark.slow
 def test_a_reply_that_contradicts_the_evidence_falls_back_to_the_extractive_answer(ollama_settings, ollama_stand_in, make_client):
     client = make_client(ollama_settings)
     refund, vault = "How long do I have to ask for a refund on an annual plan?", "I forgot my Vault passphrase, can you reset it?"
@@ -194,9 +200,8 @@ def test_a_reply_that_contradicts_the_evidence_falls_back_to_the_extractive_answ
         assert body["mode"] == "extractive" and body["handoff"] is False, body
         assert reason in body["verification"]["reasons"] and body["verification"]["fallback"] is True
         assert fact in body["answer"] and text not in body["answer"]
-        assert body["citations"] and all(
-            c["quote"] in " ".join(e["sentence"] for e in body["context"]["evidence"]) for c in body["citations"]
-        )
+        sentences = [e["sentence"] for e in body["context"]["evidence"]]
+        assert body["citations"] and all(_made_of(c["quote"], sentences) for c in body["citations"])
     # In generative mode the model's answer stands, and the rejection is still reported.
     generative = ollama_settings.model_copy(
         update={"chat": ollama_settings.chat.model_copy(update={"answer_mode": "generative"})}
@@ -206,19 +211,19 @@ def test_a_reply_that_contradicts_the_evidence_falls_back_to_the_extractive_answ
     assert "Family plan" in body["answer"]
 
 
-def test_near_miss_questions_hand_off_without_asking_the_model(ollama_settings, ollama_stand_in, make_client):
+def test_questions_the_documents_do_not_answer_hand_off_without_asking_the_model(ollama_settings, ollama_stand_in, make_client):
     ollama_stand_in.replies = [_reply(["S1"], answer="The Family plan costs 4.99 EUR.")]
     client = make_client(ollama_settings)
-    for question, term in [
-        ("How much is the Family plan?", "Family"),
-        ("what does the premium tier include", "premium"),
-        ("Can I sync my files with iCloud?", "iCloud"),
+    for question in [
+        "How much is the Family plan?",
+        "how do i reset my gmail password",
+        "What is the boiling point of tungsten?",
     ]:
         body = client.post("/v1/chat", json={"message": question}).json()
         assert body["handoff"] is True and body["mode"] in {"handoff", "no_evidence"}, (question, body)
-        assert body["context"]["handoff_reason"] in {"unknown_terms", "low_evidence", "no_evidence"} and body["citations"] == []
-        if body["context"]["handoff_reason"] == "unknown_terms":
-            assert body["context"]["unknown_terms"] == [term] and term in body["answer"]
+        assert body["context"]["handoff_reason"] in {"low_evidence", "no_evidence", "other_company"} and body["citations"] == []
+        # The customer's words are never quoted back as something "not found".
+        assert not any(word in body["answer"].lower() for word in ("family", "gmail", "tungsten")), body["answer"]
     assert ollama_stand_in.requests_for_chat() == []
     # The same kind of question about a plan that exists is answered.
     body = client.post("/v1/chat", json={"message": "How much is the Pro plan per month?"}).json()
@@ -231,7 +236,7 @@ def test_extractive_mode_never_calls_the_model(ollama_settings, ollama_stand_in,
     )
     body = make_client(extractive).post("/v1/chat", json={"message": "I forgot my vault passphrase, can you reset it?"}).json()
     assert body["mode"] == "extractive" and body["answer_mode"] == "extractive" and body["model"] is None
-    assert "We cannot reset it." in body["answer"] and body["answer"].startswith("Here is what our help articles say:")
+    assert "We cannot reset it." in body["answer"] and not body["answer"].startswith("Here is what our help articles say")
     assert body["verification"]["checked"] is False and ollama_stand_in.requests_for_chat() == []
 
 
@@ -316,21 +321,42 @@ def test_auto_mode_streams_only_verified_text(ollama_settings, ollama_stand_in, 
     assert final["timings_ms"]["first_token_ms"] > 0
 
 
-def test_key_terms_of_a_question_are_looked_for_in_the_evidence():
-    from ragtune.documents import Chunk, Hit
-    from ragtune.evidence import Evidence
-    from serve.handoff import decide, key_terms
+def _made_of(quote: str, sentences: list[str]) -> bool:
+    """Whether a citation's quote is evidence sentences only (verbatim, in any order)."""
+    rest = quote
+    for sentence in sorted(sentences, key=len, reverse=True):
+        rest = rest.replace(sentence, " ")
+    return bool(quote.strip()) and not rest.strip()
 
-    assert key_terms("how much is the family plan") == ["family"]
-    assert key_terms("Can I pay with PayPal on the Business plan?") == ["Business", "PayPal"]
-    assert key_terms("how much is pro per month") == [] and key_terms("WHY IS MY SYNC SLOW") == []
-    assert key_terms("is there a discount for veterans") == ["veterans"]
-    assert key_terms("do you have an integration with the dropbox app") == ["dropbox"]
-    chunk = Chunk(
-        "c1", "policies/sla.html", "Credits must be requested within 30 days.", "Service level agreement", "Service credits", 0
-    )
-    evidence = [Evidence(hit=Hit(chunk=chunk, score=1.0, relevance=0.6), sentence=chunk.text, score=0.7)]
-    assert not decide("how long do I have to claim an SLA credit", evidence, 0.4).handoff  # the acronym spelled out
-    near = decide("how long do I have to claim a Platinum credit", evidence, 0.4)
-    assert near.handoff and near.reason == "unknown_terms" and near.terms == ["Platinum"]
-    assert decide("how long do I have to claim an SLA credit", evidence, 0.8).reason == "low_evidence"
+
+@pytest.mark.slow  # three apps, two of them loading the model in a child process
+def test_auto_mode_asks_the_model_only_when_its_measured_pass_rate_is_high_enough(serve_settings, make_client, tmp_path):
+    """The fast default: without a measured verified-pass rate (the bundled base model) auto mode
+    answers extractively at once; a deployed version whose gated eval measured a rate at or above
+    chat.min_model_pass_rate is asked (and verified)."""
+    from ragtune.registry import ModelRegistry
+    from serve.model_switch import SwitchingEngine
+
+    question = {"message": "How long do I have to ask for a refund on an annual plan?"}
+    auto = serve_settings.model_copy(update={"chat": serve_settings.chat.model_copy(update={"answer_mode": "auto"})})
+    unmeasured = CountingEngine(llama_engine(auto))
+    body = make_client(auto, engine=unmeasured).post("/v1/chat", json=question).json()
+    assert body["mode"] == "extractive" and unmeasured.calls == 0 and "30 days" in body["answer"]
+
+    data = tmp_path / "models-home"
+    registry = ModelRegistry(data)
+    version = registry.register(serve_settings.llm.gguf_path, "tiny", evaluation={"pipeline": {"phrased_share": 0.8}})
+    registry.deploy(version.version)
+    measured = auto.model_copy(update={"data_dir": data})
+    switching = SwitchingEngine(measured)
+    assert switching.pass_rate() == 0.8
+    client = make_client(measured, engine=switching)
+    body = client.post("/v1/chat", json=question).json()
+    assert body["verification"]["checked"] is True  # the model was asked (its noise then verified)
+    assert client.get("/readyz").json()["mode"] == "generated"
+    strict = measured.model_copy(update={"chat": measured.chat.model_copy(update={"min_model_pass_rate": 0.9})})
+    client = make_client(strict, engine=SwitchingEngine(strict))
+    body = client.post("/v1/chat", json=question).json()
+    assert body["verification"]["checked"] is False and body["mode"] == "extractive"
+    ready = client.get("/readyz").json()
+    assert ready["mode"] == "extractive" and "below chat.min_model_pass_rate 0.9" in ready["detail"]

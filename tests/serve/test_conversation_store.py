@@ -106,7 +106,7 @@ def test_two_replicas_appending_to_one_session_never_collide(store_url, tmp_path
 def test_a_store_written_before_feedback_existed_keeps_working(store_url, tmp_path):
     """A conversations file of the earlier layout (messages only) is read, listed and continued."""
     db = Database.open(store_url, tmp_path)
-    db.ensure(OLD_LAYOUT)
+    db.execute(OLD_LAYOUT)
     rows = [("old", 0, "user", "Hi", 100.0), ("old", 1, "assistant", "Hello.", 100.0)]
     rows += [("old", 2, "user", "Refund?", 200.0), ("old", 3, "assistant", "Within 30 days.", 200.0)]
     for row in rows:
@@ -135,3 +135,24 @@ def test_training_reads_the_file_the_store_writes(tmp_path):
     assert [(p.question, p.answer) for p in read_conversations(tmp_path / "conversations.sqlite3")] == [
         ("How do I cancel?", "Under Settings > Billing.")
     ]
+
+
+def test_a_conversation_is_its_openers_and_listed_once_it_has_an_answer(store):
+    from serve.store.conversations import Caller
+
+    shop, shop_elsewhere = Caller("widget:shop", "https://shop.example"), Caller("widget:shop", None)
+    store.claim("s1", shop)
+    store.claim("s1", shop)  # the owner again: fine
+    assert store.recent().total == 0  # claimed, but no answer yet (it may never come: a 503)
+    assert store.append("s1", "Refund?", "Within 30 days.") == 0
+    assert store.recent().total == 1
+    for other in (Caller("widget:blog", "https://blog.example"), shop_elsewhere, Caller("local")):
+        with pytest.raises(NotFoundError, match="for this key and origin"):
+            store.claim("s1", other)
+        with pytest.raises(NotFoundError, match="for this key and origin"):
+            store.add_feedback("s1", 0, "down", caller=other)
+    store.add_feedback("s1", 0, "up", caller=shop)
+    assert store.recent().conversations[0].turns[0].feedback.rating == "up"
+    with pytest.raises(NotFoundError, match="no conversation with session_id 'nope'"):
+        store.add_feedback("nope", 0, "up", caller=shop)  # rating does not create a conversation
+    assert store.recent().total == 1

@@ -13,9 +13,9 @@ import pytest
 
 from cli import doctor
 from cli.main import main
-from ragtune.settings import Settings
 
 
+@pytest.mark.slow
 def test_doctor_runs_the_engine_self_check_and_names_what_is_missing(capsys, monkeypatch, tiny_gguf):
     monkeypatch.setenv("RAGTUNE_LLM__ENGINE", "llamacpp")
     monkeypatch.setenv("RAGTUNE_LLM__GGUF_PATH", str(tiny_gguf))
@@ -142,7 +142,6 @@ def test_no_key_beyond_loopback_fails(capsys, monkeypatch):
     assert "fix: add a key: RAGTUNE_AUTH__ADMIN_KEYS=" in out and "bind server.host to 127.0.0.1" in out
 
 
-@pytest.mark.skipif("auth" not in Settings.model_fields, reason="the auth settings section comes with the access-control branch")
 def test_a_short_key_fails_with_how_to_make_one(capsys, monkeypatch):
     monkeypatch.setenv("RAGTUNE_AUTH__ADMIN_KEYS", '[{"name": "ops", "key": "short-key"}]')
     assert main(["doctor"]) == 1
@@ -164,3 +163,16 @@ def test_json_output_lists_every_check(capsys, monkeypatch, tiny_gguf):
         ("keys", "ok"),
     ]
     assert report["checks"][2]["fix"] == "run `ragtune ingest`"
+
+
+def test_a_configured_model_path_that_does_not_exist_fails_with_its_fix(capsys, monkeypatch, tmp_path):
+    """engine `auto` (the default) falls back to extractive answers when it finds no model, but a
+    model someone named is a failure, not "no answer engine configured" (issue 19)."""
+    missing = tmp_path / "nonexistent" / "model.gguf"
+    monkeypatch.delenv("RAGTUNE_LLM__ENGINE", raising=False)
+    monkeypatch.setenv("RAGTUNE_LLM__GGUF_PATH", str(missing))
+    assert main(["doctor", "--check", "engine"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"FAIL engine: the configured answer model cannot be loaded: llm.gguf_path {missing} does not exist")
+    assert "fix: point llm.gguf_path (RAGTUNE_LLM__GGUF_PATH) at an existing GGUF file" in out
+    assert "no answer engine configured" not in out

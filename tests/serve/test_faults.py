@@ -26,9 +26,11 @@ from ragtune.index import KnowledgeIndex
 from ragtune.retriever import Retriever
 from ragtune.settings import load_settings
 from serve.app import create_app
-from tests.serve.admin_kb import REFUND_QUESTION, admin_environ, build_app, live_server, wait_job, write_kb
+from tests.serve.admin_kb import REFUND_QUESTION, admin_environ, admin_test_client, build_app, live_server, wait_job, write_kb
 from tests.serve.conftest import with_store
 from tests.serve.test_openai_engine import LlamaServer, openai_settings
+
+pytestmark = pytest.mark.slow  # starts and kills servers, fills file systems
 
 CHROMA = Path(sys.executable).with_name("chroma")
 GADGET = "# Gadget\n\nThe Gadget Pro charges fully in 42 minutes with the bundled charger.\n"
@@ -90,7 +92,7 @@ def test_an_unreachable_chroma_server_is_a_clear_503_and_service_resumes_when_it
     kb = write_kb(tmp_path / "kb")
     environ = admin_environ(tmp_path / "data", kb, RAGTUNE_CHROMA__URL=chroma.url)
     settings = load_settings(environ=environ)
-    with TestClient(build_app(settings, embedder)) as client:
+    with admin_test_client(build_app(settings, embedder)) as client:
         first = ask(client)
         assert first.status_code == 200 and cited_paths(first) == {"billing/refunds.md"}
         version = first.json()["index_version"]
@@ -118,7 +120,7 @@ def test_an_unreachable_chroma_server_is_a_clear_503_and_service_resumes_when_it
 
         # A server started while Chroma is down starts, and says why it is not ready.
         late = Retriever(KnowledgeIndex(settings), embedder, settings.retrieval)
-        with TestClient(create_app(settings, engine=None, retriever=late, warm_up=False)) as fresh:
+        with admin_test_client(create_app(settings, engine=None, retriever=late, warm_up=False)) as fresh:
             assert fresh.get("/readyz").status_code == 503 and ask(fresh).status_code == 503
 
             chroma.start()  # the same port and folder: both servers recover without a restart
@@ -201,7 +203,7 @@ def test_a_read_only_data_dir_fails_the_ingest_with_its_fix_and_the_previous_ver
     data = tmp_path / "data"
     # The conversation store lives elsewhere (as with store.url on Postgres): this test is about the index.
     settings = load_settings(environ=admin_environ(data, kb, RAGTUNE_STORE__URL=f"sqlite:///{tmp_path / 'store.sqlite3'}"))
-    with TestClient(build_app(settings, embedder)) as client:
+    with admin_test_client(build_app(settings, embedder)) as client:
         version = ask(client).json()["index_version"]
         (kb / "products/gadget.md").write_text(GADGET)
         before = files(data)
@@ -230,7 +232,7 @@ def test_a_full_data_dir_fails_the_ingest_with_its_fix_leaves_nothing_and_the_ne
 ):
     kb = write_kb(tmp_path / "kb")
     settings = load_settings(environ=admin_environ(small_disk, kb, RAGTUNE_STORE__URL=f"sqlite:///{tmp_path / 'store.sqlite3'}"))
-    with TestClient(build_app(settings, embedder)) as client:
+    with admin_test_client(build_app(settings, embedder)) as client:
         version = ask(client).json()["index_version"]
         (kb / "products/gadget.md").write_text(GADGET)
         before = files(small_disk)
@@ -257,7 +259,7 @@ def test_a_full_disk_under_the_conversation_store_is_a_503_that_says_so_until_sp
     """The default store is a SQLite file in the data directory: a chat it cannot record is refused
     (503, saying why), and answers resume once there is space, without a restart."""
     settings = load_settings(environ=admin_environ(small_disk, write_kb(tmp_path / "kb")))
-    with TestClient(build_app(settings, embedder)) as client:
+    with admin_test_client(build_app(settings, embedder)) as client:
         assert ask(client).status_code == 200
         filler = fill(small_disk)
         full = ask(client)
@@ -285,9 +287,10 @@ def test_a_model_server_dying_mid_stream_ends_the_stream_with_an_error_and_auto_
     `error` event (503, saying what happened), never an `answer`. In auto mode the same death costs
     the customer the phrasing, not the answer: the extractive one, marked 'unavailable'."""
     server = LlamaServer(tiny_gguf, tmp_path)
-    monkeypatch.setattr("serve.chat.READY_CHECK_SECONDS", 3600.0)  # the death strikes between two readiness checks
     generative = with_store(openai_settings(serve_settings, server.url), f"sqlite:///{tmp_path / 'a.sqlite3'}")
-    auto = generative.model_copy(update={"chat": generative.chat.model_copy(update={"answer_mode": "auto"})})
+    auto = generative.model_copy(
+        update={"chat": generative.chat.model_copy(update={"answer_mode": "auto", "min_model_pass_rate": 0.0})}
+    )
     auto = with_store(auto, f"sqlite:///{tmp_path / 'b.sqlite3'}")
     question = {"message": "How do I reset my password?"}
     try:
@@ -297,6 +300,10 @@ def test_a_model_server_dying_mid_stream_ends_the_stream_with_an_error_and_auto_
         ):
             assert httpx.get(f"{url}/readyz").json()["mode"] == "generated"
             assert auto_client.get("/readyz").json()["mode"] == "generated"
+            # The death strikes between two readiness checks: both apps have just seen the engine up, and
+            # from now on they do not ask again. (Set before the first check, a long interval would skip
+            # that check too on a machine up for less than it: the service's monotonic clock starts near 0.)
+            monkeypatch.setattr("serve.chat.READY_CHECK_SECONDS", 3600.0)
             received = ""
             with httpx.stream("POST", f"{url}/v1/chat", json=question | {"stream": True}, timeout=120) as response:
                 assert response.status_code == 200

@@ -24,6 +24,8 @@ from serve.engines.llamacpp import bundled_gguf
 from tests.serve.admin_kb import write_kb
 from tests.serve.conftest import with_store
 
+pytestmark = pytest.mark.slow  # answers with the bundled SmolLM2 model
+
 DEEP = 100_000
 JSON = {"content-type": "application/json"}
 
@@ -53,7 +55,9 @@ def test_json_nested_too_deep_to_parse_is_a_quick_400_that_says_so(client, path)
         response = client.post(path, content=body, headers=JSON)
         assert response.status_code == 400, response.text
         assert "nested too deeply" in message_of(response)
-        assert time.monotonic() - started < 2
+        assert (
+            time.monotonic() - started < 5
+        )  # refused before parsing: seconds, not the minutes a deep parse takes (2 s flaked at load 10)
     # Deep, but within what the parser reads: a validation error, never a 500.
     shallow = b"[" * 500 + b"]" * 500
     response = client.post(path, content=b'{"message": ' + shallow + b', "messages": ' + shallow + b"}", headers=JSON)

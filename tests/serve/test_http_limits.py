@@ -10,6 +10,7 @@ import time
 import pytest
 
 from serve.app import create_app
+from tests.conftest import ROOT
 
 LIMIT_MB = 0.25
 LIMIT = int(LIMIT_MB * 1048576)
@@ -96,7 +97,9 @@ def test_a_declared_oversized_body_is_refused_before_a_byte_is_sent(server):
     host, port = server
     with socket.create_connection((host, port), timeout=10) as sock:
         # 300 MB announced, none sent: the answer must come without waiting for the body.
-        sock.sendall(b"POST /v1/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 314572800\r\n\r\n")
+        sock.sendall(
+            b"POST /v1/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 314572800\r\n\r\n"
+        )
         status, _, body = read_response(sock)
     assert status == 413
     payload = json.loads(body)
@@ -107,7 +110,9 @@ def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(server):
     host, port = server
     sent = 0
     with socket.create_connection((host, port), timeout=10) as sock:
-        sock.sendall(b"POST /v1/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(
+            b"POST /v1/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         piece = b'{"message": "' + b"a" * 65536
         sock.setblocking(False)
         answered = False
@@ -157,9 +162,16 @@ def test_every_native_error_has_detail_and_error(client):
         "BadRequest",
     )
     assert "JSON" in body["detail"]
-    assert_native_error(
-        client.post("/v1/chat", content=b"{not json", headers={"content-type": "application/json"}), 422, "RequestValidationError"
+    body = assert_native_error(
+        client.post("/v1/chat", content=b"{bad", headers={"content-type": "application/json"}), 422, "RequestValidationError"
     )
+    assert body["detail"] == (
+        "invalid request: the body is not valid JSON (Expecting property name enclosed in double quotes at character 1); "
+        "send one JSON object with content-type application/json"
+    )
+    # The README describes this very answer (it once said BadRequest, issue 19).
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "a body that is not JSON (`{bad`): 422 `RequestValidationError`" in readme
     assert_native_error(client.post("/v1/chat", json={"message": ""}), 422, "RequestValidationError")
     body = assert_native_error(
         client.post("/v1/chat", json={"message": "hi", "session_id": "../../etc"}), 422, "RequestValidationError"

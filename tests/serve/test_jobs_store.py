@@ -3,10 +3,8 @@ on SQLite and on a real Postgres (the `pgserver` wheel)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -16,18 +14,6 @@ from serve.store import Database
 from serve.store.jobs import JobStore, Owner
 
 
-@pytest.fixture(scope="module")
-def postgres_url():
-    import pgserver
-
-    # Not under pytest's tmp folder: as root, pgserver runs postgres as its own user, which must reach the folder.
-    folder = tempfile.mkdtemp(prefix="ragtune-pg-")
-    server = pgserver.get_server(folder, cleanup_mode="stop")
-    yield server.get_uri()
-    server.cleanup()
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def open_db(request, tmp_path):
     """Opens connections to one fresh database (several of them stand for several processes)."""
@@ -35,8 +21,7 @@ def open_db(request, tmp_path):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
     else:
-        url = request.getfixturevalue("postgres_url")
-        Database.open(url, tmp_path).execute("DROP TABLE IF EXISTS jobs")
+        url = request.getfixturevalue("pg_url")
 
     def open_one() -> Database:
         db = Database.open(url, tmp_path)
@@ -127,14 +112,13 @@ def test_jobs_of_dead_processes_are_reaped_and_live_ones_kept(open_db):
     assert store.get(elsewhere)["status"] == "running" and store.get(mine)["status"] == "running"
 
 
-def test_the_admin_api_keeps_its_jobs_in_a_postgres_store(postgres_url, admin_settings, embedder):
-    from fastapi.testclient import TestClient
+@pytest.mark.slow
+def test_the_admin_api_keeps_its_jobs_in_a_postgres_store(pg_url, admin_settings, embedder):
 
-    from tests.serve.admin_kb import build_app, multipart, wait_job
+    from tests.serve.admin_kb import admin_test_client, build_app, multipart, wait_job
 
-    Database.open(postgres_url, admin_settings.data_dir).execute("DROP TABLE IF EXISTS jobs")
-    settings = admin_settings.model_copy(update={"store": admin_settings.store.model_copy(update={"url": postgres_url})})
-    with TestClient(build_app(settings, embedder)) as client:
+    settings = admin_settings.model_copy(update={"store": admin_settings.store.model_copy(update={"url": pg_url})})
+    with admin_test_client(build_app(settings, embedder)) as client:
         facts = " ".join(f"Widget {i} weighs {i * 3} grams and ships in box {i % 17}." for i in range(3000))
         body, headers = multipart([("catalogue.md", f"# Catalogue\n\n{facts}".encode())])
         job = client.post("/v1/admin/documents", content=body, headers=headers).json()
@@ -143,7 +127,7 @@ def test_the_admin_api_keeps_its_jobs_in_a_postgres_store(postgres_url, admin_se
         done = wait_job(client, job["job_id"])
         assert done["status"] == "succeeded" and done["result"]["added"] == ["catalogue.md"]
         assert client.get("/v1/admin/stats").json()["last_ingest"]["job_id"] == job["job_id"]
-    rows = Database.open(postgres_url, settings.data_dir).execute(
+    rows = Database.open(pg_url, settings.data_dir).execute(
         "SELECT status, done, total FROM jobs WHERE job_id = ?", (job["job_id"],)
     )
     assert rows == [("succeeded", done["progress"]["done"], done["progress"]["total"])]

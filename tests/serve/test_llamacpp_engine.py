@@ -9,6 +9,8 @@ from serve.engines.llamacpp import LlamaCppEngine
 
 from ..tiny_model import build_hf_model, convert_to_gguf
 
+pytestmark = pytest.mark.slow  # runs llama.cpp
+
 MESSAGES = [
     {"role": "system", "content": "Sources:\n[id: abc] Refunds are possible within 30 days."},
     {"role": "user", "content": "Can I get a refund?"},

@@ -230,13 +230,27 @@ def test_a_stream_is_not_buffered_and_its_line_comes_at_the_end(build_app, log_o
 
 def test_run_server_logs_json_and_replaces_uvicorns_access_log(serve_settings, monkeypatch, log_output):
     log_output()  # restores the root logger afterwards
-    calls = {}
-    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: calls.update(kwargs))
-    monkeypatch.setattr("serve.app.create_app", lambda settings, **kwargs: "app")
+    calls: dict = {}
+
+    def run(server, sockets=None):
+        calls.update(config=server.config, sockets=sockets, bound=[s.getsockname() for s in sockets or []])
+
+    monkeypatch.setattr("uvicorn.Server.run", run)
+    app = SimpleNamespace(state=SimpleNamespace())
+    monkeypatch.setattr("serve.app.create_app", lambda settings, **kwargs: app)
     from serve.app import run_server
 
-    run_server(serve_settings, "127.0.0.1", 8123)
-    assert calls == {"host": "127.0.0.1", "port": 8123, "log_config": None, "access_log": False}
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run_server(serve_settings, "127.0.0.1", port)
+    config = calls["config"]
+    assert (config.app, config.host, config.port, config.log_config, config.access_log) == (app, "127.0.0.1", port, None, False)
+    # No trusted proxy: uvicorn reads no proxy header (it would trust 127.0.0.1's by default).
+    assert config.proxy_headers is False and config.forwarded_allow_ips == ""
+    assert app.state.url == f"http://127.0.0.1:{port}"  # for the "ready" line
+    # uvicorn serves on the socket bound before the app was built, closed once serving ended.
+    assert calls["bound"] == [("127.0.0.1", port)] and calls["sockets"][0].fileno() == -1
     (handler,) = logging.getLogger().handlers
     assert isinstance(handler.formatter, JsonFormatter)
     assert logging.getLogger("uvicorn.error").propagate and not logging.getLogger("uvicorn.error").handlers

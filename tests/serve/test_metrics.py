@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from serve.metrics import Metrics
@@ -37,6 +38,7 @@ def _reply(ids, answer="You can cancel within 30 days for a full refund."):
     )
 
 
+@pytest.mark.slow
 def test_a_real_chat_moves_the_counters_and_histograms(serve_settings, make_client):
     client = make_client(serve_settings)
     before = scrape(client)
@@ -68,6 +70,7 @@ def test_a_real_chat_moves_the_counters_and_histograms(serve_settings, make_clie
     assert value(after, "ragtune_model_info", engine="llamacpp", model="tiny-llama") == 1
 
 
+@pytest.mark.slow
 def test_a_streamed_answer_counts_its_generated_tokens(serve_settings, make_client):
     client = make_client(serve_settings)
     with client.stream("POST", "/v1/chat", json={"message": "How do I reset my password?", "stream": True}) as response:
@@ -168,3 +171,17 @@ def test_ingest_jobs_are_counted_by_outcome(serve_settings, make_client):
     assert value(samples, "ragtune_ingest_jobs_total", outcome="failed") == 1
     assert value(samples, "ragtune_ingest_job_duration_seconds_count") == 2
     assert value(samples, "ragtune_ingest_job_duration_seconds_sum") == 15.5
+
+
+def test_no_created_series_and_head_answers(serve_settings, make_client):
+    """Each counter and histogram once, without a `_created` timestamp series beside it (they
+    doubled the page, issue 19), and HEAD /metrics answers like GET, without a body."""
+    client = make_client(serve_settings, engine=None)
+    assert client.get("/healthz").status_code == 200
+    text = client.get("/metrics").text
+    created = [line for line in text.splitlines() if "_created" in line]
+    assert created == [], created[:3]
+    assert 'ragtune_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
+    assert 'ragtune_answers_total{mode="generated"} 0.0' in text
+    head = client.head("/metrics")
+    assert head.status_code == 200 and head.headers["content-type"].startswith("text/plain") and head.content == b""

@@ -18,6 +18,8 @@ from serve.engines.llamacpp import GrammarRefused, LlamaCppEngine
 
 from .crashing_worker import TRIGGER, crash_at_start, crash_on_trigger
 
+pytestmark = pytest.mark.slow  # starts, crashes and restarts llama.cpp model processes
+
 MESSAGES = [
     {"role": "system", "content": "Sources:\n[id: abc] Refunds are possible within 30 days."},
     {"role": "user", "content": "Can I get a refund?"},

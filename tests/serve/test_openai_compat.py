@@ -60,10 +60,12 @@ def client(server):
     return openai_client(server)
 
 
+@pytest.mark.slow
 def test_models_lists_the_serving_model(client):
     assert [m.id for m in client.models.list().data] == ["tiny-llama"]
 
 
+@pytest.mark.slow
 def test_completion_content_is_the_answer_json_with_sources(client):
     completion = client.chat.completions.create(
         model="tiny-llama",
@@ -79,6 +81,7 @@ def test_completion_content_is_the_answer_json_with_sources(client):
     assert any(s["path"] == "policies/refund-policy.pdf" for s in extra["sources"])
 
 
+@pytest.mark.slow
 def test_history_from_messages_drives_the_follow_up(client):
     completion = client.chat.completions.create(
         model="tiny-llama",
@@ -95,6 +98,7 @@ def test_history_from_messages_drives_the_follow_up(client):
     assert completion.model_extra["ragtune"]["query"].startswith("How long is version history")
 
 
+@pytest.mark.slow
 def test_streamed_pieces_concatenate_to_the_answer_json(client):
     stream = client.chat.completions.create(
         model="tiny-llama",
@@ -144,6 +148,7 @@ def recording_engine(settings) -> RecordingEngine:
     return RecordingEngine(LlamaCppEngine(settings, settings.llm.gguf_path))
 
 
+@pytest.mark.slow
 def test_usage_counts_the_prompt_as_the_engine_tokenizes_it_and_the_tokens_generated(serve_settings, start_server):
     engine = recording_engine(serve_settings)
     client = openai_client(start_server(serve_settings, engine=engine))
@@ -177,9 +182,12 @@ def test_usage_counts_the_prompt_as_the_engine_tokenizes_it_and_the_tokens_gener
     assert last.usage.completion_tokens == sum(g["result"].completion_tokens for g in made) > 0
 
 
+@pytest.mark.slow
 def test_max_tokens_limits_generation_and_is_clamped_to_the_settings(serve_settings, start_server):
     # Auto mode: a reply cut off by a small max_tokens gives way to the extractive answer instead of a 502.
-    auto = serve_settings.model_copy(update={"chat": serve_settings.chat.model_copy(update={"answer_mode": "auto"})})
+    auto = serve_settings.model_copy(
+        update={"chat": serve_settings.chat.model_copy(update={"answer_mode": "auto", "min_model_pass_rate": 0.0})}
+    )
     engine = recording_engine(auto)
     client = openai_client(start_server(auto, engine=engine))
     question = [{"role": "user", "content": "How long do I have to ask for a refund on an annual plan?"}]

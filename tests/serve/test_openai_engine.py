@@ -24,6 +24,8 @@ from ragtune.errors import ModelUnavailable, PayloadTooLarge
 from ragtune.settings import OpenAIEngineSettings
 from serve.engines.openai import OpenAIEngine
 
+pytestmark = pytest.mark.slow  # starts llama-cpp-python's OpenAI-compatible server
+
 KEY = "test-key-7f3a9c"
 MESSAGES = [
     {"role": "system", "content": "Answer as JSON from the sources. Sources: [S1] Refunds are possible within 30 days."},
@@ -189,11 +191,13 @@ def test_a_hung_or_dead_server_is_a_503_within_the_timeout_then_answers_are_extr
     serve_settings, tiny_gguf, tmp_path, make_client, monkeypatch
 ):
     server = LlamaServer(tiny_gguf, tmp_path)
-    monkeypatch.setattr("serve.chat.READY_CHECK_SECONDS", 3600.0)  # the faults strike between two readiness checks
     try:
         client = make_client(openai_settings(serve_settings, server.url, timeout_s=3))
         question = {"message": "How do I reset my password?"}
         assert client.get("/readyz").json()["mode"] == "generated"
+        # The faults strike between two readiness checks (set after the first: the service's monotonic
+        # clock starts near 0, so a long interval set before it would skip it on a machine up for less).
+        monkeypatch.setattr("serve.chat.READY_CHECK_SECONDS", 3600.0)
 
         os.kill(server.process.pid, signal.SIGSTOP)  # hung: the socket accepts, nothing answers
         for payload in (question, question | {"stream": True}):

@@ -19,6 +19,8 @@ from serve.engines.llamacpp import LlamaCppEngine, bundled_gguf
 from ..conftest import KNOWLEDGE
 from ..tiny_model import quantize_gguf
 
+pytestmark = pytest.mark.slow  # quantizes and runs models with llama.cpp
+
 
 def _long_messages() -> list[dict[str, str]]:
     text = (KNOWLEDGE / "faq" / "billing-faq.md").read_text(encoding="utf-8")

@@ -8,14 +8,13 @@ import pytest
 
 from ragtune.errors import ConfigError
 from serve.store import Database
-from serve.store import db as db_module
 from serve.store.db import StoreUnavailable
 
 
 def test_sqlite_default_file_is_the_conversations_file(tmp_path):
     db = Database.open(None, tmp_path)
     assert db.dialect == "sqlite" and (tmp_path / "conversations.sqlite3").exists() is False  # opened lazily
-    db.ensure("CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+    db.execute("CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, n INTEGER NOT NULL)")
     db.execute("INSERT INTO t VALUES (?, ?)", ("a", 3))
     db.close()
     assert Database.open(f"sqlite:///{tmp_path / 'conversations.sqlite3'}", tmp_path).execute("SELECT n FROM t") == [(3,)]
@@ -23,8 +22,7 @@ def test_sqlite_default_file_is_the_conversations_file(tmp_path):
 
 def test_upserts_transactions_and_rollback(store_url, tmp_path):
     db = Database.open(store_url, tmp_path)
-    db.ensure("CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, n INTEGER NOT NULL)")
-    db.ensure("CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, n INTEGER NOT NULL)")  # idempotent
+    db.execute("CREATE TABLE t (k TEXT PRIMARY KEY, n INTEGER NOT NULL)")
     db.execute("INSERT INTO t VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET n = t.n + excluded.n", ("a", 1))
     db.execute("INSERT INTO t VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET n = t.n + excluded.n", ("a", 2))
     assert db.execute("SELECT n FROM t WHERE k = ?", ("a",)) == [(3,)]
@@ -42,7 +40,7 @@ def test_upserts_transactions_and_rollback(store_url, tmp_path):
 
 def test_concurrent_increments_are_not_lost(store_url, tmp_path):
     db = Database.open(store_url, tmp_path, pool_size=3)
-    db.ensure("CREATE TABLE IF NOT EXISTS c (k TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+    db.execute("CREATE TABLE IF NOT EXISTS c (k TEXT PRIMARY KEY, n INTEGER NOT NULL)")
 
     def bump():
         for _ in range(50):
@@ -55,7 +53,7 @@ def test_concurrent_increments_are_not_lost(store_url, tmp_path):
         t.join()
     assert db.execute("SELECT n FROM c") == [(300,)]
     if db.dialect == "postgres":
-        assert len(db._idle) <= 3  # never more connections than the pool allows
+        assert db.engine.pool.checkedin() <= 3  # never more connections than the pool allows
     db.close()
 
 
@@ -74,21 +72,20 @@ def _kill_other_connections(url: str) -> int:
     return len(rows)
 
 
-def test_postgres_connections_dropped_by_the_server_are_replaced(pg_url, tmp_path, monkeypatch):
+def test_postgres_connections_dropped_by_the_server_are_replaced(pg_url, tmp_path):
     db = Database.open(pg_url, tmp_path)
-    db.ensure("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+    db.execute("CREATE TABLE t (n INTEGER)")
     db.execute("INSERT INTO t VALUES (?)", (1,))
-    # An idle connection is pinged before use: a server restart costs no request an error.
-    monkeypatch.setattr(db_module, "PING_AFTER_S", 0.0)
+    # A pooled connection is pinged when it is checked out (pool_pre_ping): a server restart costs no request an error.
     assert _kill_other_connections(pg_url) == 1
     assert db.execute("SELECT count(*) FROM t") == [(1,)]
-    # Without the ping, the request that meets the dead connection gets a 503 and the next one a new connection.
-    monkeypatch.setattr(db_module, "PING_AFTER_S", 3600.0)
-    assert _kill_other_connections(pg_url) == 1
-    with pytest.raises(StoreUnavailable) as failed:
-        db.execute("SELECT count(*) FROM t")
-    assert failed.value.status_code == 503
-    assert db.execute("SELECT count(*) FROM t") == [(1,)]
+    # A connection that dies in the middle of a request costs that request a 503, and the next one gets a new connection.
+    with pytest.raises(StoreUnavailable) as failed, db.transaction() as tx:
+        tx.execute("INSERT INTO t VALUES (?)", (2,))
+        assert _kill_other_connections(pg_url) == 1
+        tx.execute("SELECT count(*) FROM t")
+    assert failed.value.status_code == 503 and "not usable" in str(failed.value)
+    assert db.execute("SELECT count(*) FROM t") == [(1,)]  # the interrupted insert never committed
     db.close()
 
 

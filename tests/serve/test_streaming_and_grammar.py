@@ -8,11 +8,19 @@ from serve.engines.grammar import answer_grammar
 
 @pytest.mark.parametrize("step", [1, 2, 3, 7])
 def test_extractor_yields_the_decoded_answer_text_in_pieces(step):
-    text = 'Line "one"\nüñí \\ done'
+    text = 'Line "one"\nüñí \\ done 😀'  # escapes (a surrogate pair too, with ensure_ascii) cut at every place
     raw = json.dumps({"answer": text, "citations": [], "confidence": "low", "handoff": True}, ensure_ascii=step % 2 == 0)
     extractor = AnswerTextExtractor()
     out = "".join(extractor.feed(raw[i : i + step]) for i in range(0, len(raw), step))
     assert out == text
+
+
+def test_extractor_skips_wrapping_and_shows_nothing_for_what_is_not_answer_text():
+    extractor = AnswerTextExtractor()
+    pieces = ["Sure! Here", " it is:\n```json\n", '{"answer": "Yes', ', we do."', ', "citations": []}\n```']
+    assert [extractor.feed(p) for p in pieces] == ["", "", "Yes", ", we do.", ""]
+    extractor = AnswerTextExtractor()
+    assert extractor.feed('{"citations": [], "answer": 7}') == "" and extractor.feed("no object at all") == ""
 
 
 def test_grammar_bounds_strings_and_lists_the_ids(tiny_gguf):
@@ -68,7 +76,7 @@ def test_a_broken_grammar_is_refused_before_llama_cpp_sees_it():
 
 def _evidence(*sentences):
     from ragtune.documents import Chunk, Hit
-    from ragtune.evidence import Evidence
+    from ragtune.grounding.evidence import Evidence
 
     chunks = [Chunk(f"c{i // 2}", "d.md", " ".join(sentences), "T", "", 0) for i in range(len(sentences))]
     return [

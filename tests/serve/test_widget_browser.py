@@ -28,7 +28,7 @@ from tests.conftest import KNOWLEDGE
 
 from .browser import RagtuneServer, StaticSite, Widget, copy_data_dir, csp_messages, ingest_folder, start_chromium, wait_until
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # drives a headless Chromium
 HERE = Path(__file__).parent
 REFUND = "Can I get a refund on my annual plan?"
 FOLLOW_UP = "And if I pay monthly?"
@@ -36,6 +36,9 @@ OUT_OF_SCOPE = "Do you sell pizza?"
 COUPON = "How do I redeem an Orbit coupon?"
 HANDOFF_TEXT = "I'll connect you with a person."
 NETWORK_TEXT = "We could not reach the server. Check your connection and try again."
+UNAVAILABLE_TEXT = "Sorry, the chat is not available here right now."
+FAILED_TEXT = "Something went wrong on our side. Please try again."
+BUSY_TEXT = "Many questions at once: please wait a moment and try again."
 WIDGET_KEY = secrets.token_urlsafe(32)  # the shop's key: its site's origin is allowed
 OTHER_KEY = secrets.token_urlsafe(32)  # another shop's key, for another origin
 ADMIN_KEY = secrets.token_urlsafe(32)
@@ -414,23 +417,84 @@ def test_strings_are_translatable_and_overridable(driver, servers):
     )  # the rest stays German  # the rest stays German
 
 
-def test_the_key_goes_as_a_bearer_token_and_refusals_are_shown(driver, servers, site):
-    # No key on a server that needs one: the 401's reason is shown, with a retry.
+def widget_console(driver) -> list[str]:
+    """The widget's own lines in the browser console since the last read."""
+    return [entry["message"] for entry in driver.get_log("browser") if "ragtune widget:" in entry["message"]]
+
+
+def test_refusals_show_the_customer_a_plain_line_and_the_reason_goes_to_the_console(driver, servers, site):
+    """A missing key or a borrowed one once put "an API key is required: send Authorization: Bearer
+    <key>" in front of the customer (issue 19): now a plain line, the contact link, and the API's
+    reason in the console for the site's developer. /demo without a key says how to give it one."""
+    driver.get_log("browser")  # start from an empty console
+    # /demo without a key on a server that checks keys: a note on the page for the developer ...
     widget = Widget.fresh(driver, demo_url(servers.extractive, key=None))
+    note = driver.find_element(By.CSS_SELECTOR, ".key-note")
+    assert "requires API keys" in note.text and "/demo?key=WIDGET_KEY" in note.text
+    # ... and for the visitor: the chat is not available, with the way to reach a person.
     widget.open()
     widget.find("textarea").send_keys(REFUND, Keys.ENTER)
     failed = wait_until(lambda: widget.find_all(".m.b.err"), what="the refusal")[0]
-    assert "key" in Widget.text(failed).lower() and failed.find_elements(By.CSS_SELECTOR, "button.retry")
-    # Another shop's key on this shop's site: refused for its origin (403), and the reason shown.
+    assert Widget.text(failed) == UNAVAILABLE_TEXT
+    assert not re.search(r"key|bearer|authorization|401", failed.text, re.I), failed.text
+    assert not failed.find_elements(By.CSS_SELECTOR, "button.retry")  # trying again cannot help
+    assert failed.find_element(By.CSS_SELECTOR, "a").get_attribute("href") == "mailto:support@northwind.example"
+    logged = wait_until(lambda: widget_console(driver), what="the console line")
+    assert any("/v1/chat answered 401 Unauthorized: an API key is required" in line for line in logged), logged
+
+    # Another shop's key on this shop's site: refused for its origin (403); the same plain line.
     widget = Widget.fresh(driver, host_page(site, servers.extractive.url, "borrowed.html", key=OTHER_KEY))
     widget.open()
     widget.find("textarea").send_keys(REFUND, Keys.ENTER)
     failed = wait_until(lambda: widget.find_all(".m.b.err"), what="the refusal")[0]
-    assert "origin" in Widget.text(failed).lower()
+    assert Widget.text(failed) == UNAVAILABLE_TEXT and "origin" not in failed.text.lower()
+    assert failed.find_element(By.CSS_SELECTOR, "a").get_attribute("href") == "https://shop.example/contact"
+    logged = wait_until(lambda: widget_console(driver), what="the console line")
+    assert any(f"403 Forbidden: origin {site.origin} may not use widget key" in line for line in logged), logged
+
     # The right key from its own site answers (CORS for that origin, the key as a Bearer token).
     widget = Widget.fresh(driver, host_page(site, servers.extractive.url, "own.html"))
     widget.open()
     assert "within 30 days" in Widget.text(widget.ask(REFUND))
+    # /demo with a key, or on a server without keys, has no note.
+    driver.get(demo_url(servers.extractive))
+    assert driver.find_elements(By.CSS_SELECTOR, ".key-note") == []
+    driver.get(demo_url(servers.generative, key=None))
+    assert driver.find_elements(By.CSS_SELECTOR, ".key-note") == []
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory):
+    """A server with nothing ingested (every question a 503) that allows one chat request per
+    client address (the second a 429): real refusals from the real API."""
+    base = tmp_path_factory.mktemp("bare")
+    limits = {"requests_per_address": 1, "window_s": 1_000_000}
+    server = RagtuneServer(base / "data", base / "serve", {"llm": {"engine": "none"}, "limits": limits})
+    try:
+        server.wait_ready(path="/healthz")
+        yield server
+    finally:
+        server.stop()
+
+
+def test_server_errors_and_rate_limits_show_a_plain_line_with_a_retry(driver, bare):
+    widget = Widget.fresh(driver, f"{bare.url}/demo")
+    widget.open()
+    driver.get_log("browser")
+    widget.find("textarea").send_keys(REFUND, Keys.ENTER)
+    failed = wait_until(lambda: widget.find_all(".m.b.err"), what="the server error")[0]
+    assert Widget.text(failed) == FAILED_TEXT  # not "no knowledge index in /tmp/...: run `ragtune ingest` first"
+    logged = wait_until(lambda: widget_console(driver), what="the console line")
+    assert any("/v1/chat answered 503 IndexNotReady: no knowledge index in" in line for line in logged), logged
+
+    failed.find_element(By.CSS_SELECTOR, "button.retry").click()  # the second request of this address: 429
+    busy = wait_until(
+        lambda: [b for b in widget.find_all(".m.b.err") if Widget.text(b) == BUSY_TEXT], what="the rate-limit line"
+    )[0]
+    assert busy.find_elements(By.CSS_SELECTOR, "button.retry")  # waiting and trying again can help
+    logged = wait_until(lambda: widget_console(driver), what="the console line")
+    assert any("/v1/chat answered 429 TooManyRequests: " in line for line in logged), logged
+    assert [Widget.text(b) for b in widget.find_all(".m.u")] == [REFUND]
 
 
 def test_thumbs_up_and_down_are_stored_with_the_conversation(driver, servers):

@@ -23,6 +23,7 @@ def _records(config):
     ]
 
 
+@pytest.mark.slow
 def test_records_are_the_served_prompt_plus_a_grounded_answer(prepared, knowledge_index):
     config, summary = prepared
     settings, _ = knowledge_index
@@ -54,6 +55,7 @@ def test_records_are_the_served_prompt_plus_a_grounded_answer(prepared, knowledg
     assert "{{" not in text  # Bitext placeholders filled or removed
 
 
+@pytest.mark.slow
 def test_split_is_deterministic_and_heldout_never_trained(prepared, retriever, knowledge_index, tmp_path):
     config, summary = prepared
     settings, _ = knowledge_index
@@ -65,6 +67,7 @@ def test_split_is_deterministic_and_heldout_never_trained(prepared, retriever, k
     assert not heldout & {r["meta"]["question"] for r in _records(config)}
 
 
+@pytest.mark.slow
 def test_duplicates_and_overlong_records_are_dropped(tmp_path, tiny_hf, qa_file, examples_file, retriever, knowledge_index):
     settings, _ = knowledge_index
     dup = tmp_path / "dup.jsonl"
@@ -76,6 +79,7 @@ def test_duplicates_and_overlong_records_are_dropped(tmp_path, tiny_hf, qa_file,
     assert summary["tokens_max"] <= 700
 
 
+@pytest.mark.slow
 def test_a_quote_missing_from_its_document_is_a_located_error(tmp_path, tiny_hf, qa_file, retriever, knowledge_index):
     settings, _ = knowledge_index
     pairs = tmp_path / "pairs.jsonl"
@@ -104,6 +108,7 @@ def test_a_quote_missing_from_its_document_is_a_located_error(tmp_path, tiny_hf,
         prepare(config, retriever, load_tokenizer(config.base_model), settings.chat.company_name)
 
 
+@pytest.mark.slow
 def test_validation_catches_drift_and_invented_quotes(prepared, knowledge_index, tmp_path):
     config, _ = prepared
     company = knowledge_index[0].chat.company_name

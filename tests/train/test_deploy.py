@@ -8,8 +8,10 @@ import pytest
 
 from cli.main import main
 from evaluation.model_quality import evaluator_name
-from ragtune.models import ModelRegistry
+from ragtune.registry import ModelRegistry
 from train.evaluate import file_key
+
+pytestmark = pytest.mark.slow  # runs the deploy gate's chat pipeline
 
 QUESTION = "Can I get a refund on my annual plan?"
 

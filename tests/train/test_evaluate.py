@@ -2,8 +2,12 @@
 
 import json
 
+import pytest
+
 from cli.main import main
 from train.evaluate import format_table, quality_score, score_pipeline, score_raw
+
+pytestmark = pytest.mark.slow  # evaluates models with llama.cpp
 
 
 def _record(kind, oracle=None, reference="Refunds take 5 to 10 business days."):

@@ -12,6 +12,8 @@ from train.modelfile import (
     role_wrappers,
 )
 
+pytestmark = pytest.mark.slow  # exports and converts models with llama.cpp
+
 COMPANY = "Northwind Cloud"
 
 

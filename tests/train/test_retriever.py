@@ -92,6 +92,7 @@ def test_company_pairs_take_positives_and_hard_negatives_from_the_live_index(tmp
 
 
 def test_rated_up_answers_become_pairs_and_hand_offs_do_not(tmp_path, retriever):
+    from ragtune.grounding.messages import message
     from serve.store.conversations import ConversationStore
     from serve.store.db import Database
 
@@ -101,13 +102,14 @@ def test_rated_up_answers_become_pairs_and_hand_offs_do_not(tmp_path, retriever)
     answer = "You can cancel within 30 days of purchase for a full refund."
     store.append("s1", "what's the refund window?", "Let me check.")  # turn 0, rated down
     store.append("s1", "can I get my money back on the annual plan?", answer)  # turn 1, rated up
-    store.append("s2", "do you sell toasters?", settings.chat.handoff_message)  # rated up, but a hand-off
+    handoff = message("no_answer", "en", settings.chat.support_contact)
+    store.append("s2", "do you sell toasters?", handoff)  # rated up, but a hand-off
     store.add_feedback("s1", 0, "down")
     store.add_feedback("s1", 1, "up")
     store.add_feedback("s2", 0, "up")
     db.close()
     config = load_retriever_config(write_retriever_config(tmp_path, write_beir(tmp_path / "beir"), None))
-    found = conversation_examples([tmp_path / "conversations.sqlite3"], retriever, config, set(), {settings.chat.handoff_message})
+    found = conversation_examples([tmp_path / "conversations.sqlite3"], retriever, config, set(), {handoff})
     assert [e.query for e in found] == ["can I get my money back on the annual plan?"]
     positive = next(c for c in retriever.snapshot().chunks if c.embedding_text() == found[0].positive)
     assert "refund" in positive.doc_id

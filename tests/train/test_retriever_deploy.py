@@ -73,7 +73,9 @@ def test_train_deploy_ingest_gate_and_rollback(tmp_path, kb_copy, examples_file,
     assert registry.current().version == "retriever-v1"
     result = serving.search("How do I get a refund?")  # the running retriever follows, with the tuned model
     assert result.version == tuned_version and result.hits
-    assert serving.embedder.settings.model == v1.model_dir
+    assert serving.embedder_for(index.manifest(tuned_version)).settings.model == v1.model_dir
+    assert serving.embedder.settings.model == settings.embedding.model  # evidence selection keeps the configured model
+    assert serving.ingest_embedder().settings.model == v1.model_dir  # the admin API's re-ingest keeps the deployed one
 
     # An ingest after the deploy embeds with the deployed version: nothing changed, nothing rebuilt.
     assert effective_embedding(settings).model == v1.model_dir
@@ -90,5 +92,7 @@ def test_train_deploy_ingest_gate_and_rollback(tmp_path, kb_copy, examples_file,
     assert main(["train", "retriever", "deploy", "--rollback"]) == 0
     assert index.current_version() == base_version and registry.current() is None
     result = serving.search("How do I get a refund?")
-    assert result.version == base_version and serving.embedder.fingerprint() == index.manifest(base_version).embedding_fingerprint
+    assert result.version == base_version
+    assert serving.embedder_for(index.manifest(base_version)) is serving.embedder
+    assert serving.ingest_embedder() is serving.embedder
     assert main(["train", "retriever", "deploy", "--rollback"]) == 2  # nothing left to roll back

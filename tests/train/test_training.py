@@ -3,11 +3,14 @@
 import json
 import shutil
 
+import pytest
 import torch
 
 from train.config import load_config
 from train.model import add_lora, load_model, load_tokenizer
 from train.run import build_trainer, load_split, run
+
+pytestmark = pytest.mark.slow  # trains LoRA steps with torch
 
 
 def test_label_mask_covers_the_assistant_turn_only(prepared, tmp_path):

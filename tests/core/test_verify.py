@@ -2,8 +2,8 @@
 
 import pytest
 
+from ragtune.grounding.verify import debris_reason, verify_answer
 from ragtune.prompt import SYSTEM_TEMPLATE
-from serve.verify import debris_reason, verify_answer
 
 SLA = ["For Business and Enterprise plans we commit to 99.9% monthly availability of file access and sync."]
 VAULT = ["We cannot reset it.", "If you forget the passphrase, files in the Vault cannot be recovered."]

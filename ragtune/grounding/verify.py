@@ -14,6 +14,10 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
+import Stemmer
+
+_stemmer = Stemmer.Stemmer("english")
+
 DEBRIS, ECHO, LOOP, NUMBER, NAME, NEGATION, UNSUPPORTED, INCOMPLETE, REFUSAL, LEAK = (
     "debris",
     "echo",
@@ -26,7 +30,6 @@ DEBRIS, ECHO, LOOP, NUMBER, NAME, NEGATION, UNSUPPORTED, INCOMPLETE, REFUSAL, LE
     "refusal",
     "leak",
 )
-REASONS = (DEBRIS, ECHO, LOOP, NUMBER, NAME, NEGATION, UNSUPPORTED, INCOMPLETE, REFUSAL, LEAK)
 
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d+(?:[.,:]\d+)*%?|[.!?;,:]")
 _WORD = re.compile(r"[A-Za-z]{2,}")
@@ -75,12 +78,8 @@ NUMBER_WORDS = {
 
 
 def stem(word: str) -> str:
-    """A crude suffix stripper: enough to match "deleted"/"delete", "refunds"/"refunded"."""
-    w = word.lower().strip("'-")
-    for suffix in ("ing", "ed", "es", "s", "e"):
-        if len(w) > len(suffix) + 3 and w.endswith(suffix):
-            return w[: -len(suffix)]
-    return w
+    """The Snowball (Porter 2) stem, the one BM25 and the selector use: "deleted"/"delete", "refunds"/"refunded"."""
+    return _stemmer.stemWord(word.lower().strip("'-"))
 
 
 def _is_negation(token: str) -> bool:

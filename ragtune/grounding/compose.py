@@ -1,0 +1,108 @@
+"""Extractive composition: the answer a support agent would write from the selected evidence.
+
+The best unit comes first, with what it needs to be read alone: a list item brings its list's
+lead-in, and a short procedure comes whole and numbered; a spreadsheet row becomes a sentence that
+names its columns; a sentence that starts mid-thought ("9.99 EUR per month ...") gets its heading
+("Pro") in front. Further units follow only when the selector also finds them likely and they say
+something new (a second document's fact for a two-part question), never one already given in this
+conversation, and never a fixed preamble.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Container
+
+from ragtune.grounding.evidence import Evidence
+from ragtune.grounding.text import Unit, is_row, row_sentence, stems, units
+
+_MONEY_FIRST = re.compile(r"^[€£$]?\s?\d+(?:[.,]\d+)?\s*(?:EUR|USD|GBP|CHF|€|£|\$)")
+MAX_PROCEDURE_ITEMS = 7
+MAX_UNITS = 3
+MAX_CHARS = 2000
+SIMILAR = 0.6
+
+
+def _list_of(e: Evidence) -> list[Unit]:
+    """The items of the list `e` belongs to (in order)."""
+    return [u for u in units(e.hit.chunk.text) if u.kind == "item" and u.block == e.unit.block]
+
+
+def _starts_mid_thought(text: str) -> bool:
+    first = text.lstrip()[:1]
+    return bool(first) and (first.islower() or first.isdigit() or first in "€£$")
+
+
+def render(e: Evidence, said: Container[str] = ()) -> tuple[str, set[str]]:
+    """(text, unit texts it covers) for one evidence unit."""
+    unit = e.unit if e.unit.text else Unit(e.sentence)
+    if unit.kind == "row" or is_row(unit.text):
+        return row_sentence(unit.text), {unit.text}
+    if unit.kind == "item":
+        items = _list_of(e) or [unit]
+        section = e.hit.chunk.section if e.hit.chunk.section != e.hit.chunk.title else ""
+        lead = unit.lead or (f"{unit.heading or section}:" if (unit.heading or section) else "")
+        if len(items) <= MAX_PROCEDURE_ITEMS:
+            fresh = [u for u in items if u.text not in said]
+            if fresh and len(fresh) < len(items):
+                items = fresh  # the rest of a procedure already given: only what is new
+            lines = [f"{u.index}. {u.text}" for u in items]
+            head = f"{lead}\n" if lead else ""
+            return head + "\n".join(lines), {u.text for u in items} | ({lead} if lead else set())
+        text = unit.text
+        return (f"{lead} {text}" if lead else text), {unit.text}
+    text = unit.text
+    heading = unit.heading or (e.hit.chunk.section if e.hit.chunk.section != e.hit.chunk.title else "")
+    if _starts_mid_thought(text) and heading:
+        text = with_subject(heading, text)
+    return text, {unit.text}
+
+
+def with_subject(heading: str, text: str) -> str:
+    """A sentence that starts mid-thought, under a short heading naming its subject ("Pro" above
+    "9.99 EUR per month ..."), with the subject put in front as a sentence would."""
+    if len(heading.split()) <= 4 and _MONEY_FIRST.match(text):
+        return f"{heading} costs {text}"
+    if len(heading.split()) <= 4 and text[:1].isdigit():
+        return f"{heading} comes with {text}"
+    return f"{heading}: {text}"
+
+
+def _similar(a: str, b: str) -> bool:
+    sa, sb = set(stems(a)), set(stems(b))
+    if not sa or not sb:
+        return a.strip() == b.strip()
+    return len(sa & sb) / min(len(sa), len(sb)) >= SIMILAR
+
+
+def compose(evidence: list[Evidence], said: Container[str] = ()) -> tuple[str, list[Evidence]]:
+    """(answer text, the evidence it uses), from selected evidence best first."""
+    parts: list[str] = []
+    covered: set[str] = set()
+    used: list[Evidence] = []
+    for e in evidence:
+        if len(used) >= MAX_UNITS:
+            break
+        if e.sentence in covered or (used and e.sentence in said):
+            continue
+        text, texts = render(e, said)
+        if any(_similar(text, p) for p in parts):
+            continue
+        parts.append(text)
+        covered |= texts
+        used.append(e)
+    # Units of one chunk read in the document's order (the general statement before its exception);
+    # chunks in the order of their best unit.
+    first_rank: dict[str, int] = {}
+    for i, e in enumerate(used):
+        first_rank.setdefault(e.chunk_id, i)
+    order = sorted(range(len(used)), key=lambda i: (first_rank[used[i].chunk_id], used[i].position))
+    parts = [parts[i] for i in order]
+    used = [used[i] for i in order]
+    answer = ""
+    for part in parts:
+        if not answer:
+            answer = part
+        else:
+            answer += ("\n" if "\n" in part or "\n" in answer else " ") + part
+    return answer[:MAX_CHARS], used

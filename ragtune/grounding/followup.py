@@ -1,0 +1,98 @@
+"""Follow-up questions, resolved against the conversation.
+
+A follow-up is retrieved twice: alone ("Can I pay with PayPal?" after a trial question must not
+be searched as the trial question) and in context (the previous question in front: "does that
+work on the free plan too?" needs its subject). The chat service keeps whichever reading the
+answerability model finds better answered, preferring the question alone unless it points back
+("that", "it", "too", a bare "and for Business?").
+
+What the assistant already said is remembered as `Said`: when the customer says the answer did not
+help ("I tried that, still stuck, what now?"), units already given are left out of the evidence and
+composition, so the answer moves on to the next step instead of repeating the first one. Other
+follow-ups may repeat a fact ("and if I pay monthly?" after an answer that mentioned it).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ragtune.grounding.text import collapse
+
+_POINTS_BACK = re.compile(
+    r"^(?:and|also|but|so|what about|how about|and what|then|ok(?:ay)?|same)\b"
+    r"|\b(?:it|its|that|this|those|these|they|them|there|one|too|either|instead|else|still|again)\b",
+    re.I,
+)
+MAX_CONTEXT_WORDS = 60
+
+
+def points_back(question: str) -> bool:
+    """Whether the question leans on the conversation for its subject."""
+    return bool(_POINTS_BACK.search(question)) or len(question.split()) <= 3
+
+
+def in_context(question: str, previous_questions: list[str]) -> str:
+    """The question with the previous one in front (for retrieval only)."""
+    if not previous_questions:
+        return question
+    return f"{' '.join(previous_questions[-1].split()[:MAX_CONTEXT_WORDS])} {question}"
+
+
+_NO_PROGRESS = re.compile(
+    r"\b(?:still|tried|again|didn'?t (?:work|help)|did not (?:work|help)|doesn'?t work|does not work|what else|what now|"
+    r"anything else|other ideas?|next step|no luck|same (?:problem|issue|error))\b",
+    re.I,
+)
+
+
+def no_progress(question: str) -> bool:
+    """ "I tried that, still stuck": the customer wants what comes next, not what was said."""
+    return bool(_NO_PROGRESS.search(question))
+
+
+class Said:
+    """What the assistant already told the customer; `text in said` is true for a unit it gave."""
+
+    def __init__(self, answers: list[str]):
+        self._text = " \n ".join(collapse(a) for a in answers)
+
+    def __contains__(self, text: object) -> bool:
+        return isinstance(text, str) and bool(self._text) and collapse(text) in self._text
+
+    def __bool__(self) -> bool:
+        return bool(self._text)
+
+
+_PART_BREAK = re.compile(
+    r"\?\s+(?=\S)|[,;]?\s+(?:and|also|plus)\s+(?=(?:what|how|does|do|is|are|can|could|will|when|where|which|who|should|would|i)\b)"
+    r"|,\s+(?=(?:what|how|does|do|is|are|can|could|will|when|where|which|who|should)\b)|\.\s+(?=[A-Za-z])",
+    re.I,
+)
+
+
+_ASKS = re.compile(r"^(?:what|how|does|do|is|are|can|could|will|when|where|which|who|why|should|would)\b", re.I)
+
+
+def question_parts(question: str) -> list[str]:
+    """A question asking two things ("what does business cost and what uptime do you guarantee for
+    it") as its two parts, each with at least two content words; otherwise the question alone."""
+    from ragtune.grounding.text import stems
+
+    pieces = [p.strip(" ,;.") for p in _PART_BREAK.split(question) if p and p.strip(" ,;.")]
+    # A statement ("I'm a teacher.") belongs to the question after it.
+    merged: list[str] = []
+    carry = ""
+    for piece in pieces:
+        text = f"{carry}. {piece}" if carry else piece
+        if _ASKS.match(piece) or piece.endswith("?"):
+            merged.append(text)
+            carry = ""
+        else:
+            carry = text
+    if carry:
+        if merged:
+            merged[-1] = f"{merged[-1]} {carry}"
+        else:
+            merged.append(carry)
+    parts = [p for p in merged if stems(p)]
+    return parts[:2] if len(parts) >= 2 else [question]

@@ -1,0 +1,146 @@
+"""The learned part of grounding: small logistic models, their weights kept as JSON.
+
+- `selector` scores each candidate sentence (ragtune/grounding/features.py) as the answer to the
+  question; its probability ranks the evidence.
+- `answerable` says, from the best candidates and the question's words against the index
+  vocabulary, whether the evidence answers the question; below `threshold` the answer is a hand-off.
+- `brand` tells from a word's embedding whether it names another company's product ("gmail"), for
+  the question's words the index never uses;
+- `intent` reads the question's embedding for what no document answers: a request for a person,
+  an angry complaint, an account action the assistant cannot carry out.
+
+All of it is trained by `ragtune train selector` (train/selector.py) on the company's own examples,
+with thresholds fitted on a held-out split; the result trained on the bundled examples ships as
+ragtune/grounding/data/grounding.json, so a fresh install uses it. Serving only multiplies and adds:
+no training library is needed to apply it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BUNDLED = Path(__file__).with_name("data") / "grounding.json"
+FORMAT = 1
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -40, 40)))
+
+
+@dataclass
+class Logistic:
+    """Standardised inputs, one weight each, a bias: P(y=1|x) = sigmoid(((x - mean) / scale) . w + b)."""
+
+    features: list[str]
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    bias: float
+
+    def prob(self, x: np.ndarray) -> np.ndarray:
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        return sigmoid(((x - self.mean) / self.scale) @ self.weights + self.bias)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "features": self.features,
+            "mean": self.mean.round(6).tolist(),
+            "scale": self.scale.round(6).tolist(),
+            "weights": self.weights.round(6).tolist(),
+            "bias": round(float(self.bias), 6),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Logistic:
+        scale = np.asarray(data["scale"], dtype=np.float64)
+        scale[scale < 1e-9] = 1.0  # a constant input (rounded to 0 in the file) carries no weight
+        return cls(
+            list(data["features"]),
+            np.asarray(data["mean"], dtype=np.float64),
+            scale,
+            np.asarray(data["weights"], dtype=np.float64),
+            float(data["bias"]),
+        )
+
+
+@dataclass
+class Softmax:
+    """Multinomial logistic regression over a question embedding: P(label | x)."""
+
+    labels: list[str]
+    weights: np.ndarray  # (dim, labels)
+    bias: np.ndarray  # (labels,)
+
+    def probs(self, x: np.ndarray) -> np.ndarray:
+        z = np.atleast_2d(np.asarray(x, dtype=np.float64)) @ self.weights + self.bias
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"labels": self.labels, "weights": self.weights.round(5).tolist(), "bias": self.bias.round(5).tolist()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Softmax:
+        return cls(
+            list(data["labels"]), np.asarray(data["weights"], dtype=np.float64), np.asarray(data["bias"], dtype=np.float64)
+        )
+
+
+@dataclass
+class GroundingModel:
+    selector: Logistic
+    answerable: Logistic
+    threshold: float  # P(answerable) below which the answer is a hand-off
+    support: float  # selector probability an extra sentence needs to join the answer
+    intent: Softmax | None = None
+    intent_thresholds: dict[str, float] = field(default_factory=dict)  # label -> probability that triggers it
+    report: dict[str, Any] = field(default_factory=dict)  # what training measured on held-out data
+    brand: Logistic | None = None  # P(a word is another company's product) from its embedding
+    brand_threshold: float = 0.5
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "selector": self.selector.to_json(),
+            "answerable": self.answerable.to_json(),
+            "threshold": round(self.threshold, 6),
+            "support": round(self.support, 6),
+            "intent": self.intent.to_json() if self.intent else None,
+            "intent_thresholds": self.intent_thresholds,
+            "report": self.report,
+            "brand": self.brand.to_json() if self.brand else None,
+            "brand_threshold": round(self.brand_threshold, 6),
+        }
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> GroundingModel:
+        path = path or BUNDLED
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no grounding model at {path}: train one with `ragtune train selector`") from None
+        if data.get("format") != FORMAT:
+            raise ValueError(f"{path} is grounding model format {data.get('format')}, this ragtune reads {FORMAT}: retrain it")
+        return cls(
+            Logistic.from_json(data["selector"]),
+            Logistic.from_json(data["answerable"]),
+            float(data["threshold"]),
+            float(data["support"]),
+            Softmax.from_json(data["intent"]) if data.get("intent") else None,
+            dict(data.get("intent_thresholds") or {}),
+            dict(data.get("report") or {}),
+            Logistic.from_json(data["brand"]) if data.get("brand") else None,
+            float(data.get("brand_threshold", 0.5)),
+        )

@@ -1,0 +1,114 @@
+"""The grounding model over the bundled knowledge index with the real embedding model: the
+learned selector finds the answering unit, composition reads like an agent, answerability and
+intent decide hand-offs (shipped weights: ragtune/grounding/data/grounding.json)."""
+
+import numpy as np
+import pytest
+
+from ragtune.grounding.answerability import decide
+from ragtune.grounding.compose import compose
+from ragtune.grounding.evidence import EvidenceSelector, corpus_stats_from, evidence_chunks, top_evidence
+from ragtune.grounding.followup import Said
+from ragtune.grounding.model import GroundingModel
+from ragtune.prompt import number_sources
+
+
+@pytest.fixture(scope="module")
+def grounding(retriever):
+    model = GroundingModel.load()
+    stats = corpus_stats_from(retriever.snapshot().chunks)
+    selector = EvidenceSelector(retriever.embedder, model, lambda: stats)
+    return model, stats, selector
+
+
+def _read(retriever, grounding, question, said=()):
+    model, stats, selector = grounding
+    hits = retriever.search(question).relevant(0.3)[:6]
+    ranked = selector.score(question, hits, said)
+    decision = decide(model, question, ranked, stats, retriever.embedder.embed_query(question), question, selector.word_vectors)
+    return ranked, decision
+
+
+@pytest.mark.parametrize(
+    ("question", "supporting"),
+    [
+        ("I forgot my vault passphrase, can you reset it?", "We cannot reset it."),
+        ("how long does the password reset link work", "The reset link is valid for 1 hour."),
+        ("do you sell my personal data", "We do not sell personal data"),
+        ("how long is the free trial?", "14-day free trial"),
+        ("how much is the extra 1 TB storage add-on", "4.99"),
+    ],
+)
+def test_the_answering_unit_is_among_the_selected_evidence(retriever, grounding, question, supporting):
+    ranked, decision = _read(retriever, grounding, question)
+    selected = top_evidence(ranked, 3, grounding[0].support)
+    assert not decision.handoff, decision
+    assert supporting in " ".join(e.sentence for e in selected)
+    for item in selected:  # verbatim by construction: every unit occurs in its chunk
+        assert item.sentence in " ".join(item.hit.chunk.text.split())
+    assert [e.score for e in ranked] == sorted((e.score for e in ranked), reverse=True)
+    assert 0.0 <= ranked[-1].score <= ranked[0].score <= 1.0
+
+
+def test_an_extractive_answer_has_no_preamble_and_a_table_row_reads_as_a_sentence(retriever, grounding):
+    ranked, _ = _read(retriever, grounding, "how much is the extra 1 TB storage add-on")
+    text, used = compose(top_evidence(ranked, 3, grounding[0].support))
+    assert not text.startswith("Here is what") and "Add-on:" not in text and "4.99" in text
+    assert used and all(u.sentence in " ".join(u.hit.chunk.text.split()) for u in used)
+
+
+def test_a_procedure_comes_whole_and_what_was_said_is_not_repeated(retriever, grounding):
+    question = "sync stopped working, how do i fix it"
+    ranked, _ = _read(retriever, grounding, question)
+    first, _ = compose(top_evidence(ranked, 3, grounding[0].support))
+    assert "Restart the desktop app." in first and "\n1. " in f"\n{first}"  # the numbered steps, not one of them
+    again, _ = _read(retriever, grounding, f"{question} i tried that, still stuck. what now?", Said([first]))
+    second, _ = compose(top_evidence(again, 3, grounding[0].support), Said([first]))
+    assert second and "Restart the desktop app." not in second
+
+
+@pytest.mark.parametrize(
+    ("question", "reason"),
+    [
+        ("how do i reset my gmail password", "other_company"),
+        ("I want to talk to a real person NOW", "person"),
+        ("What is the boiling point of tungsten on Jupiter?", None),  # no evidence or low evidence
+    ],
+)
+def test_questions_the_documents_cannot_answer_are_handed_off(retriever, grounding, question, reason):
+    _, decision = _read(retriever, grounding, question)
+    assert decision.handoff
+    assert decision.reason == reason if reason else decision.reason in {"low_evidence", "no_evidence"}
+
+
+def test_an_account_action_is_handed_off_with_the_self_service_steps(retriever, grounding):
+    _, decision = _read(retriever, grounding, "cancel my subscription now")
+    assert decision.handoff and decision.reason == "action" and decision.with_steps
+    _, asked = _read(retriever, grounding, "how do i cancel my subscription?")
+    assert not asked.handoff  # asking how is not asking us to do it
+
+
+def test_a_synonym_the_documents_do_not_use_is_not_a_reason_to_hand_off(retriever, grounding):
+    _, decision = _read(retriever, grounding, "discount for educators?")
+    assert not decision.handoff, decision.signals
+
+
+def test_the_model_survives_a_round_trip_and_refuses_another_format(tmp_path):
+    model = GroundingModel.load()
+    path = tmp_path / "g.json"
+    model.save(path)
+    again = GroundingModel.load(path)
+    x = np.ones((2, len(model.selector.features)))
+    assert np.allclose(again.selector.prob(x), model.selector.prob(x), atol=1e-5)
+    path.write_text('{"format": 99}')
+    with pytest.raises(ValueError, match="retrain it"):
+        GroundingModel.load(path)
+    with pytest.raises(FileNotFoundError, match="ragtune train selector"):
+        GroundingModel.load(tmp_path / "missing.json")
+
+
+def test_evidence_becomes_the_numbered_sources_of_the_prompt(retriever, grounding):
+    ranked, _ = _read(retriever, grounding, "how long does the password reset link work")
+    selected = top_evidence(ranked, 3, grounding[0].support)
+    numbered = number_sources(evidence_chunks(selected))
+    assert [numbered.ids[c.id] for c in numbered.chunks] == [e.chunk_id for e in selected]

@@ -1,0 +1,64 @@
+"""`ragtune train selector`: the grounding model fitted on the company's examples against the live
+index, its held-out report, and the CLI's refusals."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cli.main import main
+from ragtune.grounding.model import GroundingModel
+from train.selector import SUPPORT, load_data, train
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "train" / "examples"
+
+
+@pytest.mark.slow  # fits against the live index: about 40 s on 2 cores
+def test_a_small_fit_learns_weights_and_reports_on_held_out_questions(retriever, knowledge_index, tmp_path):
+    settings, _ = knowledge_index
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join((EXAMPLES / "knowledge_pairs.jsonl").read_text().splitlines(keepends=True)[:60]))
+    data = load_data([pairs], [EXAMPLES / "handoff.jsonl"], [EXAMPLES / "heldout.jsonl"], None, EXAMPLES / "product_names.txt")
+    assert len(data.pairs) == 60 and data.words and any(label == 0 for _, label in data.words)
+    result = train(retriever, data, settings.retrieval.min_relevance, settings.chat.evidence_chunks, holdout=0.3, seed=1)
+    model, report = result.model, result.report
+    assert np.abs(model.selector.weights).sum() > 0 and np.abs(model.answerable.weights).sum() > 0
+    held = report["selection_heldout"]
+    assert held["questions"] == 18 and 0 <= held["after_top1"] <= held["after_top3"] <= 1
+    assert 0 < model.threshold < 1 and model.support == SUPPORT
+    assert set(report["handoff_heldout"]) >= {"handoff_precision", "handoff_recall", "false_handoff_rate"}
+    assert model.intent is not None and set(model.intent_thresholds) == {"person", "angry", "action"}
+    # What is fitted is what serving loads.
+    model.save(tmp_path / "g.json")
+    again = GroundingModel.load(tmp_path / "g.json")
+    x = np.random.default_rng(0).normal(size=(3, len(model.selector.features)))
+    assert np.allclose(again.selector.prob(x), model.selector.prob(x), atol=1e-4)
+
+
+def test_bad_example_files_are_refused_with_the_line(tmp_path):
+    bad = tmp_path / "handoff.jsonl"
+    bad.write_text('{"question": "x", "kind": "sometimes"}\n')
+    with pytest.raises(ValueError, match="unknown kind 'sometimes'"):
+        load_data([], [bad], [], None)
+    broken = tmp_path / "pairs.jsonl"
+    broken.write_text("{not json\n")
+    with pytest.raises(ValueError, match="pairs.jsonl:1: not JSON"):
+        load_data([broken], [], [], None)
+
+
+def test_the_cli_refuses_what_it_cannot_fit(tmp_path, capsys):
+    files = ["--pairs", str(EXAMPLES / "knowledge_pairs.jsonl"), "--handoff", str(EXAMPLES / "handoff.jsonl")]
+    files += ["--questions", str(EXAMPLES / "heldout.jsonl"), "--words", str(EXAMPLES / "product_names.txt")]
+    assert main(["--data-dir", str(tmp_path / "empty"), "train", "selector", *files]) == 2
+    assert "no index" in capsys.readouterr().err
+    assert main(["train", "selector", "--holdout", "1.5"]) == 2
+    assert "--holdout 1.5" in capsys.readouterr().err
+    assert main(["train", "selector", "--pairs", str(tmp_path / "missing.jsonl")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_the_shipped_model_carries_its_held_out_report():
+    report = GroundingModel.load().report
+    assert report["selection_heldout"]["after_top3"] >= report["selection_heldout"]["after_top1"]
+    assert json.dumps(report["handoff_heldout"])  # figures, as trained on the bundled examples

@@ -1,0 +1,411 @@
+"""`ragtune train selector`: the grounding model learned from the company's own examples.
+
+Three small models (ragtune/grounding/model.py), fitted against the live index so they see what
+serving sees:
+- the evidence selector, from question -> quoted sentence pairs (train/examples/knowledge_pairs.jsonl):
+  every unit of the chunks retrieved for the question is a candidate, the one holding the quote the
+  positive, the rest (same and neighbouring chunks) hard negatives;
+- answerability, from answerable questions (the pairs, held-out questions) against questions the
+  documents do not answer (train/examples/handoff.jsonl: other companies' products, plans and
+  features that do not exist, off-topic), its hand-off threshold fitted on out-of-fold predictions;
+- the intent model (person, angry, action, info), from the hand-off examples and, when given, a
+  customer-support corpus with intent labels (Bitext layout: instruction, intent).
+
+A fixed share of every set (seeded) is held out from fitting and threshold choice and only
+reported: selection top-1/top-3 before (raw embedding similarity) and after, hand-off precision
+and recall at the fitted threshold, intent precision and recall.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragtune.grounding.answerability import ACTION, ANGRY, ANSWERABLE_FEATURES, INFO, PERSON, answerable_features, intent_input
+from ragtune.grounding.evidence import Evidence, EvidenceSelector, corpus_stats_from
+from ragtune.grounding.features import SELECTOR_FEATURES, features
+from ragtune.grounding.model import GroundingModel, Logistic
+from train.logistic import fit_logistic, fit_softmax
+
+INTENTS = [INFO, PERSON, ANGRY, ACTION]
+OWN_WEIGHT = 5.0
+# Selector probability from which a further unit joins the best one in an answer.
+SUPPORT = 0.25
+# Bitext intents (an e-commerce support corpus) as this assistant's intents.
+BITEXT_INTENTS = {
+    "contact_human_agent": PERSON,
+    "contact_customer_service": PERSON,
+    "complaint": ANGRY,
+    "cancel_order": ACTION,
+    "change_order": ACTION,
+    "delete_account": ACTION,
+    "edit_account": ACTION,
+    "switch_account": ACTION,
+    "get_refund": ACTION,
+    "change_shipping_address": ACTION,
+    "set_up_shipping_address": ACTION,
+    "place_order": ACTION,
+}
+UNANSWERABLE = {"other_company", "near_miss", "near_scope", "out_of_scope"}
+# A question asking how to do something wants the self-service steps, not the action done for it:
+# Bitext labels "how can I cancel my order?" and "cancel my order" alike, this assistant does not.
+_ASKS_HOW = re.compile(
+    r"^\W*(?:(?:i (?:want|need|would like|'d like) to )?(?:know |see |find out |learn )?(?:how|where|what|when|which|why)\b"
+    r"|(?:can|could) (?:i|you tell me|u tell me)\b|is it possible|do you|is there|are there|tell me how|help me (?:to )?(?:know|see|find|check))",
+    re.I,
+)
+
+
+def corpus_intent(intent: str, instruction: str) -> str:
+    """This assistant's intent for a labelled corpus row (Bitext layout)."""
+    label = BITEXT_INTENTS.get(intent, INFO)
+    if label == ACTION or intent == "contact_customer_service":
+        return INFO if _ASKS_HOW.search(instruction) else label
+    return label
+
+
+_PLACEHOLDER = re.compile(r"\{\{[^}]*\}\}")
+
+
+@dataclass
+class SelectorData:
+    pairs: list[dict[str, Any]]  # question, doc, quote
+    answerable: list[dict[str, Any]]  # question, label (1 answerable / 0 not), kind
+    intents: list[tuple[str, str, str]]  # (text, intent, source)
+    words: list[tuple[str, int]] = field(default_factory=list)  # (word, 1 another company's product / 0 ordinary)
+
+
+@dataclass
+class TrainResult:
+    model: GroundingModel
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def _norm(text: str) -> str:
+    return " ".join(re.sub(r"[^\w%.,€£$]+", " ", text.lower()).split()).strip(" .,")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{number}: not JSON ({exc.msg}); fix or remove the line") from None
+    return rows
+
+
+def load_data(
+    pairs: list[Path], handoff: list[Path], heldout: list[Path], intents_csv: Path | None, words: Path | None = None
+) -> SelectorData:
+    data = SelectorData([], [], [])
+    if words is not None:
+        for number, line in enumerate(words.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            label, _, word = line.strip().partition(" ")
+            if label not in ("brand", "word") or not word:
+                raise ValueError(f"{words}:{number}: expected 'brand WORD' or 'word WORD'")
+            data.words.append((word.lower(), int(label == "brand")))
+    for path in pairs:
+        for row in _read_jsonl(path):
+            if row.get("question") and row.get("quote") and row.get("doc"):
+                data.pairs.append({"question": row["question"], "doc": row["doc"], "quote": row["quote"]})
+                data.intents.append((row["question"], INFO, "own"))
+    for path in heldout:
+        for row in _read_jsonl(path):
+            kind = row.get("kind", "in_scope")
+            if kind == "injection" or not row.get("question") or row.get("language", "en") != "en":
+                continue  # conversations (turns) and other languages are not single English questions
+            reason = row.get("handoff_reason")
+            if kind == "handoff" and reason in (PERSON, ANGRY, ACTION):
+                data.intents.append((row["question"], reason, "own"))
+                continue
+            if kind == "handoff":
+                kind = "out_of_scope" if reason in (None, "other_company", "out_of_scope") else reason
+            data.answerable.append({"question": row["question"], "label": int(kind == "in_scope"), "kind": kind})
+            data.intents.append((row["question"], INFO, "own"))
+    for path in handoff:
+        for row in _read_jsonl(path):
+            kind = row["kind"]
+            if kind in UNANSWERABLE:
+                data.answerable.append({"question": row["question"], "label": 0, "kind": kind})
+                data.intents.append((row["question"], INFO, "own"))
+            elif kind in (PERSON, ANGRY, ACTION, INFO):
+                data.intents.append((row["question"], kind, "own"))
+            else:
+                raise ValueError(
+                    f"{path}: unknown kind {kind!r} (use other_company, near_miss, out_of_scope, person, angry, action, info)"
+                )
+    if intents_csv is not None:
+        with open(intents_csv, encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                text = _PLACEHOLDER.sub("it", row["instruction"]).strip()
+                data.intents.append((text, corpus_intent(row["intent"], text), "corpus"))
+    return data
+
+
+def data_hash(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _split(n: int, share: float, seed: int) -> tuple[list[int], list[int]]:
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    cut = round(n * share)
+    return sorted(order[cut:]), sorted(order[:cut])
+
+
+class Candidates:
+    """Retrieval + candidate units + features for questions, as the chat service computes them."""
+
+    def __init__(self, retriever: Any, floor: float, chunks: int):
+        self.retriever = retriever
+        self.floor = floor
+        self.chunks = chunks
+        self.selector = EvidenceSelector(retriever.embedder, model=None)
+        self.stats = corpus_stats_from(retriever.snapshot().chunks)
+
+    def for_question(self, question: str) -> tuple[list, np.ndarray, list]:
+        result = self.retriever.search(question)
+        hits = result.relevant(self.floor)[: self.chunks]
+        cands = self.selector.candidates(question, hits)
+        return cands, features(question, cands, self.stats), hits
+
+    def ranked(self, question: str, model: GroundingModel) -> list[Evidence]:
+        cands, x, hits = self.for_question(question)
+        if not cands:
+            return []
+        probs = model.selector.prob(x)
+        scored = [
+            Evidence(
+                hit=hits[c.chunk_rank], sentence=c.unit.text, score=float(p), unit=c.unit, dense=c.dense, position=c.position
+            )
+            for c, p in zip(cands, probs, strict=True)
+        ]
+        return sorted(scored, key=lambda e: e.score, reverse=True)
+
+
+def _labels(cands: list, hits: list, pair: dict[str, Any]) -> np.ndarray:
+    """1 for the units holding the pair's quote (in the pair's document), else 0."""
+    quote = _norm(pair["quote"])
+    out = []
+    for c in cands:
+        text = _norm(c.unit.text)
+        hit = bool(quote) and (quote in text or (len(text) > 20 and text in quote))
+        out.append(1.0 if hit and hits[c.chunk_rank].chunk.doc_id == pair["doc"] else 0.0)
+    return np.asarray(out)
+
+
+def _choose_threshold(scores: np.ndarray, labels: np.ndarray, max_false_handoff: float) -> float:
+    """The hand-off threshold: the highest one whose false hand-offs (answerable questions scored
+    below it) stay within `max_false_handoff`, so as many unanswerable ones as possible are caught."""
+    positives = np.sort(scores[labels == 1])
+    if len(positives) == 0:
+        return 0.5
+    allowed = int(np.floor(max_false_handoff * len(positives)))
+    return float(positives[allowed]) - 1e-6 if allowed < len(positives) else 0.5
+
+
+def _handoff_figures(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, Any]:
+    handoff = scores < threshold
+    unanswerable = labels == 0
+    tp = int((handoff & unanswerable).sum())
+    return {
+        "n": int(len(labels)),
+        "handoff_precision": round(tp / max(1, int(handoff.sum())), 3),
+        "handoff_recall": round(tp / max(1, int(unanswerable.sum())), 3),
+        "false_handoff_rate": round(int((handoff & ~unanswerable).sum()) / max(1, int((~unanswerable).sum())), 3),
+    }
+
+
+def train(
+    retriever: Any,
+    data: SelectorData,
+    floor: float,
+    chunks: int,
+    holdout: float = 0.3,
+    seed: int = 13,
+    max_false_handoff: float = 0.05,
+    progress: Callable[[str], None] = lambda message: None,
+) -> TrainResult:
+    cand = Candidates(retriever, floor, chunks)
+    report: dict[str, Any] = {"holdout_share": holdout, "seed": seed}
+
+    # 1. The selector, on question -> quote pairs.
+    progress(f"selector: scoring candidates of {len(data.pairs)} pairs")
+    rows = []
+    for pair in data.pairs:
+        cands, x, hits = cand.for_question(pair["question"])
+        y = _labels(cands, hits, pair)
+        rows.append((x, y, np.asarray([c.dense for c in cands])))
+    train_idx, test_idx = _split(len(rows), holdout, seed)
+    fit_rows = [rows[i] for i in train_idx if rows[i][1].any()]
+    x = np.vstack([r[0] for r in fit_rows])
+    y = np.concatenate([r[1] for r in fit_rows])
+    selector = fit_logistic(x, y, list(SELECTOR_FEATURES), l2=1.0)
+
+    def accuracy(idx: list[int]) -> dict[str, Any]:
+        found = [rows[i] for i in idx if rows[i][1].any()]
+        top = {"before_top1": 0, "before_top3": 0, "after_top1": 0, "after_top3": 0}
+        for xq, yq, dense in found:
+            after = np.argsort(-selector.prob(xq))
+            before = np.argsort(-dense)
+            top["before_top1"] += int(yq[before[0]] > 0)
+            top["before_top3"] += int(yq[before[:3]].any())
+            top["after_top1"] += int(yq[after[0]] > 0)
+            top["after_top3"] += int(yq[after[:3]].any())
+        n = max(1, len(found))
+        return {"questions": len(idx), "quote_retrieved": len(found)} | {k: round(v / n, 3) for k, v in top.items()}
+
+    report["selection_heldout"] = accuracy(test_idx)
+    report["selection_train"] = accuracy(train_idx)
+    support = SUPPORT
+    model = GroundingModel(
+        selector,
+        Logistic(
+            list(ANSWERABLE_FEATURES),
+            np.zeros(len(ANSWERABLE_FEATURES)),
+            np.ones(len(ANSWERABLE_FEATURES)),
+            np.zeros(len(ANSWERABLE_FEATURES)),
+            0.0,
+        ),
+        0.5,
+        support,
+    )
+
+    # 2. Brand-likeness of single words, then answerability (which uses it).
+    if data.words:
+        names = [w for w, _ in data.words]
+        wv = cand.selector.word_vectors(names)
+        wy = np.asarray([label for _, label in data.words], dtype=np.float64)
+        w_train, w_test = _split(len(names), holdout, seed + 3)
+        brand = fit_logistic(wv[w_train], wy[w_train], [f"e{i}" for i in range(wv.shape[1])], l2=10.0)
+        # The threshold keeps ordinary words flagged on the training part within 2%.
+        train_probs = brand.prob(wv[w_train])
+        ordinary = np.sort(train_probs[wy[w_train] == 0])
+        brand_threshold = float(max(0.5, ordinary[int(0.98 * (len(ordinary) - 1))] + 1e-6)) if len(ordinary) else 0.5
+        predicted = brand.prob(wv[w_test]) >= brand_threshold
+        truth = wy[w_test] > 0
+        report["brand_heldout"] = {
+            "threshold": round(brand_threshold, 4),
+            "n": len(w_test),
+            "accuracy": round(float((predicted == truth).mean()), 3),
+            "brand_recall": round(float((predicted & truth).sum() / max(1, truth.sum())), 3),
+            "word_false_positive": round(float((predicted & ~truth).sum() / max(1, (~truth).sum())), 3),
+        }
+        model.brand, model.brand_threshold = brand, brand_threshold
+
+    # 2b. Answerability: answerable questions (the pairs whose quote was retrieved, held-out in-scope
+    # questions) against unanswerable ones.
+    progress(f"answerability: {len(data.pairs) + len(data.answerable)} questions")
+    questions = [(p["question"], 1) for p, r in zip(data.pairs, rows, strict=True) if r[1].any()]
+    questions += [(a["question"], a["label"]) for a in data.answerable]
+    ax = np.vstack(
+        [answerable_features(q, cand.ranked(q, model), cand.stats, cand.selector.word_vectors, model.brand) for q, _ in questions]
+    )
+    ay = np.asarray([label for _, label in questions], dtype=np.float64)
+    a_train, a_test = _split(len(questions), holdout, seed + 1)
+    # Out-of-fold scores on the training part choose the threshold; the held-out part only reports.
+    folds = 5
+    oof = np.zeros(len(a_train))
+    for k in range(folds):
+        inner = [j for j in range(len(a_train)) if j % folds != k]
+        outer = [j for j in range(len(a_train)) if j % folds == k]
+        m = fit_logistic(ax[[a_train[j] for j in inner]], ay[[a_train[j] for j in inner]], list(ANSWERABLE_FEATURES))
+        oof[outer] = m.prob(ax[[a_train[j] for j in outer]])
+    threshold = _choose_threshold(oof, ay[a_train], max_false_handoff)
+    answerable = fit_logistic(ax[a_train], ay[a_train], list(ANSWERABLE_FEATURES))
+    report["handoff_threshold"] = round(threshold, 4)
+    report["handoff_train_oof"] = _handoff_figures(oof, ay[a_train], threshold)
+    report["handoff_heldout"] = _handoff_figures(answerable.prob(ax[a_test]), ay[a_test], threshold)
+
+    # 3. Intents, from question embeddings.
+    progress(f"intent: embedding {len(data.intents)} texts")
+    texts = [t for t, _, _ in data.intents]
+    vectors = np.vstack([intent_input(v, t) for v, t in zip(retriever.embedder.embed_queries(texts), texts, strict=True)])
+    labels = [label for _, label, _ in data.intents]
+    i_train, i_test = _split(len(texts), holdout, seed + 2)
+    # The company's own examples count more than the borrowed corpus (another business, other wording).
+    own_weight = np.asarray([OWN_WEIGHT if data.intents[i][2] == "own" else 1.0 for i in i_train])
+    intent = fit_softmax(vectors[i_train], [labels[i] for i in i_train], INTENTS, seed=seed, sample_weight=own_weight)
+    probs_train = intent.probs(vectors[i_train])
+    # Each intent's threshold: the best F1 on the training part among those that flag at most
+    # `max_false_handoff` / 3 of the company's own answerable questions (a false hand-off is what
+    # customers notice; three intents share that budget).
+    own_info = np.asarray([labels[i] == INFO and data.intents[i][2] == "own" for i in i_train])
+    thresholds = {}
+    for j, label in enumerate(INTENTS):
+        if label == INFO:
+            continue
+        truth = np.asarray([labels[i] == label for i in i_train])
+        best, best_f = 0.95, -1.0
+        for t in np.linspace(0.3, 0.95, 27):
+            pred = probs_train[:, j] >= t
+            if own_info.any() and (pred & own_info).sum() / own_info.sum() > max_false_handoff / 3:
+                continue
+            tp = (pred & truth).sum()
+            f = 2 * tp / max(1, pred.sum() + truth.sum())
+            if f > best_f:
+                best, best_f = float(t), f
+        thresholds[label] = round(best, 3)
+    model = GroundingModel(
+        selector, answerable, threshold, support, intent, thresholds, brand=model.brand, brand_threshold=model.brand_threshold
+    )
+    report["intent_heldout"] = _intent_figures(model, vectors, labels, [data.intents[i][2] for i in range(len(texts))], i_test)
+    model.report = report
+    return TrainResult(model, report)
+
+
+def _intent_from_input(model: GroundingModel, x: np.ndarray) -> str:
+    assert model.intent is not None
+    probs = model.intent.probs(x)[0]
+    best, score = INFO, 0.0
+    for label, p in zip(model.intent.labels, probs, strict=True):
+        t = model.intent_thresholds.get(label)
+        if label != INFO and t is not None and p >= t and p > score:
+            best, score = label, float(p)
+    return best
+
+
+def _intent_figures(
+    model: GroundingModel, vectors: np.ndarray, labels: list[str], sources: list[str], idx: list[int]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for source in ("own", "corpus"):
+        chosen = [i for i in idx if sources[i] == source]
+        if not chosen:
+            continue
+        predicted = [_intent_from_input(model, vectors[i]) for i in chosen]
+        figures: dict[str, Any] = {"n": len(chosen)}
+        for label in (PERSON, ANGRY, ACTION):
+            truth = [labels[i] == label for i in chosen]
+            pred = [p == label for p in predicted]
+            tp = sum(t and p for t, p in zip(truth, pred, strict=True))
+            figures[label] = {
+                "precision": round(tp / max(1, sum(pred)), 3),
+                "recall": round(tp / max(1, sum(truth)), 3),
+                "support": sum(truth),
+            }
+        figures["info_flagged"] = round(
+            sum(p != INFO for p, i in zip(predicted, chosen, strict=True) if labels[i] == INFO)
+            / max(1, sum(labels[i] == INFO for i in chosen)),
+            3,
+        )
+        out[source] = figures
+    return out
