@@ -103,6 +103,9 @@ def _retriever(settings: Settings):
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.training_output import quiet_training_output
+
+    quiet_training_output()  # before transformers, TRL, peft or datasets is imported
     handler = {
         "prepare": prepare,
         "validate": validate,

@@ -176,7 +176,8 @@ class LLMSettings(_Section):
     prefix_cache: bool = Field(
         True,
         description="Keep the prompts' static head (the system prompt's rules) decoded in llama.cpp's KV cache across "
-        "requests, so each answer decodes only its sources and question (serve/engines/prefix_cache.py).",
+        "requests, so each answer decodes only its sources and question (serve/engines/prefix_cache.py). Off: every "
+        "prompt is decoded from its first token.",
     )
     timeout_s: float = Field(
         120.0,

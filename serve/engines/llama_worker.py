@@ -93,7 +93,8 @@ def chat(llm, conn, payload: dict[str, Any], cache: PrefixCache | None = None) -
     few hundred tokens), so the fast non-streaming call runs and a logits processor, called once
     per step, taps the tokens sampled so far. The last piece comes from the finished completion, so
     the pieces always add up to its content. The first call of the tap ends the prompt's decoding,
-    which gives the prompt-eval time; `cache` keeps the prompts' static head decoded (prefix_cache.py).
+    which gives the prompt-eval time; `cache` keeps the prompts' static head decoded (prefix_cache.py);
+    without one, nothing decoded before is reused (the baseline the cache is measured against).
     """
     from llama_cpp import LlamaGrammar, LogitsProcessorList
 
@@ -107,6 +108,8 @@ def chat(llm, conn, payload: dict[str, Any], cache: PrefixCache | None = None) -
     )
     state: dict[str, Any] = {"prompt": None, "sent": "", "prompt_s": None}
     prompt_ids = payload.get("prompt_ids")
+    if cache is None:
+        llm.reset()  # no reuse at all: every prompt is decoded from its first token (llm.prefix_cache off)
     cached = cache.prepare(llm, prompt_ids) if cache is not None and prompt_ids else 0
 
     def tap(input_ids, scores):
