@@ -406,6 +406,9 @@ class ChatService:
         p.usage.prompt_tokens += prompt
         p.usage.completion_tokens += completion
         p.usage.total_tokens = p.usage.prompt_tokens + p.usage.completion_tokens
+        p.usage.cached_prompt_tokens += result.cached_tokens
+        if "prompt_eval_ms" in result.timings_ms:  # the engine's own prompt decoding, summed over a retry
+            p.timings["prompt_eval_ms"] = p.timings.get("prompt_eval_ms", 0.0) + result.timings_ms["prompt_eval_ms"]
         self.events.generated(seconds, prompt, completion)
 
     # ---- answers -------------------------------------------------------------------------
