@@ -152,7 +152,7 @@ class KnownQuestions:
         )
 
 
-KNOWN_HIT_SIMILARITY = 0.7
+KNOWN_HIT_SIMILARITY = 0.6
 KNOWN_HITS = 2
 
 
