@@ -15,12 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from ragtune.documents import FILTER_FIELDS, Hit, matches
-from ragtune.embedders import effective_embedding
+from ragtune.embedders import Fusion, effective_embedding, read_fusion
 from ragtune.embedding import Embedder
 from ragtune.errors import IndexNotReady, UserInputError
 from ragtune.index import KnowledgeIndex, Manifest, Snapshot
@@ -71,6 +72,7 @@ class Retriever:
         self._lock = threading.Lock()
         self._reranker: Any = None  # a sentence-transformers CrossEncoder, loaded on first use
         self._embedders: dict[str, Embedder] = {}  # by fingerprint: the spaces of versions seen
+        self._fusions: dict[str, tuple[int, Fusion | None]] = {}  # model -> (file mtime, weights it carries)
 
     def snapshot(self) -> Snapshot:
         """The current version, reopened when a new one has been published."""
@@ -100,6 +102,28 @@ class Retriever:
             return self._known(fingerprint, lambda: self.embedder)
         other = Embedder(self.embedder.settings.model_copy(update={"model": manifest.embedding_model}))
         return self._known(fingerprint, lambda: other) if other.fingerprint() == fingerprint else None
+
+    def fusion_for(self, manifest: Manifest) -> Fusion:
+        """The RRF weights for a search of `manifest`'s version: those its embedding model carries
+        (a tuned retriever's, chosen on dev data) when `retrieval.tuned_fusion`, else the settings'."""
+        configured = Fusion(self.settings.dense_weight, self.settings.bm25_weight, self.settings.rrf_k)
+        if not self.settings.tuned_fusion:
+            return configured
+        carried = self._carried_fusion(manifest.embedding_model)
+        return carried if carried is not None else configured
+
+    def _carried_fusion(self, model: str) -> Fusion | None:
+        from ragtune.embedders import FUSION_FILE
+
+        try:
+            stamp = (Path(model) / FUSION_FILE).stat().st_mtime_ns
+        except OSError:
+            stamp = 0  # no file (or a model id): the settings' weights
+        known = self._fusions.get(model)
+        if known is None or known[0] != stamp:  # read once, again only when the file changes
+            known = (stamp, read_fusion(model) if stamp else None)
+            self._fusions[model] = known
+        return known[1]
 
     def search(
         self,
@@ -148,9 +172,9 @@ class Retriever:
         dense_rank = {cid: r for r, (cid, _) in enumerate(dense, start=1)}
         bm25_rank = {cid: r for r, (cid, _) in enumerate(sparse, start=1)}
         if mode == "hybrid":
+            fusion = self.fusion_for(snap.manifest)
             scores = rrf(
-                [([c for c, _ in dense], self.settings.dense_weight), ([c for c, _ in sparse], self.settings.bm25_weight)],
-                self.settings.rrf_k,
+                [([c for c, _ in dense], fusion.dense_weight), ([c for c, _ in sparse], fusion.bm25_weight)], fusion.rrf_k
             )
         else:
             scores = dict(dense if mode == "dense" else sparse)

@@ -136,6 +136,11 @@ class RetrievalSettings(_Section):
     rrf_k: int = Field(10, ge=1, description="Reciprocal-rank-fusion constant k in 1/(k + rank).")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in the fusion.")
     bm25_weight: float = Field(1.5, ge=0, description="Weight of the BM25 ranking in the fusion.")
+    tuned_fusion: bool = Field(
+        True,
+        description="When the searched index version was embedded with a tuned retriever that carries fusion weights "
+        "(chosen on dev data by `ragtune train retriever`), fuse with those instead of dense_weight, bm25_weight and rrf_k.",
+    )
     min_relevance: float = Field(
         0.30,
         ge=0,
