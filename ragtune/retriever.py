@@ -73,6 +73,7 @@ class Retriever:
         self._reranker: Any = None  # a sentence-transformers CrossEncoder, loaded on first use
         self._embedders: dict[str, Embedder] = {}  # by fingerprint: the spaces of versions seen
         self._fusions: dict[str, tuple[int, Fusion | None]] = {}  # model -> (file mtime, weights it carries)
+        self._selector: tuple[str, Any] | None = None  # (version, the second stage's evidence selector), on first use
 
     def snapshot(self) -> Snapshot:
         """The current version, reopened when a new one has been published."""
@@ -180,6 +181,8 @@ class Retriever:
             scores = dict(dense if mode == "dense" else sparse)
         ordered = sorted(scores, key=lambda cid: scores[cid], reverse=True)
         keep = self.settings.reranker_candidates if self.settings.reranker_model else top_k
+        if self.settings.evidence_rerank:
+            keep = max(keep, self.settings.evidence_rerank_depth)
         ordered = [cid for cid in ordered if cid in snap.by_id][: max(keep, top_k)]
         relevance = self._relevance(snap, qvec, ordered, dict(dense))
         hits = [
@@ -197,6 +200,10 @@ class Retriever:
             t0 = time.perf_counter()
             hits = self._rerank(query, hits)
             timings["rerank_ms"] = _ms(t0)
+        if self.settings.evidence_rerank and hits:
+            t0 = time.perf_counter()
+            hits = self._evidence_rerank(snap, query, hits)
+            timings["evidence_rerank_ms"] = _ms(t0)
         return RetrievalResult(hits=hits[:top_k], version=snap.version, mode=mode, timings_ms=timings)
 
     def _relevance(self, snap: Snapshot, qvec: np.ndarray, ids: list[str], known: dict[str, float]) -> dict[str, float]:
@@ -209,6 +216,25 @@ class Retriever:
                 vec = vectors.get(cid)
                 out[cid] = float(np.dot(qvec, vec)) if vec is not None else 0.0
         return {cid: max(0.0, min(1.0, score)) for cid, score in out.items()}
+
+    def _evidence_rerank(self, snap: Snapshot, query: str, hits: list[Hit]) -> list[Hit]:
+        """The first `evidence_rerank_depth` hits reordered by their best unit's selector probability
+        (stable: equal scores keep the fused order); the rest follow unchanged. The selector embeds
+        with the configured model, whose vectors it was trained on."""
+        from ragtune.grounding.evidence import EvidenceSelector, corpus_stats_from
+
+        if self._selector is None or self._selector[0] != snap.version:  # IDF from the searched version's words
+            stats = corpus_stats_from(snap.chunks)
+            self._selector = (snap.version, EvidenceSelector(self.embedder, stats=lambda: stats))
+        selector = self._selector[1]
+        depth = self.settings.evidence_rerank_depth
+        head, tail = hits[:depth], hits[depth:]
+        best: dict[str, float] = {}
+        for evidence in selector.score(query, head):
+            best[evidence.chunk_id] = max(best.get(evidence.chunk_id, 0.0), evidence.score)
+        for hit in head:
+            hit.rerank_score = best.get(hit.id, 0.0)
+        return sorted(head, key=lambda h: h.rerank_score or 0.0, reverse=True) + tail
 
     def _rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
         if self._reranker is None:

@@ -152,6 +152,13 @@ class RetrievalSettings(_Section):
         None, description="Optional cross-encoder (model id or path) that reorders the fused candidates."
     )
     reranker_candidates: int = Field(20, ge=1, description="Fused candidates handed to the reranker.")
+    evidence_rerank: bool = Field(
+        False,
+        description="Second stage: reorder the fused top evidence_rerank_depth chunks by the best sentence score the "
+        "trained evidence selector (ragtune/grounding) gives each. Off: on the company held-out questions it did not "
+        "win (docs/benchmarks.md).",
+    )
+    evidence_rerank_depth: int = Field(10, ge=2, le=100, description="Fused chunks the evidence selector reorders.")
 
 
 class LLMSettings(_Section):
