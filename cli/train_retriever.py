@@ -132,15 +132,17 @@ def run(args, settings: Settings) -> int:
     if parity["min_cosine"] < 0.9999:
         raise UserInputError(f"the ONNX export of {entry.version} disagrees with torch (min cosine {parity['min_cosine']})")
     registry.update_eval(entry.version, {"onnx_parity": parity})
-    chosen, evidence = _choose_fusion(settings, config, entry.model_dir)
-    registry.set_fusion(entry.version, chosen, evidence)
-    info |= {"version": entry.version, "model_dir": entry.model_dir, "onnx_parity": parity, "fusion": asdict(chosen) | evidence}
+    info |= {"version": entry.version, "model_dir": entry.model_dir, "onnx_parity": parity}
+    if data.dev:  # without dev data the configured weights stay (nothing to choose on)
+        chosen, evidence = _choose_fusion(settings, config, entry.model_dir)
+        registry.set_fusion(entry.version, chosen, evidence)
+        info["fusion"] = asdict(chosen) | evidence
+        print(_fusion_line(entry.version, chosen, evidence))
     (config.run_dir / "run.json").write_text(json.dumps(info, indent=1))
     print(json.dumps({k: info[k] for k in ("version", "wall_s", "peak_rss_mb", "steps", "selected_step", "stopped")}, indent=1))
     print(
         f"dev score (mean nDCG@10, {config.select_on}): base {info['dev_base']['dev_score']} -> {info['dev_selected']['dev_score']}"
     )
-    print(_fusion_line(entry.version, chosen, evidence))
     print(f"registered {entry.version}; next: ragtune train retriever eval {entry.version}")
     return 0
 

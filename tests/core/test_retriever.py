@@ -191,7 +191,9 @@ def test_the_evidence_selector_as_second_stage_reorders_only_the_fused_top(knowl
     plain = Retriever(index, embedder, settings.retrieval)
     fused = plain.search(question, top_k=12).hits
     assert all(h.rerank_score is None for h in fused) and "evidence_rerank_ms" not in plain.search(question).timings_ms
-    staged = Retriever(index, embedder, settings.retrieval.model_copy(update={"evidence_rerank": True, "evidence_rerank_depth": 6}))
+    staged = Retriever(
+        index, embedder, settings.retrieval.model_copy(update={"evidence_rerank": True, "evidence_rerank_depth": 6})
+    )
     result = staged.search(question, top_k=12)
     head, tail = result.hits[:6], result.hits[6:]
     assert {h.id for h in head} == {h.id for h in fused[:6]} and [h.id for h in tail] == [h.id for h in fused[6:12]]
