@@ -155,8 +155,8 @@ class RetrievalSettings(_Section):
     evidence_rerank: bool = Field(
         False,
         description="Second stage: reorder the fused top evidence_rerank_depth chunks by the best sentence score the "
-        "trained evidence selector (ragtune/grounding) gives each. Off: on the company held-out questions it did not "
-        "win (docs/benchmarks.md).",
+        "trained evidence selector (ragtune/grounding) gives each. Off by default: it lifts the company held-out hits "
+        "but not the extractive answers, and costs latency (docs/benchmarks.md).",
     )
     evidence_rerank_depth: int = Field(10, ge=2, le=100, description="Fused chunks the evidence selector reorders.")
 
