@@ -5,6 +5,7 @@
     ragtune train retriever deploy V       gate on hit@3 (hybrid and dense), re-embed the knowledge folder into a new index
                                            version (the old one serves until it is published), point to V
     ragtune train retriever deploy --rollback
+    ragtune train retriever fusion V       choose V's RRF weights on dev data (done after training too), record them
     ragtune train retriever models
 
 Wiring only: the training is `train/retriever.py`, the registry `ragtune/embedders.py`, the held-out
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ EXAMPLES = """examples:
   ragtune eval retrieval data/beir/scifact --split test --embedder retriever-v1
   ragtune train retriever deploy retriever-v1          # gated on company hit@3; --force to override
   ragtune train retriever deploy --rollback
+  ragtune train retriever fusion retriever-v1          # re-choose its fusion weights on dev data
   ragtune train retriever models"""
 
 
@@ -52,6 +55,14 @@ def add_parser(tsub: argparse._SubParsersAction) -> None:
     s.add_argument("--rollback", action="store_true", help="go back to the embedder that served before")
     s.add_argument("--force", action="store_true", help="deploy even if the company held-out hit@3 is lower")
     s.add_argument("--questions", type=Path, default=Path("train/examples/heldout.jsonl"), help="held-out questions for the gate")
+    s = rsub.add_parser(
+        "fusion",
+        help="choose a version's fusion weights (RRF, BM25 vs dense) on the dev data of its run; the retriever uses them",
+        epilog=EXAMPLES,
+        formatter_class=fmt,
+    )
+    s.add_argument("version", help="a registered version, or 'base' (with --dry-run: what dev data would pick for it)")
+    s.add_argument("--dry-run", action="store_true", help="print the choice, record nothing")
     rsub.add_parser("models", help="list the registered retriever versions and the one ingesting")
 
 
@@ -63,7 +74,7 @@ def cmd_retriever(args: argparse.Namespace, settings: Settings) -> int:
                 "give a config to train (`ragtune train retriever --config FILE`) or a step: eval, deploy, models"
             )
         return run(args, settings)
-    return {"eval": evaluate, "deploy": deploy, "models": models}[command](args, settings)
+    return {"eval": evaluate, "deploy": deploy, "fusion": fusion, "models": models}[command](args, settings)
 
 
 def _registry(settings: Settings):
@@ -122,12 +133,61 @@ def run(args, settings: Settings) -> int:
         raise UserInputError(f"the ONNX export of {entry.version} disagrees with torch (min cosine {parity['min_cosine']})")
     registry.update_eval(entry.version, {"onnx_parity": parity})
     info |= {"version": entry.version, "model_dir": entry.model_dir, "onnx_parity": parity}
+    if data.dev:  # without dev data the configured weights stay (nothing to choose on)
+        chosen, evidence = _choose_fusion(settings, config, entry.model_dir)
+        registry.set_fusion(entry.version, chosen, evidence)
+        info["fusion"] = asdict(chosen) | evidence
+        print(_fusion_line(entry.version, chosen, evidence))
     (config.run_dir / "run.json").write_text(json.dumps(info, indent=1))
     print(json.dumps({k: info[k] for k in ("version", "wall_s", "peak_rss_mb", "steps", "selected_step", "stopped")}, indent=1))
     print(
         f"dev score (mean nDCG@10, {config.select_on}): base {info['dev_base']['dev_score']} -> {info['dev_selected']['dev_score']}"
     )
     print(f"registered {entry.version}; next: ragtune train retriever eval {entry.version}")
+    return 0
+
+
+def _choose_fusion(settings: Settings, config: Any, model: str) -> tuple[Any, dict[str, Any]]:
+    """Fusion weights for `model` chosen on the run's dev data (BEIR dev splits, company dev pairs)."""
+    from evaluation.fusion import choose_fusion, dev_candidates
+    from ragtune.embedders import Fusion
+    from train.retriever_data import company_dev_pairs
+
+    embedding = settings.embedding.model_copy(update={"model": model})
+    company = [(p.question, p.doc) for p in company_dev_pairs(config) if p.doc]
+    sets = dev_candidates(settings, embedding, [b.output for b in config.data.beir], company, _source(settings))
+    r = settings.retrieval
+    return choose_fusion(sets, Fusion(r.dense_weight, r.bm25_weight, r.rrf_k))
+
+
+def _fusion_line(name: str, chosen: Any, evidence: dict[str, Any]) -> str:
+    return (
+        f"fusion for {name}: dense {chosen.dense_weight} / bm25 {chosen.bm25_weight}, rrf_k {chosen.rrf_k}: dev "
+        f"{evidence['dev_score']} {evidence['dev']} (configured {evidence['configured']['bm25_weight']} / "
+        f"k {evidence['configured']['rrf_k']}: {evidence['configured_dev_score']} {evidence['configured_dev']})"
+    )
+
+
+def fusion(args, settings: Settings) -> int:
+    """Choose (and record) a version's fusion weights on the dev data of the config it was trained with."""
+    from train.retriever_config import RetrieverConfig
+
+    registry = _registry(settings)
+    if args.version == "base":
+        if not args.dry_run:
+            raise UserInputError("the configured model carries no fusion weights: set retrieval.* or pass --dry-run")
+        versions = [v for v in registry.versions() if v.config]
+        if not versions:
+            raise UserInputError("no registered version: its run's config names the dev data; train one first")
+        config, model = RetrieverConfig.model_validate(versions[-1].config), settings.embedding.model
+    else:
+        entry = registry.get(args.version)
+        config, model = RetrieverConfig.model_validate(entry.config), entry.model_dir
+    chosen, evidence = _choose_fusion(settings, config, model)
+    print(_fusion_line(args.version, chosen, evidence))
+    if not args.dry_run:
+        registry.set_fusion(args.version, chosen, evidence)
+        print(f"recorded: searches of an index version embedded with {args.version} fuse with these weights")
     return 0
 
 
@@ -280,7 +340,14 @@ def models(args, settings: Settings) -> int:
         mark = "*" if current and current.version == v.version else " "
         dev = v.eval.get("dev_selected", {}).get("dev_score")
         company = v.eval.get("company", {})
-        print(f"{mark} {v.version}  base {v.base_model}  dev {dev}  company hit@3 {company.get('hit@3')}  {v.model_dir}")
+        weights = (
+            f"bm25 {v.fusion['bm25_weight']} / dense {v.fusion['dense_weight']}, k {v.fusion['rrf_k']}"
+            if v.fusion
+            else "configured"
+        )
+        print(
+            f"{mark} {v.version}  base {v.base_model}  dev {dev}  company hit@3 {company.get('hit@3')}  fusion {weights}  {v.model_dir}"
+        )
     if current is None:
         print(f"  (ingesting with the configured {settings.embedding.model})")
     return 0

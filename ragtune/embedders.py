@@ -3,6 +3,10 @@
     embedders/registry.json          every version: base model, training data, config, eval figures
     embedders/<version>/model/       the sentence-transformers folder (served through its ONNX export)
     embedders/current.json           the pointer: the version new index versions are embedded with
+    embedders/<version>/model/ragtune_fusion.json
+                                     the RRF weights chosen for this model on dev data (`train retriever
+                                     fusion`): the retriever fuses with them when it searches an index
+                                     version embedded with this model (`retrieval.tuned_fusion`)
 
 A deployed version replaces the configured `embedding.model` it was tuned from: `effective_embedding`
 is what ingestion embeds with. Searching never reads this pointer: a query is embedded with the model
@@ -26,6 +30,7 @@ from ragtune.errors import NotFoundError, UserInputError
 from ragtune.settings import EmbeddingSettings, Settings
 
 VERSION_PREFIX = "retriever-v"
+FUSION_FILE = "ragtune_fusion.json"
 
 
 @dataclass
@@ -38,6 +43,39 @@ class EmbedderVersion:
     eval: dict[str, Any] = field(default_factory=dict)
     run_dir: str | None = None
     created_at: float = 0.0
+    fusion: dict[str, Any] = field(default_factory=dict)  # the dev-chosen RRF weights (FUSION_FILE)
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How a hybrid search fuses its two rankings: weight / (rrf_k + rank) summed per chunk."""
+
+    dense_weight: float
+    bm25_weight: float
+    rrf_k: int
+
+
+def write_fusion(model_dir: Path, fusion: Fusion, evidence: dict[str, Any] | None = None) -> None:
+    """Record the fusion weights chosen for the model in `model_dir` (carried with the folder)."""
+    _write_atomic(Path(model_dir) / FUSION_FILE, asdict(fusion) | {"chosen_on": evidence or {}})
+
+
+def read_fusion(model: str) -> Fusion | None:
+    """The fusion weights a model folder carries, or None (a model id, or a folder without them)."""
+    path = Path(model) / FUSION_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserInputError(f"cannot read the fusion weights in {path}: {exc}; fix or delete the file") from exc
+    try:
+        fusion = Fusion(float(data["dense_weight"]), float(data["bm25_weight"]), int(data["rrf_k"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserInputError(f"{path} needs numbers dense_weight, bm25_weight and rrf_k ({exc}); fix or delete the file") from exc
+    if fusion.dense_weight < 0 or fusion.bm25_weight < 0 or fusion.rrf_k < 1:
+        raise UserInputError(f"{path}: weights must be >= 0 and rrf_k >= 1, got {asdict(fusion)}")
+    return fusion
 
 
 def _write_atomic(path: Path, data: Any) -> None:
@@ -113,6 +151,15 @@ class EmbedderRegistry:
         data["versions"][version] = asdict(entry)
         _write_atomic(self.registry_path, data)
         return entry
+
+    def set_fusion(self, version: str, fusion: Fusion, evidence: dict[str, Any]) -> None:
+        """Record `version`'s fusion weights: in its model folder (which the retriever reads) and here."""
+        data = self._load()
+        if version not in data["versions"]:
+            raise NotFoundError(f"no retriever version {version!r}")
+        write_fusion(Path(data["versions"][version]["model_dir"]), fusion, evidence)
+        data["versions"][version]["fusion"] = asdict(fusion) | {"chosen_on": evidence}
+        _write_atomic(self.registry_path, data)
 
     def update_eval(self, version: str, evaluation: dict[str, Any]) -> None:
         data = self._load()

@@ -15,12 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from ragtune.documents import FILTER_FIELDS, Hit, matches
-from ragtune.embedders import effective_embedding
+from ragtune.embedders import Fusion, effective_embedding, read_fusion
 from ragtune.embedding import Embedder
 from ragtune.errors import IndexNotReady, UserInputError
 from ragtune.index import KnowledgeIndex, Manifest, Snapshot
@@ -71,6 +72,8 @@ class Retriever:
         self._lock = threading.Lock()
         self._reranker: Any = None  # a sentence-transformers CrossEncoder, loaded on first use
         self._embedders: dict[str, Embedder] = {}  # by fingerprint: the spaces of versions seen
+        self._fusions: dict[str, tuple[int, Fusion | None]] = {}  # model -> (file mtime, weights it carries)
+        self._selector: tuple[str, Any] | None = None  # (version, the second stage's evidence selector), on first use
 
     def snapshot(self) -> Snapshot:
         """The current version, reopened when a new one has been published."""
@@ -100,6 +103,28 @@ class Retriever:
             return self._known(fingerprint, lambda: self.embedder)
         other = Embedder(self.embedder.settings.model_copy(update={"model": manifest.embedding_model}))
         return self._known(fingerprint, lambda: other) if other.fingerprint() == fingerprint else None
+
+    def fusion_for(self, manifest: Manifest) -> Fusion:
+        """The RRF weights for a search of `manifest`'s version: those its embedding model carries
+        (a tuned retriever's, chosen on dev data) when `retrieval.tuned_fusion`, else the settings'."""
+        configured = Fusion(self.settings.dense_weight, self.settings.bm25_weight, self.settings.rrf_k)
+        if not self.settings.tuned_fusion:
+            return configured
+        carried = self._carried_fusion(manifest.embedding_model)
+        return carried if carried is not None else configured
+
+    def _carried_fusion(self, model: str) -> Fusion | None:
+        from ragtune.embedders import FUSION_FILE
+
+        try:
+            stamp = (Path(model) / FUSION_FILE).stat().st_mtime_ns
+        except OSError:
+            stamp = 0  # no file (or a model id): the settings' weights
+        known = self._fusions.get(model)
+        if known is None or known[0] != stamp:  # read once, again only when the file changes
+            known = (stamp, read_fusion(model) if stamp else None)
+            self._fusions[model] = known
+        return known[1]
 
     def search(
         self,
@@ -148,14 +173,16 @@ class Retriever:
         dense_rank = {cid: r for r, (cid, _) in enumerate(dense, start=1)}
         bm25_rank = {cid: r for r, (cid, _) in enumerate(sparse, start=1)}
         if mode == "hybrid":
+            fusion = self.fusion_for(snap.manifest)
             scores = rrf(
-                [([c for c, _ in dense], self.settings.dense_weight), ([c for c, _ in sparse], self.settings.bm25_weight)],
-                self.settings.rrf_k,
+                [([c for c, _ in dense], fusion.dense_weight), ([c for c, _ in sparse], fusion.bm25_weight)], fusion.rrf_k
             )
         else:
             scores = dict(dense if mode == "dense" else sparse)
         ordered = sorted(scores, key=lambda cid: scores[cid], reverse=True)
         keep = self.settings.reranker_candidates if self.settings.reranker_model else top_k
+        if self.settings.evidence_rerank:
+            keep = max(keep, self.settings.evidence_rerank_depth)
         ordered = [cid for cid in ordered if cid in snap.by_id][: max(keep, top_k)]
         relevance = self._relevance(snap, qvec, ordered, dict(dense))
         hits = [
@@ -173,6 +200,10 @@ class Retriever:
             t0 = time.perf_counter()
             hits = self._rerank(query, hits)
             timings["rerank_ms"] = _ms(t0)
+        if self.settings.evidence_rerank and hits:
+            t0 = time.perf_counter()
+            hits = self._evidence_rerank(snap, query, hits)
+            timings["evidence_rerank_ms"] = _ms(t0)
         return RetrievalResult(hits=hits[:top_k], version=snap.version, mode=mode, timings_ms=timings)
 
     def _relevance(self, snap: Snapshot, qvec: np.ndarray, ids: list[str], known: dict[str, float]) -> dict[str, float]:
@@ -185,6 +216,25 @@ class Retriever:
                 vec = vectors.get(cid)
                 out[cid] = float(np.dot(qvec, vec)) if vec is not None else 0.0
         return {cid: max(0.0, min(1.0, score)) for cid, score in out.items()}
+
+    def _evidence_rerank(self, snap: Snapshot, query: str, hits: list[Hit]) -> list[Hit]:
+        """The first `evidence_rerank_depth` hits reordered by their best unit's selector probability
+        (stable: equal scores keep the fused order); the rest follow unchanged. The selector embeds
+        with the configured model, whose vectors it was trained on."""
+        from ragtune.grounding.evidence import EvidenceSelector, corpus_stats_from
+
+        if self._selector is None or self._selector[0] != snap.version:  # IDF from the searched version's words
+            stats = corpus_stats_from(snap.chunks)
+            self._selector = (snap.version, EvidenceSelector(self.embedder, stats=lambda: stats))
+        selector = self._selector[1]
+        depth = self.settings.evidence_rerank_depth
+        head, tail = hits[:depth], hits[depth:]
+        best: dict[str, float] = {}
+        for evidence in selector.score(query, head):
+            best[evidence.chunk_id] = max(best.get(evidence.chunk_id, 0.0), evidence.score)
+        for hit in head:
+            hit.rerank_score = best.get(hit.id, 0.0)
+        return sorted(head, key=lambda h: h.rerank_score or 0.0, reverse=True) + tail
 
     def _rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
         if self._reranker is None:

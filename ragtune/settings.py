@@ -136,6 +136,11 @@ class RetrievalSettings(_Section):
     rrf_k: int = Field(10, ge=1, description="Reciprocal-rank-fusion constant k in 1/(k + rank).")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in the fusion.")
     bm25_weight: float = Field(1.5, ge=0, description="Weight of the BM25 ranking in the fusion.")
+    tuned_fusion: bool = Field(
+        True,
+        description="When the searched index version was embedded with a tuned retriever that carries fusion weights "
+        "(chosen on dev data by `ragtune train retriever`), fuse with those instead of dense_weight, bm25_weight and rrf_k.",
+    )
     min_relevance: float = Field(
         0.30,
         ge=0,
@@ -147,6 +152,13 @@ class RetrievalSettings(_Section):
         None, description="Optional cross-encoder (model id or path) that reorders the fused candidates."
     )
     reranker_candidates: int = Field(20, ge=1, description="Fused candidates handed to the reranker.")
+    evidence_rerank: bool = Field(
+        False,
+        description="Second stage: reorder the fused top evidence_rerank_depth chunks by the best sentence score the "
+        "trained evidence selector (ragtune/grounding) gives each. Off by default: it lifts the company held-out hits "
+        "but not the extractive answers, and costs latency (docs/benchmarks.md).",
+    )
+    evidence_rerank_depth: int = Field(10, ge=2, le=100, description="Fused chunks the evidence selector reorders.")
 
 
 class LLMSettings(_Section):

@@ -209,18 +209,30 @@ def _positive_chunk(snapshot: Any, doc: str, quote: str, where: str) -> Any:
     return max(chunks, key=lambda c: len(words & set(_norm(c.text).split())))
 
 
+def company_split(paths: list[Path], config: RetrieverConfig, heldout: set[str]) -> tuple[list[Any], set[int]]:
+    """The company pairs (held-out questions left out) and the indexes of the dev share, by the seed."""
+    pairs = [p for path in paths for p in read_examples(path) if _norm(p.question) not in heldout]
+    order = list(range(len(pairs)))
+    Random(config.seed).shuffle(order)
+    return pairs, set(order[: round(len(pairs) * config.data.examples_dev_share)])
+
+
+def company_dev_pairs(config: RetrieverConfig) -> list[Any]:
+    """The company dev pairs of a config (what model selection and the fusion weights are chosen on)."""
+    heldout = {_norm(q["question"]) for q in read_heldout(config.data.heldout)} if config.data.heldout else set()
+    pairs, dev_idx = company_split(list(config.data.examples), config, heldout)
+    return [p for i, p in enumerate(pairs) if i in dev_idx]
+
+
 def example_data(
     paths: list[Path], retriever: Any, config: RetrieverConfig, heldout: set[str]
 ) -> tuple[list[Example], DevSet | None]:
     """Company pairs: fit examples with mined negatives, and the dev share as a dev set."""
-    pairs = [p for path in paths for p in read_examples(path) if _norm(p.question) not in heldout]
+    pairs, dev_idx = company_split(paths, config, heldout)
     if not pairs:
         return [], None
     snapshot = retriever.snapshot()
-    order = list(range(len(pairs)))
-    Random(config.seed).shuffle(order)
-    n_dev = round(len(pairs) * config.data.examples_dev_share)
-    dev_idx, rng = set(order[:n_dev]), Random(config.seed + 1)
+    rng = Random(config.seed + 1)
     examples: list[Example] = []
     dev_queries: dict[str, str] = {}
     dev_qrels: dict[str, dict[str, int]] = {}

@@ -3,11 +3,21 @@ uses, and the retriever embedding each query in the space of the version it sear
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 
 import pytest
 
-from ragtune.embedders import EmbedderRegistry, effective_embedding, resolve_embedding
+from ragtune.embedders import (
+    FUSION_FILE,
+    EmbedderRegistry,
+    Fusion,
+    effective_embedding,
+    read_fusion,
+    resolve_embedding,
+    write_fusion,
+)
 from ragtune.embedding import Embedder, bundled_minilm_path
 from ragtune.errors import NotFoundError, UserInputError
 from ragtune.index import Manifest
@@ -80,3 +90,57 @@ def test_the_retriever_embeds_in_the_space_its_index_version_names(knowledge_ind
     # A version built with other settings (here a query prefix) has no embedder here: None, not a wrong one.
     prefixed = Embedder(settings.embedding.model_copy(update={"model": str(model_copy), "document_prefix": "passage: "}))
     assert retriever.embedder_for(_manifest(str(model_copy), prefixed.fingerprint())) is None
+
+
+def test_fusion_weights_are_carried_by_the_model_folder_and_recorded_in_the_registry(settings, model_copy):
+    registry = EmbedderRegistry(settings.data_dir)
+    entry = registry.register(model_copy, "all-MiniLM-L6-v2")
+    assert read_fusion(entry.model_dir) is None and registry.get(entry.version).fusion == {}
+    registry.set_fusion(entry.version, Fusion(1.0, 0.5, 30), {"dev_score": 0.8})
+    assert read_fusion(entry.model_dir) == Fusion(1.0, 0.5, 30)
+    recorded = registry.get(entry.version).fusion
+    assert (recorded["bm25_weight"], recorded["rrf_k"], recorded["chosen_on"]) == (0.5, 30, {"dev_score": 0.8})
+    assert read_fusion("all-MiniLM-L6-v2") is None  # a model id carries nothing
+    (model_copy / FUSION_FILE).write_text('{"dense_weight": 1, "bm25_weight": "lots", "rrf_k": 10}')
+    with pytest.raises(UserInputError, match="needs numbers dense_weight, bm25_weight and rrf_k"):
+        read_fusion(str(model_copy))
+    (model_copy / FUSION_FILE).write_text('{"dense_weight": 1, "bm25_weight": -1, "rrf_k": 10}')
+    with pytest.raises(UserInputError, match="must be >= 0"):
+        read_fusion(str(model_copy))
+
+
+def _hybrid_ids(retriever: Retriever, question: str, mode: str = "hybrid") -> list[str]:
+    return [h.chunk.id for h in retriever.search(question, top_k=8, mode=mode).hits]  # type: ignore[arg-type]
+
+
+def test_a_search_fuses_with_the_weights_its_index_versions_model_carries(tmp_path, embedder, model_copy):
+    """An index version embedded with a model folder that carries fusion weights is fused with them
+    (the settings' weights otherwise, or with retrieval.tuned_fusion off); a changed file is read again."""
+    from ingest.pipeline import run_ingest
+    from ingest.sources import scan_folder
+    from ragtune.index import KnowledgeIndex
+    from ragtune.settings import load_settings
+    from tests.conftest import KNOWLEDGE
+
+    settings = load_settings(environ={"RAGTUNE_DATA_DIR": str(tmp_path / "fused")})
+    tuned = settings.embedding.model_copy(update={"model": str(model_copy)})
+    settings = settings.model_copy(update={"embedding": tuned})
+    items, failures = scan_folder(KNOWLEDGE / "faq", settings.ingest)
+    run_ingest(settings, items, failures, embedder=Embedder(tuned))
+    index = KnowledgeIndex(settings)
+    assert index.current_manifest().embedding_model == str(model_copy)
+    retriever = Retriever(index, embedder, settings.retrieval)
+    question = "What encryption do you use for stored files?"
+    configured = _hybrid_ids(retriever, question)
+    dense, bm25 = _hybrid_ids(retriever, question, "dense"), _hybrid_ids(retriever, question, "bm25")
+    assert dense != bm25  # otherwise the weights could not matter
+    assert retriever.fusion_for(index.current_manifest()) == Fusion(1.0, 1.5, 10)
+
+    write_fusion(model_copy, Fusion(1.0, 0.0, 10))  # BM25 weighs nothing: the hybrid ranking is the dense one
+    assert _hybrid_ids(retriever, question) == dense
+    write_fusion(model_copy, Fusion(0.0, 1.0, 10))  # read again on change: now the BM25 ranking
+    os.utime(model_copy / FUSION_FILE, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    assert _hybrid_ids(retriever, question)[: len(bm25)] == bm25
+
+    off = Retriever(index, embedder, settings.retrieval.model_copy(update={"tuned_fusion": False}))
+    assert _hybrid_ids(off, question) == configured

@@ -178,3 +178,29 @@ def test_a_search_whose_version_is_pruned_under_it_answers_whole_from_the_next(t
     assert v2 != v1 and index.list_versions() == [v2]  # v1 is gone from disk and from Chroma
     assert result.version == v2 and "45 days" in result.hits[0].chunk.text
     assert {h.chunk.id for h in result.hits} <= {c.id for c in index.read_chunks(v2)}
+
+
+def test_the_evidence_selector_as_second_stage_reorders_only_the_fused_top(knowledge_index, embedder):
+    """Off by default; on, the fused top `evidence_rerank_depth` chunks come back reordered by their
+    best sentence's selector probability (the same chunks), the rest in fused order behind them."""
+    from ragtune.grounding.evidence import EvidenceSelector, corpus_stats_from
+    from ragtune.retriever import Retriever
+
+    settings, index = knowledge_index
+    question = "How long do I have to ask for a refund on an annual plan?"
+    plain = Retriever(index, embedder, settings.retrieval)
+    fused = plain.search(question, top_k=12).hits
+    assert all(h.rerank_score is None for h in fused) and "evidence_rerank_ms" not in plain.search(question).timings_ms
+    staged = Retriever(
+        index, embedder, settings.retrieval.model_copy(update={"evidence_rerank": True, "evidence_rerank_depth": 6})
+    )
+    result = staged.search(question, top_k=12)
+    head, tail = result.hits[:6], result.hits[6:]
+    assert {h.id for h in head} == {h.id for h in fused[:6]} and [h.id for h in tail] == [h.id for h in fused[6:12]]
+    scores = [h.rerank_score for h in head]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) > 1 and "evidence_rerank_ms" in result.timings_ms
+    # Each score is the best of the selector's probabilities for the chunk's own sentences.
+    stats = corpus_stats_from(plain.snapshot().chunks)  # IDF over the searched version, as the stage takes it
+    evidence = EvidenceSelector(embedder, stats=lambda: stats).score(question, fused[:6])
+    best = {h.id: max(e.score for e in evidence if e.chunk_id == h.id) for h in fused[:6]}
+    assert all(h.rerank_score == pytest.approx(best[h.id], abs=1e-6) for h in head)

@@ -185,3 +185,14 @@ def test_the_export_serving_uses_agrees_with_torch_and_static_int8_is_close(tiny
     a, b = fp32.embed_documents(texts), static.embed_documents(texts)
     assert "int8-static" in str(next((tmp_path / "onnx").glob("*-int8-static")))
     assert float(np.min(np.sum(a * b, axis=1))) > 0.9
+
+
+def test_the_fusion_step_names_what_is_missing(capsys):
+    from cli.main import main
+
+    assert main(["train", "retriever", "fusion", "base"]) == 2
+    assert "carries no fusion weights" in capsys.readouterr().err
+    assert main(["train", "retriever", "fusion", "base", "--dry-run"]) == 2
+    assert "no registered version" in capsys.readouterr().err
+    assert main(["train", "retriever", "fusion", "retriever-v7"]) == 2
+    assert "no retriever version 'retriever-v7'" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-from ragtune.embedders import EmbedderRegistry, effective_embedding
+from ragtune.embedders import EmbedderRegistry, Fusion, effective_embedding, read_fusion
 from ragtune.embedding import Embedder, bundled_minilm_path
 from ragtune.index import KnowledgeIndex
 from ragtune.retriever import Retriever
@@ -54,6 +54,9 @@ def test_train_deploy_ingest_gate_and_rollback(tmp_path, kb_copy, examples_file,
     v1 = registry.get("retriever-v1")
     assert v1.eval["onnx_parity"]["min_cosine"] > 0.9999 and v1.base_model == "all-MiniLM-L6-v2"
     assert (Path(v1.model_dir) / "modules.json").is_file() and "dev_selected" in v1.eval
+    # Its fusion weights were chosen on the dev data (the BEIR dev split, the company dev pairs), and it carries them.
+    assert set(v1.fusion["chosen_on"]["dev_sets"]) == {"split", "company"}
+    assert read_fusion(v1.model_dir) == Fusion(v1.fusion["dense_weight"], v1.fusion["bm25_weight"], v1.fusion["rrf_k"])
     assert registry.current() is None and index.current_version() == base_version  # registering changes nothing served
 
     capsys.readouterr()
