@@ -113,9 +113,12 @@ def main() -> None:
     parser.add_argument("questions", type=Path)
     parser.add_argument("--variants", default="tuned,extractive")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--kinds", help="only questions of these kinds (comma-separated, e.g. in_scope)")
     args = parser.parse_args()
     settings = load_settings()
     questions = questions_of(args.questions)
+    if args.kinds:
+        questions = [q for q in questions if q.kind in args.kinds.split(",")]
     reports = {v: asyncio.run(run(variant_settings(settings, v), questions)) for v in args.variants.split(",")}
     extractive = {r["id"]: r for r in reports.get("extractive", [])}
     print(f"{len(questions)} questions from {args.questions}, {sum(q.kind == 'in_scope' for q in questions)} answerable\n")

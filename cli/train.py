@@ -285,7 +285,7 @@ def export(args, settings: Settings) -> int:
     config = _run_config(args.run)
     quantization = args.quantization or config.export.quantization
     lora_only = args.lora_only or config.export.lora_only
-    paths = do_export(args.run, config.base_model, quantization, lora_only)
+    paths = do_export(args.run, config.base_model, quantization, lora_only, lora_outtype=config.export.lora_outtype)
     if lora_only:
         from train.export import write_card
 

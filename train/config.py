@@ -109,6 +109,9 @@ class ExportConfig(_Section):
     num_ctx: int = Field(4096, ge=256, description="`num_ctx` written into the Modelfile.")
     temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature written into the Modelfile.")
     ollama_name: str = Field("ragtune", description="Model name used when registering with Ollama.")
+    lora_outtype: Literal["f32", "f16", "bf16", "q8_0"] = Field(
+        "f16", description="Tensor type of a lora_only export (llama.cpp's convert_lora_to_gguf.py --outtype)."
+    )
     adapter_name: str = Field(
         "ragtune-adapter", description="Name of a lora_only export (its card.json): answers report `<base>+<name>`."
     )

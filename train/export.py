@@ -146,7 +146,7 @@ def convert(hf_folder: Path, outfile: Path, outtype: str = "f16") -> Path:
     return outfile
 
 
-def convert_lora(adapter: Path, base_folder: Path, outfile: Path) -> Path:
+def convert_lora(adapter: Path, base_folder: Path, outfile: Path, outtype: str = "f16") -> Path:
     _run(
         [
             str(llama_cpp_dir() / "convert_lora_to_gguf.py"),
@@ -156,7 +156,7 @@ def convert_lora(adapter: Path, base_folder: Path, outfile: Path) -> Path:
             "--outfile",
             str(outfile),
             "--outtype",
-            "f32",
+            outtype,
         ],
         "convert_lora_to_gguf.py",
     )
@@ -202,7 +202,9 @@ def write_card(run_dir: Path, config: Any, lora: Path) -> dict:
     return card
 
 
-def export(run_dir: Path, base_model: str, quantization: str, lora_only: bool = False, log=print) -> dict:
+def export(
+    run_dir: Path, base_model: str, quantization: str, lora_only: bool = False, log=print, lora_outtype: str = "f16"
+) -> dict:
     """Merge + convert + quantize (or the LoRA alone); returns the paths written."""
     adapter = run_dir / "adapter"
     if not (adapter / "adapter_config.json").is_file():
@@ -212,7 +214,7 @@ def export(run_dir: Path, base_model: str, quantization: str, lora_only: bool = 
     if lora_only:
         base = save_base(base_model, out / "base")
         (out / "adapter").mkdir(exist_ok=True)
-        lora = convert_lora(adapter, base, out / "adapter" / "adapter.gguf")
+        lora = convert_lora(adapter, base, out / "adapter" / "adapter.gguf", lora_outtype)
         shutil.rmtree(base, ignore_errors=True)  # the base's weights were only needed by the converter
         log(f"wrote {lora} (applied over the base GGUF: llm.adapter, llama.cpp --lora, Ollama ADAPTER)")
         return {"lora": str(lora)}

