@@ -11,7 +11,7 @@ from ragtune.errors import UserInputError
 from ragtune.settings import Settings
 
 EXAMPLES = Path("train/examples")
-DEFAULT_PAIRS = [EXAMPLES / "knowledge_pairs.jsonl"]
+DEFAULT_PAIRS = [EXAMPLES / "knowledge_pairs.jsonl", EXAMPLES / "paraphrases.jsonl"]
 DEFAULT_HANDOFF = [EXAMPLES / "handoff.jsonl"]
 DEFAULT_QUESTIONS = [
     EXAMPLES / "heldout.jsonl",

@@ -265,6 +265,11 @@ class ChatSettings(_Section):
         "extractive when verification fails or the model is not good enough.",
     )
     evidence_chunks: int = Field(6, ge=1, le=50, description="Relevant retrieved chunks whose sentences are scored as evidence.")
+    known_questions: bool = Field(
+        True,
+        description="Also take the chunks answering the company's known example questions closest to the customer's "
+        "(kept with the grounding model, ragtune/grounding/known.py) as evidence candidates, when retrieval missed them.",
+    )
     evidence_sentences: int = Field(
         3, ge=1, le=8, description="Most evidence units (sentences, list items, rows) kept; they become the citations."
     )

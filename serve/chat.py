@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.answer import Answer, ModelReply, parse_reply
-from ragtune.documents import Hit
+from ragtune.documents import Hit, matches
 from ragtune.errors import InvalidModelOutput, ModelUnavailable, PayloadTooLarge, UserInputError
-from ragtune.grounding.answerability import Decision, decide
+from ragtune.grounding.answerability import OTHER_COMPANY, Decision, decide
 from ragtune.grounding.compose import compose
 from ragtune.grounding.evidence import Evidence, EvidenceSelector, evidence_chunks, top_evidence
 from ragtune.grounding.features import CorpusStats
-from ragtune.grounding.followup import Said, in_context, no_progress, points_back, question_parts
+from ragtune.grounding.followup import Said, answer_subject, in_context, no_progress, points_back, question_parts
 from ragtune.grounding.messages import REASON_TEXT, detect_language, message
 from ragtune.grounding.model import GroundingModel
 from ragtune.grounding.spelling import Speller
@@ -189,17 +189,31 @@ class ChatService:
         said = Said([t.content for t in history if t.role == "assistant"] if no_progress(question) else [])
         language = detect_language(question)
         t0 = time.perf_counter()
-        readings = [question]
+        # (retrieval query, what units are scored against besides the question)
+        readings = [(question, question)]
         if previous and chat.rewrite_followups:
-            readings.append(in_context(question, previous))
+            ctx_query = in_context(question, previous)
+            readings.append((ctx_query, ctx_query))
+            answers = [t.content for t in history if t.role == "assistant"]
+            if answers:
+                subject = answer_subject(answers[-1])
+                readings.append((in_context(question, [f"{previous[-1]} {subject}"]), ctx_query))
+            if len(previous) > 1:
+                # A subject two questions back ("does it read french?" after a question about the scanner).
+                two_back = in_context(question, [f"{previous[-2]} {previous[-1]}"])
+                readings.append((two_back, two_back))
         # The question alone first; a follow-up that points back prefers its reading in context.
-        candidates = [await asyncio.to_thread(self._read, r, question, filters, said) for r in readings]
+        candidates = [await asyncio.to_thread(self._read, r, question, filters, said, s) for r, s in readings]
         chosen = candidates[0]
         if len(candidates) > 1:
-            alone, ctx = candidates
+            alone = candidates[0]
+            ctx = max(candidates[1:], key=lambda c: c.decision.answerable)
             prefer_ctx = points_back(question)
             better_ctx = ctx.decision.answerable > alone.decision.answerable
-            if (prefer_ctx and (better_ctx or alone.decision.handoff)) or (alone.decision.handoff and not ctx.decision.handoff):
+            # Another company's product named in the customer's own words stays a hand-off.
+            if alone.decision.reason == OTHER_COMPANY:
+                pass
+            elif (prefer_ctx and (better_ctx or alone.decision.handoff)) or (alone.decision.handoff and not ctx.decision.handoff):
                 chosen = ctx
         timings = {"retrieval_ms": _ms(t0)}
         self.events.retrieved(timings["retrieval_ms"] / 1000)
@@ -249,23 +263,30 @@ class ChatService:
             self._stats = cached
         return cached[1]
 
-    def _read(self, query: str, question: str, filters: dict[str, Any] | None, said: Said) -> _Reading:
+    def _read(
+        self, query: str, question: str, filters: dict[str, Any] | None, said: Said, scored_as: str | None = None
+    ) -> _Reading:
         """One reading of the question: retrieval for `query` (the question alone, or in context),
         its units scored against the question itself (in context, the earlier question would pull
-        back the sentences already given), the decision on the reading."""
+        back the sentences already given) and against `scored_as` (default `query`; never the
+        previous answer, which would bring its own sentences back), the decision on the reading."""
         chat = self.settings.chat
         speller = self._corpus()[1]
         query, asked = speller.correct(query), speller.correct(question)  # typos, against the index's own words
+        scored_as = query if scored_as is None else speller.correct(scored_as)
         retrieval = self.retriever.search(query, None, None, filters)
         # With refuse_without_evidence off, weak chunks still go to evidence selection (and its hand-off check).
         floor = self.settings.retrieval.min_relevance if chat.refuse_without_evidence else 0.0
         relevant = retrieval.relevant(floor)[: chat.evidence_chunks]
         qvec = self.retriever.embedder.embed_query(asked)
+        if chat.known_questions:
+            chunks = [c for c in self.retriever.snapshot().chunks if matches(c, filters)]
+            relevant = self.selector.with_known(qvec, relevant, chunks, floor)
         ranked = self.selector.score(asked, relevant, said, qvec) if relevant else []
-        if relevant and query != asked:
+        if relevant and scored_as != asked:
             # In context, a unit may answer the question only with the earlier one in front ("and on
             # the free plan?"): each unit keeps the better of its two scores.
-            best = {(e.chunk_id, e.position): e for e in self.selector.score(query, relevant, said)}
+            best = {(e.chunk_id, e.position): e for e in self.selector.score(scored_as, relevant, said)}
             ranked = sorted(
                 (max(e, best.get((e.chunk_id, e.position), e), key=lambda x: x.score) for e in ranked),
                 key=lambda e: e.score,
@@ -276,13 +297,14 @@ class ChatService:
         intent_vec = qvec if asked == question else self.retriever.embedder.embed_query(question)
         decision = decide(
             self.grounding,
-            query,
+            scored_as,
             ranked,
             self.corpus_stats(),
             intent_vec,
             question,
             self.selector.word_vectors,
             chat.company_name,
+            self.selector.known_nearest(qvec),
         )
         if not relevant and decision.reason is None:
             decision.handoff, decision.reason = True, "no_evidence"

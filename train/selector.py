@@ -33,6 +33,7 @@ import numpy as np
 from ragtune.grounding.answerability import ACTION, ANGRY, ANSWERABLE_FEATURES, INFO, PERSON, answerable_features, intent_input
 from ragtune.grounding.evidence import Evidence, EvidenceSelector, corpus_stats_from
 from ragtune.grounding.features import SELECTOR_FEATURES, features
+from ragtune.grounding.known import KnownQuestions, holds_quote
 from ragtune.grounding.model import GroundingModel, Logistic
 from train.logistic import fit_logistic, fit_softmax
 
@@ -82,16 +83,18 @@ class SelectorData:
     answerable: list[dict[str, Any]]  # question, label (1 answerable / 0 not), kind
     intents: list[tuple[str, str, str]]  # (text, intent, source)
     words: list[tuple[str, int]] = field(default_factory=list)  # (word, 1 another company's product / 0 ordinary)
+    known: list[tuple[str, str, str, int]] = field(default_factory=list)  # (question, doc, quote, answerable)
+
+    def known_questions(self) -> KnownQuestions:
+        return KnownQuestions(
+            [k[0] for k in self.known], [k[1] for k in self.known], [k[2] for k in self.known], [k[3] for k in self.known]
+        )
 
 
 @dataclass
 class TrainResult:
     model: GroundingModel
     report: dict[str, Any] = field(default_factory=dict)
-
-
-def _norm(text: str) -> str:
-    return " ".join(re.sub(r"[^\w%.,€£$]+", " ", text.lower()).split()).strip(" .,")
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -123,6 +126,7 @@ def load_data(
             if row.get("question") and row.get("quote") and row.get("doc"):
                 data.pairs.append({"question": row["question"], "doc": row["doc"], "quote": row["quote"]})
                 data.intents.append((row["question"], INFO, "own"))
+                data.known.append((row["question"], row["doc"], row["quote"], 1))
     for path in heldout:
         for row in _read_jsonl(path):
             kind = row.get("kind", "in_scope")
@@ -142,11 +146,16 @@ def load_data(
             if kind in UNANSWERABLE:
                 data.answerable.append({"question": row["question"], "label": 0, "kind": kind})
                 data.intents.append((row["question"], INFO, "own"))
+                data.known.append((row["question"], "", "", 0))
+            elif kind == "in_scope":
+                data.answerable.append({"question": row["question"], "label": 1, "kind": kind})
+                data.intents.append((row["question"], INFO, "own"))
+                data.known.append((row["question"], str(row.get("doc", "")), "", 1))
             elif kind in (PERSON, ANGRY, ACTION, INFO):
                 data.intents.append((row["question"], kind, "own"))
             else:
                 raise ValueError(
-                    f"{path}: unknown kind {kind!r} (use other_company, near_miss, out_of_scope, person, angry, action, info)"
+                    f"{path}: unknown kind {kind!r} (use in_scope, other_company, near_miss, out_of_scope, person, angry, action, info)"
                 )
     if intents_csv is not None:
         with open(intents_csv, encoding="utf-8", newline="") as handle:
@@ -174,18 +183,27 @@ def _split(n: int, share: float, seed: int) -> tuple[list[int], list[int]]:
 class Candidates:
     """Retrieval + candidate units + features for questions, as the chat service computes them."""
 
-    def __init__(self, retriever: Any, floor: float, chunks: int):
+    def __init__(self, retriever: Any, floor: float, chunks: int, known: KnownQuestions):
         self.retriever = retriever
         self.floor = floor
         self.chunks = chunks
-        self.selector = EvidenceSelector(retriever.embedder, model=None)
-        self.stats = corpus_stats_from(retriever.snapshot().chunks)
+        self.selector = EvidenceSelector(retriever.embedder, model=None, known=known)
+        self.all_chunks = retriever.snapshot().chunks
+        self.stats = corpus_stats_from(self.all_chunks)
+        self.use_known = True
 
     def for_question(self, question: str) -> tuple[list, np.ndarray, list]:
+        """As serving sees a new question: the question itself is left out of the known ones."""
         result = self.retriever.search(question)
         hits = result.relevant(self.floor)[: self.chunks]
-        cands = self.selector.candidates(question, hits)
+        qvec = self.retriever.embedder.embed_query(question)
+        if self.use_known:
+            hits = self.selector.with_known(qvec, hits, self.all_chunks, self.floor, exclude=question)
+        cands = self.selector.candidates(question, hits, qvec, exclude=question)
         return cands, features(question, cands, self.stats), hits
+
+    def known_nearest(self, question: str) -> tuple[float, float]:
+        return self.selector.known_nearest(self.retriever.embedder.embed_query(question), exclude=question)
 
     def ranked(self, question: str, model: GroundingModel) -> list[Evidence]:
         cands, x, hits = self.for_question(question)
@@ -203,11 +221,9 @@ class Candidates:
 
 def _labels(cands: list, hits: list, pair: dict[str, Any]) -> np.ndarray:
     """1 for the units holding the pair's quote (in the pair's document), else 0."""
-    quote = _norm(pair["quote"])
     out = []
     for c in cands:
-        text = _norm(c.unit.text)
-        hit = bool(quote) and (quote in text or (len(text) > 20 and text in quote))
+        hit = holds_quote(c.unit.text, pair["quote"])
         out.append(1.0 if hit and hits[c.chunk_rank].chunk.doc_id == pair["doc"] else 0.0)
     return np.asarray(out)
 
@@ -244,7 +260,9 @@ def train(
     max_false_handoff: float = 0.05,
     progress: Callable[[str], None] = lambda message: None,
 ) -> TrainResult:
-    cand = Candidates(retriever, floor, chunks)
+    known = data.known_questions()
+    known.ensure(retriever.embedder)
+    cand = Candidates(retriever, floor, chunks, known)
     report: dict[str, Any] = {"holdout_share": holdout, "seed": seed}
 
     # 1. The selector, on question -> quote pairs.
@@ -317,7 +335,12 @@ def train(
     questions = [(p["question"], 1) for p, r in zip(data.pairs, rows, strict=True) if r[1].any()]
     questions += [(a["question"], a["label"]) for a in data.answerable]
     ax = np.vstack(
-        [answerable_features(q, cand.ranked(q, model), cand.stats, cand.selector.word_vectors, model.brand) for q, _ in questions]
+        [
+            answerable_features(
+                q, cand.ranked(q, model), cand.stats, cand.selector.word_vectors, model.brand, cand.known_nearest(q)
+            )
+            for q, _ in questions
+        ]
     )
     ay = np.asarray([label for _, label in questions], dtype=np.float64)
     a_train, a_test = _split(len(questions), holdout, seed + 1)
@@ -365,7 +388,15 @@ def train(
                 best, best_f = float(t), f
         thresholds[label] = round(best, 3)
     model = GroundingModel(
-        selector, answerable, threshold, support, intent, thresholds, brand=model.brand, brand_threshold=model.brand_threshold
+        selector,
+        answerable,
+        threshold,
+        support,
+        intent,
+        thresholds,
+        brand=model.brand,
+        brand_threshold=model.brand_threshold,
+        known=known,
     )
     report["intent_heldout"] = _intent_figures(model, vectors, labels, [data.intents[i][2] for i in range(len(texts))], i_test)
     model.report = report

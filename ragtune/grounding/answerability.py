@@ -37,6 +37,8 @@ ANSWERABLE_FEATURES = (
     "unknown_brand",
     "named_missing",
     "brevity",
+    "known_yes",
+    "known_no",
 )
 
 PERSON, ANGRY, ACTION, INFO = "person", "angry", "action", "info"
@@ -91,7 +93,12 @@ def named_words(question: str) -> list[str]:
 
 
 def answerable_features(
-    question: str, ranked: list[Evidence], stats: CorpusStats, vectors: WordVectors | None = None, brand: Logistic | None = None
+    question: str,
+    ranked: list[Evidence],
+    stats: CorpusStats,
+    vectors: WordVectors | None = None,
+    brand: Logistic | None = None,
+    known: tuple[float, float] = (0.0, 0.0),
 ) -> np.ndarray:
     """The answerability model's input. For the question's words the index never uses, `vectors`
     (word embeddings) say how close each comes to a word of the evidence (a synonym: "educators"
@@ -145,6 +152,8 @@ def answerable_features(
             brandish,
             named_missing,
             1.0 / math.sqrt(max(1, len(set(q)))),
+            known[0],
+            known[1],
         ],
         dtype=np.float64,
     )
@@ -223,9 +232,10 @@ def decide(
     intent_text: str | None = None,
     vectors: WordVectors | None = None,
     own: str = "",
+    known: tuple[float, float] = (0.0, 0.0),
 ) -> Decision:
     """Answer or hand off. `ranked`: every scored unit, best first (may be empty); `own`: the
-    company's own name (never another company's product)."""
+    company's own name (never another company's product); `known`: see `answerable_features`."""
     intent, intent_score = intent_of(model, qvec, intent_text if intent_text is not None else question)
     if intent in (PERSON, ANGRY):
         return Decision(True, ASKED_PERSON if intent == PERSON else COMPLAINT, 0.0, intent, intent_score)
@@ -233,7 +243,7 @@ def decide(
         return Decision(True, NO_EVIDENCE, 0.0, intent, intent_score)
     if other_products(model, question, ranked, stats, vectors, own):
         return Decision(True, OTHER_COMPANY, 0.0, intent, intent_score)
-    x = answerable_features(question, ranked, stats, vectors, model.brand)
+    x = answerable_features(question, ranked, stats, vectors, model.brand, known)
     p = float(model.answerable.prob(x)[0])
     signals = dict(zip(ANSWERABLE_FEATURES, (round(float(v), 4) for v in x), strict=True))
     if intent == ACTION:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Container
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ragtune.documents import Hit
 from ragtune.embedding import Embedder
 from ragtune.grounding.features import Candidate, CorpusStats, features
+from ragtune.grounding.known import KnownQuestions, known_hits
 from ragtune.grounding.model import GroundingModel
 from ragtune.grounding.text import Unit, units
 from ragtune.prompt import ContextChunk
@@ -67,9 +68,16 @@ class EvidenceSelector:
     Unit vectors are cached by chunk id (a content hash), so a chunk is embedded once per process,
     not once per question. `stats` gives the index's word statistics (for IDF weights)."""
 
-    def __init__(self, embedder: Embedder, model: GroundingModel | None = None, stats: Callable[[], CorpusStats] | None = None):
+    def __init__(
+        self,
+        embedder: Embedder,
+        model: GroundingModel | None = None,
+        stats: Callable[[], CorpusStats] | None = None,
+        known: KnownQuestions | None = None,
+    ):
         self.embedder = embedder
         self._model = model
+        self._known = known
         self._stats = stats
         self._cache: OrderedDict[str, tuple[list[Unit], np.ndarray]] = OrderedDict()
         self._words: dict[str, np.ndarray] = {}
@@ -93,6 +101,28 @@ class EvidenceSelector:
         if self._model is None:
             self._model = GroundingModel.load()
         return self._model
+
+    @property
+    def known(self) -> KnownQuestions | None:
+        """The known questions compared with (given, or the model's)."""
+        return self._known if self._known is not None else self.model.known
+
+    def known_nearest(self, qvec: np.ndarray, exclude: str | None = None) -> tuple[float, float]:
+        """Similarity of the closest answerable and unanswerable known question (0, 0 without any)."""
+        known = self.known
+        if known is None or not len(known):
+            return 0.0, 0.0
+        return known.nearest(known.similarity(self.embedder, qvec, exclude))
+
+    def with_known(self, qvec: np.ndarray, hits: list[Hit], chunks: list, floor: float, exclude: str | None = None) -> list[Hit]:
+        """`hits` and after them the chunks answering the closest known questions that retrieval
+        missed (ragtune/grounding/known.py); `chunks`: the index version's (filtered) chunks."""
+        known = self.known
+        if known is None or not len(known):
+            return hits
+        relevance = min((h.relevance for h in hits), default=floor)
+        sims = known.similarity(self.embedder, qvec, exclude)
+        return hits + known_hits(known, sims, chunks, {h.id for h in hits}, relevance)
 
     def stats(self, hits: list[Hit]) -> CorpusStats:
         return self._stats() if self._stats is not None else corpus_stats_from([h.chunk for h in hits])
@@ -119,7 +149,11 @@ class EvidenceSelector:
         with self._lock:
             return [self._cache[h.id] for h in hits]
 
-    def candidates(self, question: str, hits: list[Hit], qvec: np.ndarray | None = None) -> list[Candidate]:
+    def candidates(
+        self, question: str, hits: list[Hit], qvec: np.ndarray | None = None, exclude: str | None = None
+    ) -> list[Candidate]:
+        """The units of `hits` with their signals. `exclude`: a known question left out of the
+        comparison (training scores each example question as if it were new)."""
         if not hits:
             return []
         qvec = self.embedder.embed_query(question) if qvec is None else qvec
@@ -128,6 +162,11 @@ class EvidenceSelector:
             sims = vectors @ qvec if len(us) else []
             for position, (unit, sim) in enumerate(zip(us, sims, strict=True)):
                 out.append(Candidate(unit, rank, float(hit.relevance), heading_of(hit, unit), float(sim), position))
+        known = self.known
+        if known is not None and len(known) and out:
+            sims = known.similarity(self.embedder, qvec, exclude)
+            scores = known.unit_scores(sims, [(hits[c.chunk_rank].chunk.doc_id, c.unit.text) for c in out])
+            out = [replace(c, known=float(k)) for c, k in zip(out, scores, strict=True)]
         return out
 
     def score(self, question: str, hits: list[Hit], said: Container[str] = (), qvec: np.ndarray | None = None) -> list[Evidence]:

@@ -4,7 +4,7 @@ Each candidate unit (sentence, list item, table row) of the retrieved chunks get
 its embedding similarity to the question (with its title and section in front), IDF-weighted word
 overlap with the question (a sentence-level BM25), overlap of the question with its headings,
 whether it holds the kind of thing the question asks for (a duration, a price, a percentage, a
-step), and where it stands. A small logistic model (ragtune/grounding/model.py) weighs them; the
+step), where it stands, and how close the question comes to a known question this unit answers. A small logistic model (ragtune/grounding/model.py) weighs them; the
 weights are learned from the company's own question -> sentence pairs (`ragtune train selector`).
 """
 
@@ -32,6 +32,8 @@ SELECTOR_FEATURES = (
     "row",
     "first",
     "brevity",
+    "known",
+    "known_gap",
 )
 
 _DURATION = re.compile(
@@ -135,6 +137,7 @@ class Candidate:
     heading: str  # document title, section and inline heading
     dense: float  # cosine(question, heading + unit)
     position: int  # the unit's place in its chunk
+    known: float = 0.0  # similarity of the closest known question this unit answers (ragtune/grounding/known.py)
 
 
 def features(question: str, candidates: list[Candidate], stats: CorpusStats) -> np.ndarray:
@@ -146,6 +149,7 @@ def features(question: str, candidates: list[Candidate], stats: CorpusStats) -> 
     lexical = [weighted_overlap(q_stems, set(stems(c.unit.text)), stats) for c in candidates]
     best_dense = max(c.dense for c in candidates)
     best_lexical = max(lexical)
+    best_known = max(c.known for c in candidates)
     rows = []
     for c, lex in zip(candidates, lexical, strict=True):
         heading = weighted_overlap(q_stems, set(stems(c.heading)), stats)
@@ -166,6 +170,8 @@ def features(question: str, candidates: list[Candidate], stats: CorpusStats) -> 
                 1.0 if c.unit.kind == "row" else 0.0,
                 1.0 if c.position == 0 else 0.0,
                 1.0 / math.sqrt(n_words),
+                c.known,
+                c.known - best_known,
             ]
         )
     return np.asarray(rows, dtype=np.float32)

@@ -1,8 +1,9 @@
 """Follow-up questions, resolved against the conversation.
 
-A follow-up is retrieved twice: alone ("Can I pay with PayPal?" after a trial question must not
-be searched as the trial question) and in context (the previous question in front: "does that
-work on the free plan too?" needs its subject). The chat service keeps whichever reading the
+A follow-up is retrieved alone ("Can I pay with PayPal?" after a trial question must not be
+searched as the trial question) and in context: the previous question in front ("does that work
+on the free plan too?" needs its subject), and the previous question with the previous answer's
+first sentence (the subject the customer's "it" refers to is often only in the answer). The chat service keeps whichever reading the
 answerability model finds better answered, preferring the question alone unless it points back
 ("that", "it", "too", a bare "and for Business?").
 
@@ -36,6 +37,19 @@ def in_context(question: str, previous_questions: list[str]) -> str:
     if not previous_questions:
         return question
     return f"{' '.join(previous_questions[-1].split()[:MAX_CONTEXT_WORDS])} {question}"
+
+
+ANSWER_CONTEXT_WORDS = 30
+
+
+def answer_subject(answer: str) -> str:
+    """What the previous answer was about, for a follow-up's retrieval: its first sentence (a
+    follow-up's "it" usually names the answer's subject: "how do I claim it" after an answer about
+    service credits, when the question before only said "what do I get if you miss that")."""
+    from ragtune.grounding.text import split_sentences
+
+    sentences = split_sentences(answer)
+    return " ".join((sentences[0] if sentences else answer).split()[:ANSWER_CONTEXT_WORDS])
 
 
 _NO_PROGRESS = re.compile(

@@ -6,6 +6,8 @@
   vocabulary, whether the evidence answers the question; below `threshold` the answer is a hand-off.
 - `brand` tells from a word's embedding whether it names another company's product ("gmail"), for
   the question's words the index never uses;
+- `known`: the company's example questions, which a customer's question is compared with
+  (ragtune/grounding/known.py);
 - `intent` reads the question's embedding for what no document answers: a request for a person,
   an angry complaint, an account action the assistant cannot carry out.
 
@@ -24,8 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from ragtune.grounding.known import KnownQuestions
+
 BUNDLED = Path(__file__).with_name("data") / "grounding.json"
-FORMAT = 1
+FORMAT = 2
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -103,6 +107,7 @@ class GroundingModel:
     report: dict[str, Any] = field(default_factory=dict)  # what training measured on held-out data
     brand: Logistic | None = None  # P(a word is another company's product) from its embedding
     brand_threshold: float = 0.5
+    known: KnownQuestions | None = None  # the company's example questions (ragtune/grounding/known.py)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -116,6 +121,7 @@ class GroundingModel:
             "report": self.report,
             "brand": self.brand.to_json() if self.brand else None,
             "brand_threshold": round(self.brand_threshold, 6),
+            "known": self.known.to_json() if self.known is not None else None,
         }
 
     def save(self, path: Path) -> None:
@@ -143,4 +149,5 @@ class GroundingModel:
             dict(data.get("report") or {}),
             Logistic.from_json(data["brand"]) if data.get("brand") else None,
             float(data.get("brand_threshold", 0.5)),
+            KnownQuestions.from_json(data["known"]) if data.get("known") else None,
         )

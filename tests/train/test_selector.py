@@ -29,6 +29,9 @@ def test_a_small_fit_learns_weights_and_reports_on_held_out_questions(retriever,
     assert 0 < model.threshold < 1 and model.support == SUPPORT
     assert set(report["handoff_heldout"]) >= {"handoff_precision", "handoff_recall", "false_handoff_rate"}
     assert model.intent is not None and set(model.intent_thresholds) == {"person", "angry", "action"}
+    # The examples are kept as known questions, embedded for serving.
+    assert model.known is not None and len(model.known) == len(data.known) >= 60
+    assert model.known.vectors is not None and len(model.known.vectors) == len(model.known)
     # What is fitted is what serving loads.
     model.save(tmp_path / "g.json")
     again = GroundingModel.load(tmp_path / "g.json")

@@ -1,0 +1,78 @@
+"""The company's known example questions as a memory (ragtune/grounding/known.py): a paraphrase of
+a known question finds the unit that answers it and the chunk retrieval missed, an exact repeat is
+left out when training asks for it, and the memory survives the model file."""
+
+import numpy as np
+import pytest
+
+from ragtune.grounding.evidence import EvidenceSelector
+from ragtune.grounding.known import KnownQuestions, holds_quote, known_hits
+from ragtune.grounding.model import GroundingModel
+
+
+@pytest.fixture(scope="module")
+def memory():
+    return KnownQuestions(
+        ["do teachers get a deal on the pro plan?", "how do i change my icloud password", "what is the capital of france"],
+        ["faq/students-and-nonprofits.md", "", ""],
+        ["Students and teachers get 50% off the Pro plan", "", ""],
+        [1, 0, 0],
+    )
+
+
+def test_a_paraphrase_is_closest_to_its_known_question_and_the_answering_unit_scores(retriever, memory):
+    embedder = retriever.embedder
+    sims = memory.similarity(embedder, embedder.embed_query("discount for educators?"))
+    assert int(np.argmax(sims)) == 0 and sims[0] > sims[1]
+    yes, no = memory.nearest(sims)
+    assert yes == pytest.approx(float(sims[0])) and no == pytest.approx(float(max(sims[1], sims[2])))
+    units = [
+        ("faq/students-and-nonprofits.md", "Students and teachers get 50% off the Pro plan with a valid school email address."),
+        ("faq/students-and-nonprofits.md", "The discount is checked again every 12 months."),
+        ("faq/billing-faq.md", "Students and teachers get 50% off the Pro plan with a valid school email address."),
+    ]
+    scores = memory.unit_scores(sims, units)
+    assert scores[0] == pytest.approx(float(sims[0])) and scores[1] == 0 and scores[2] == 0  # only its own document's unit
+
+
+def test_training_leaves_the_question_itself_out(retriever, memory):
+    embedder = retriever.embedder
+    question = "Do teachers get a deal on the Pro plan?"
+    qvec = embedder.embed_query(question)
+    assert memory.similarity(embedder, qvec)[0] > 0.99
+    assert memory.similarity(embedder, qvec, exclude=question)[0] == -1.0  # compared normalised
+
+
+def test_a_missed_chunk_is_added_after_the_retrieved_ones(retriever, memory):
+    chunks = retriever.snapshot().chunks
+    embedder = retriever.embedder
+    sims = memory.similarity(embedder, embedder.embed_query("discount for educators?"))
+    added = known_hits(memory, sims, chunks, set(), relevance=0.3, threshold=0.5)
+    assert len(added) == 1 and added[0].chunk.doc_id == "faq/students-and-nonprofits.md"
+    assert holds_quote(added[0].chunk.text, memory.quotes[0]) and added[0].relevance == 0.3
+    assert known_hits(memory, sims, chunks, {added[0].id}, relevance=0.3, threshold=0.5) == []  # already retrieved
+    assert known_hits(memory, sims, chunks, set(), relevance=0.3, threshold=0.99) == []  # not close enough
+
+
+def test_the_selector_marks_the_unit_a_known_question_points_at(retriever, memory):
+    selector = EvidenceSelector(retriever.embedder, GroundingModel.load(), known=memory)
+    question = "do teachers get a deal on pro"
+    hits = selector.with_known(retriever.embedder.embed_query(question), [], retriever.snapshot().chunks, 0.3)
+    cands = selector.candidates(question, hits)
+    marked = [c for c in cands if c.known > 0]
+    assert marked and all("teachers get 50% off" in c.unit.text for c in marked)
+
+
+def test_the_memory_round_trips_with_its_vectors(retriever, memory, tmp_path):
+    memory.ensure(retriever.embedder)
+    again = KnownQuestions.from_json(memory.to_json())
+    assert again.questions == memory.questions and again.fingerprint == retriever.embedder.fingerprint()
+    assert again.vectors is not None and np.allclose(again.vectors, memory.vectors, atol=1e-3)  # float16 on disk
+    with pytest.raises(ValueError, match="differ in length"):
+        KnownQuestions(["a"], [], [], [])
+
+
+def test_the_shipped_model_knows_the_bundled_examples():
+    known = GroundingModel.load().known
+    assert known is not None and len(known) > 500 and 0 in known.answerable and 1 in known.answerable
+    assert known.vectors is not None and len(known.vectors) == len(known)
