@@ -11,6 +11,7 @@ from ragtune.errors import UserInputError
 from ragtune.settings import Settings
 
 EXAMPLES = Path("train/examples")
+MAX_FALSE_HANDOFF = 0.03
 DEFAULT_PAIRS = [EXAMPLES / "knowledge_pairs.jsonl", EXAMPLES / "paraphrases.jsonl"]
 DEFAULT_HANDOFF = [EXAMPLES / "handoff.jsonl"]
 DEFAULT_QUESTIONS = [
@@ -47,6 +48,13 @@ def add_step(step) -> None:
     s.add_argument("--intents-csv", type=Path, help="a support corpus with intent labels (Bitext layout: instruction, intent)")
     s.add_argument("--holdout", type=float, default=0.3, help="share of every set held out for the report (default 0.3)")
     s.add_argument("--seed", type=int, default=13)
+    s.add_argument(
+        "--max-false-handoff",
+        type=float,
+        default=MAX_FALSE_HANDOFF,
+        help="share of answerable training questions (out of fold) the hand-off threshold may hand off "
+        f"(default {MAX_FALSE_HANDOFF}: held-out data runs about 2 points above it)",
+    )
     s.add_argument("--out", type=Path, help="where to write the model (default: <data_dir>/grounding/grounding.json)")
 
 
@@ -56,6 +64,8 @@ def selector(args: argparse.Namespace, settings: Settings) -> int:
     from ragtune.retriever import Retriever
     from train.selector import data_hash, load_data, train
 
+    if not 0 < args.max_false_handoff < 0.5:
+        raise UserInputError(f"--max-false-handoff {args.max_false_handoff}: give a share between 0 and 0.5, e.g. 0.03")
     if not 0 < args.holdout < 0.9:
         raise UserInputError(f"--holdout {args.holdout}: give a share between 0 and 0.9, e.g. 0.3")
     files = [*args.pairs, *args.handoff, *args.questions, args.words] + ([args.intents_csv] if args.intents_csv else [])
@@ -80,6 +90,7 @@ def selector(args: argparse.Namespace, settings: Settings) -> int:
         settings.chat.evidence_chunks,
         holdout=args.holdout,
         seed=args.seed,
+        max_false_handoff=args.max_false_handoff,
         progress=lambda message: print(message, flush=True),
     )
     result.model.report |= {

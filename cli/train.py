@@ -60,6 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("run", type=Path, help="run directory")
     s.add_argument("--limit", type=int, default=40, help="eval-split records for the raw test (default 40)")
     s.add_argument("--questions", type=Path, help="held-out questions (default: the config's data.heldout)")
+    s.add_argument("--question-limit", type=int, help="only the first N held-out questions (a smoke run)")
     s.add_argument("--modes", default="raw,pipeline", help="raw, pipeline or both (default)")
     s.add_argument("--base-gguf", type=Path, help="GGUF of the base model (default: the config's base_model when it is a GGUF)")
     s = step(
@@ -102,6 +103,9 @@ def _retriever(settings: Settings):
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.training_output import quiet_training_output
+
+    quiet_training_output()  # before transformers, TRL, peft or datasets is imported
     handler = {
         "prepare": prepare,
         "validate": validate,
@@ -127,15 +131,22 @@ def _retriever_step(args, settings: Settings) -> int:
 
 
 def prepare(args, settings: Settings) -> int:
+    from ragtune.index import KnowledgeIndex
+    from train.preflight import check_examples_indexed, require_training_packages
+
+    config = _config(args.train_config)
+    require_training_packages("prepare")
+    # Before the long pass: every document the examples cite must be in the live index.
+    check_examples_indexed(KnowledgeIndex(settings), list(config.data.examples))
     from ragtune.progress import RichProgress
     from train.dataset import format_summary
     from train.dataset import prepare as build
     from train.model import load_tokenizer
 
-    config = _config(args.train_config)
+    retriever = _retriever(settings)
     tokenizer = load_tokenizer(config.base_model)
     with RichProgress() as progress:
-        summary = build(config, _retriever(settings), tokenizer, settings.chat.company_name, progress)
+        summary = build(config, retriever, tokenizer, settings.chat.company_name, progress)
     print(json.dumps(summary, indent=1) if args.json else format_summary(summary) + f"\nwritten to {config.data.output}")
     return 0
 
@@ -146,7 +157,9 @@ def validate(args, settings: Settings) -> int:
     tokenizer = max_length = None
     if args.train_config:
         from train.model import load_tokenizer
+        from train.preflight import require_training_packages
 
+        require_training_packages("validate")
         config = _config(args.train_config)
         tokenizer, max_length = load_tokenizer(config.base_model), config.max_length
     count = validate_file(args.file, settings.chat.company_name, tokenizer, max_length)
@@ -155,9 +168,11 @@ def validate(args, settings: Settings) -> int:
 
 
 def run(args, settings: Settings) -> int:
+    from train.preflight import require_training_packages
     from train.run import run as train_run
 
     config = _config(args.train_config)
+    require_training_packages("run")
     if args.max_minutes is not None:
         config = config.model_copy(update={"max_minutes": args.max_minutes})
     info = train_run(config, args.dataset, resume=args.resume)
@@ -171,9 +186,11 @@ def evaluate(args, settings: Settings) -> int:
     from train.evaluate import Candidate, format_table
     from train.evaluate import evaluate as run_eval
     from train.model import resolve_base
+    from train.preflight import require_training_packages
     from train.sources import read_heldout
 
     config = _run_config(args.run)
+    require_training_packages("eval")
     adapter = args.run / "export" / "adapter" / "adapter.gguf"
     tuned = sorted((args.run / "export").glob("model-*.gguf"), key=lambda p: ("f16" in p.name or "f32" in p.name, p.name))
     if not tuned and not adapter.is_file():
@@ -191,6 +208,8 @@ def evaluate(args, settings: Settings) -> int:
     if eval_file.is_file():
         records = [json.loads(line) for line in eval_file.read_text().splitlines() if line.strip()][: args.limit]
     questions = read_heldout(args.questions or config.data.heldout) if (args.questions or config.data.heldout) else []
+    if args.question_limit is not None:
+        questions = questions[: args.question_limit]
     retriever = _retriever(settings)
     embedder = retriever.embedder
     modes = tuple(m.strip() for m in args.modes.split(","))
@@ -214,10 +233,13 @@ def evaluate(args, settings: Settings) -> int:
     from train.run import loss_chart
 
     loss_chart(args.run / "metrics.jsonl", args.run / "loss.png")
-    _record_eval(settings, args.run, report, base, args.questions or config.data.heldout)
-    if adapter.is_file():
-        _card_eval(adapter.parent / "card.json", report, args.questions or config.data.heldout)
+    if args.question_limit is None:
+        _record_eval(settings, args.run, report, base, args.questions or config.data.heldout)
+        if adapter.is_file():
+            _card_eval(adapter.parent / "card.json", report, args.questions or config.data.heldout)
     print(format_table(report))
+    if args.question_limit is not None:  # a partial eval must not become the version's pass rate or gate figures
+        print(f"(first {len(questions)} held-out questions only: not recorded in the model registry)")
     print(f"written to {args.run / 'eval'} (report.json, report.md); loss chart {args.run / 'loss.png'}")
     return 0
 
@@ -281,8 +303,10 @@ def export(args, settings: Settings) -> int:
     from train.export import export as do_export
     from train.model import load_tokenizer
     from train.modelfile import check_parity, register_with_ollama, render_modelfile
+    from train.preflight import require_training_packages
 
     config = _run_config(args.run)
+    require_training_packages("export")
     quantization = args.quantization or config.export.quantization
     lora_only = args.lora_only or config.export.lora_only
     paths = do_export(args.run, config.base_model, quantization, lora_only, lora_outtype=config.export.lora_outtype)

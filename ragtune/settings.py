@@ -179,6 +179,12 @@ class LLMSettings(_Section):
     )
     seed: int = Field(0, description="Sampling seed, for repeatable answers.")
     threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp (default: all cores).")
+    prefix_cache: bool = Field(
+        True,
+        description="Keep the prompts' static head (the system prompt's rules) decoded in llama.cpp's KV cache across "
+        "requests, so each answer decodes only its sources and question (serve/engines/prefix_cache.py). Off: every "
+        "prompt is decoded from its first token.",
+    )
     timeout_s: float = Field(
         120.0,
         gt=0,

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Set up .venv with ragtune and the serving stack; with --dev also the test tools and llama.cpp's
-# GGUF converter (taken from the llama-cpp-python sdist, which carries a matching gguf-py).
+# Set up .venv with ragtune and the serving stack; with --train also the training packages and
+# llama.cpp's GGUF converter (taken from the llama-cpp-python sdist, which carries a matching
+# gguf-py) that `ragtune train export` runs; with --dev those and the test tools.
 # Idempotent: a second run only checks. Environment: PYTHON (interpreter, default python3),
 # TORCH_SPEC (default torch==2.13.0, the CPU build on CPU-only machines; set TORCH_SPEC=torch for CUDA).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dev=0
+train=0
 for arg in "$@"; do
   case "$arg" in
-    --dev) dev=1 ;;
-    *) echo "setup.sh: unknown option $arg (use --dev)" >&2; exit 2 ;;
+    --dev) dev=1; train=1 ;;
+    --train) train=1 ;;
+    *) echo "setup.sh: unknown option $arg (use --train or --dev)" >&2; exit 2 ;;
   esac
 done
 PY=${PYTHON:-python3}
@@ -23,6 +26,7 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   pip install -q "${TORCH_SPEC:-torch==2.13.0}"
 fi
 extras=serve
+[ "$train" = 1 ] && extras=serve,train
 [ "$dev" = 1 ] && extras=serve,dev,train
 
 # llama.cpp, built portable. llama-cpp-python ships as source only, and its default build is
@@ -54,7 +58,7 @@ if [ "$dev" = 1 ]; then bash scripts/browser-deps.sh; fi
 # Docker Compose for the compose-file tests (`config` needs no Docker engine; a no-op when present).
 if [ "$dev" = 1 ]; then bash scripts/compose-deps.sh; fi
 
-if [ "$dev" = 1 ] && [ ! -f .cache/llama.cpp/convert_hf_to_gguf.py ]; then
+if [ "$train" = 1 ] && [ ! -f .cache/llama.cpp/convert_hf_to_gguf.py ]; then
   version=$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('llama-cpp-python'))")
   tmp=$(mktemp -d)
   pip download -q --no-deps --no-binary :all: "llama-cpp-python==$version" -d "$tmp"

@@ -32,7 +32,7 @@ from typing import Any
 from ragtune.answer import Answer, ModelReply, parse_reply
 from ragtune.documents import Hit, matches
 from ragtune.errors import InvalidModelOutput, ModelUnavailable, PayloadTooLarge, UserInputError
-from ragtune.grounding.answerability import OTHER_COMPANY, Decision, decide
+from ragtune.grounding.answerability import LOW_EVIDENCE, NO_EVIDENCE, OTHER_COMPANY, Decision, decide
 from ragtune.grounding.compose import compose
 from ragtune.grounding.evidence import Evidence, EvidenceSelector, evidence_chunks, top_evidence
 from ragtune.grounding.features import CorpusStats
@@ -86,6 +86,25 @@ class _Reading:
     decision: Decision
 
 
+def _fused(readings: list[_Reading], decided: _Reading) -> _Reading:
+    """The readings that answer, as one: every unit any of them found, with its best score, under
+    the decision of `decided` (the readings' answerability saturates on a good match, so picking
+    one reading by it is close to arbitrary; the units compete instead)."""
+    units: dict[tuple[str, int], Evidence] = {}
+    for reading in readings:
+        if reading.decision.handoff:
+            continue
+        for e in reading.ranked:
+            key = (e.chunk_id, e.position)
+            if key not in units or e.score > units[key].score:
+                units[key] = e
+    if not units:
+        return decided
+    ranked = sorted(units.values(), key=lambda e: e.score, reverse=True)
+    relevant = list({h.id: h for r in readings if not r.decision.handoff for h in r.relevant}.values())
+    return _Reading(decided.query, decided.retrieval, relevant, ranked, decided.decision)
+
+
 @dataclass
 class Prepared:
     """Everything decided before the model is called."""
@@ -97,6 +116,7 @@ class Prepared:
     retrieval: RetrievalResult
     relevant: list[Hit]
     evidence: list[Evidence] = field(default_factory=list)
+    parts: int = 1  # questions asked in one message, each with its own evidence
     decision: Decision = field(default_factory=lambda: Decision(False))
     ranked: list[Evidence] = field(default_factory=list)
     said: Said = field(default_factory=lambda: Said([]))
@@ -214,7 +234,7 @@ class ChatService:
             if alone.decision.reason == OTHER_COMPANY:
                 pass
             elif (prefer_ctx and (better_ctx or alone.decision.handoff)) or (alone.decision.handoff and not ctx.decision.handoff):
-                chosen = ctx
+                chosen = _fused(candidates, ctx)
         timings = {"retrieval_ms": _ms(t0)}
         self.events.retrieved(timings["retrieval_ms"] / 1000)
         p = Prepared(
@@ -232,17 +252,20 @@ class ChatService:
         p.ranked, p.decision, p.said, p.language = chosen.ranked, chosen.decision, said, language
         p.evidence = top_evidence(chosen.ranked, chat.evidence_sentences, self.grounding.support)
         parts = question_parts(question)
-        if len(parts) == 2 and not p.decision.handoff:
+        if len(parts) == 2 and (not p.decision.handoff or p.decision.reason in (LOW_EVIDENCE, NO_EVIDENCE)):
             # Two questions in one: each part finds its own evidence (the second read after the
-            # first, for its "it"), and the answer gives both when both are answered.
+            # first, for its "it"), and the answer gives both when both are answered (also when the
+            # question as a whole matched neither well enough).
             first = await asyncio.to_thread(self._read, parts[0], parts[0], filters, said)
             second = await asyncio.to_thread(self._read, in_context(parts[1], [parts[0]]), parts[1], filters, said)
             if not first.decision.handoff and not second.decision.handoff:
-                per_part = max(1, chat.evidence_sentences // 2)
+                per_part = max(1, chat.evidence_sentences - 1)
                 combined = top_evidence(first.ranked, per_part, self.grounding.support)
                 combined += [e for e in top_evidence(second.ranked, per_part, self.grounding.support) if e not in combined]
-                p.evidence = combined
+                p.evidence, p.parts = combined, 2
                 p.relevant = list({h.id: h for h in first.relevant + second.relevant + p.relevant}.values())
+                if p.decision.handoff:
+                    p.decision = min(first.decision, second.decision, key=lambda d: d.answerable)
         if p.outcome == "answer" and await self._model_allowed():
             p.use_model = True
             t0 = time.perf_counter()
@@ -304,7 +327,7 @@ class ChatService:
             question,
             self.selector.word_vectors,
             chat.company_name,
-            self.selector.known_nearest(qvec),
+            self.selector.known_nearest(qvec, ranked[0].hit.chunk.doc_id if ranked else ""),
         )
         if not relevant and decision.reason is None:
             decision.handoff, decision.reason = True, "no_evidence"
@@ -390,6 +413,9 @@ class ChatService:
         p.usage.prompt_tokens += prompt
         p.usage.completion_tokens += completion
         p.usage.total_tokens = p.usage.prompt_tokens + p.usage.completion_tokens
+        p.usage.cached_prompt_tokens += result.cached_tokens
+        if "prompt_eval_ms" in result.timings_ms:  # the engine's own prompt decoding, summed over a retry
+            p.timings["prompt_eval_ms"] = p.timings.get("prompt_eval_ms", 0.0) + result.timings_ms["prompt_eval_ms"]
         self.events.generated(seconds, prompt, completion)
 
     # ---- answers -------------------------------------------------------------------------
@@ -473,7 +499,7 @@ class ChatService:
         return "high" if p.decision.answerable >= self.settings.chat.high_confidence else "medium"
 
     def _extractive(self, p: Prepared) -> Answer:
-        text, used = compose(p.evidence, p.said)
+        text, used = compose(p.evidence, p.said, parts=p.parts)
         return Answer(answer=text, citations=evidence_citations(used), confidence=self._confidence(p), handoff=False)
 
     def _handoff(self, p: Prepared) -> Answer:

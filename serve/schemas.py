@@ -110,6 +110,11 @@ class Usage(BaseModel):
         0, description="Tokens the engine generated. 0 when no model was asked (extractive answers, hand-offs)."
     )
     total_tokens: int = 0
+    cached_prompt_tokens: int = Field(
+        0,
+        description="Of prompt_tokens, those the engine found already decoded in its cache (the prompt's static head) "
+        "and did not decode again.",
+    )
 
 
 class ChatResponse(Answer):

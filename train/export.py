@@ -1,7 +1,7 @@
 """`ragtune train export`: merge the adapter, convert with llama.cpp's own converter, quantize.
 
 The converter is the `convert_hf_to_gguf.py` (and `convert_lora_to_gguf.py`) that
-`scripts/setup.sh --dev` takes from the llama-cpp-python sdist, so it matches the llama.cpp that
+`scripts/setup.sh --train` (or --dev) takes from the llama-cpp-python sdist, so it matches the llama.cpp that
 serves the result; it is looked up in `RAGTUNE_LLAMA_CPP_DIR`, else `.cache/llama.cpp` of the
 checkout. Quantization runs llama.cpp's own quantizer through llama-cpp-python.
 
@@ -52,7 +52,7 @@ def llama_cpp_dir() -> Path:
     folder = Path(explicit) if explicit else Path(__file__).resolve().parents[1] / ".cache" / "llama.cpp"
     if not (folder / "convert_hf_to_gguf.py").is_file():
         raise ExportError(
-            f"llama.cpp's converter is not in {folder}: run `bash scripts/setup.sh --dev` or set RAGTUNE_LLAMA_CPP_DIR"
+            f"llama.cpp's converter is not in {folder}: run `bash scripts/setup.sh --train` or set RAGTUNE_LLAMA_CPP_DIR"
         )
     return folder
 

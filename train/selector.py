@@ -85,9 +85,11 @@ class SelectorData:
     words: list[tuple[str, int]] = field(default_factory=list)  # (word, 1 another company's product / 0 ordinary)
     known: list[tuple[str, str, str, int]] = field(default_factory=list)  # (question, doc, quote, answerable)
 
-    def known_questions(self) -> KnownQuestions:
+    def known_questions(self, index_docs: list[str]) -> KnownQuestions:
+        """The examples as known questions, judged against an index of `index_docs`."""
+        k = self.known
         return KnownQuestions(
-            [k[0] for k in self.known], [k[1] for k in self.known], [k[2] for k in self.known], [k[3] for k in self.known]
+            [q for q, _, _, _ in k], [d for _, d, _, _ in k], [x for _, _, x, _ in k], [a for *_, a in k], None, "", index_docs
         )
 
 
@@ -138,7 +140,8 @@ def load_data(
                 continue
             if kind == "handoff":
                 kind = "out_of_scope" if reason in (None, "other_company", "out_of_scope") else reason
-            data.answerable.append({"question": row["question"], "label": int(kind == "in_scope"), "kind": kind})
+            doc = row.get("doc") or (row.get("expected_paths") or [""])[0]
+            data.answerable.append({"question": row["question"], "label": int(kind == "in_scope"), "kind": kind, "doc": doc})
             data.intents.append((row["question"], INFO, "own"))
     for path in handoff:
         for row in _read_jsonl(path):
@@ -148,7 +151,7 @@ def load_data(
                 data.intents.append((row["question"], INFO, "own"))
                 data.known.append((row["question"], "", "", 0))
             elif kind == "in_scope":
-                data.answerable.append({"question": row["question"], "label": 1, "kind": kind})
+                data.answerable.append({"question": row["question"], "label": 1, "kind": kind, "doc": str(row.get("doc", ""))})
                 data.intents.append((row["question"], INFO, "own"))
                 data.known.append((row["question"], str(row.get("doc", "")), "", 1))
             elif kind in (PERSON, ANGRY, ACTION, INFO):
@@ -180,6 +183,16 @@ def _split(n: int, share: float, seed: int) -> tuple[list[int], list[int]]:
     return sorted(order[cut:]), sorted(order[:cut])
 
 
+# The share of answerability's training questions scored as if no example mentioned their document
+# (an admin's new upload has no known questions): the weight learned for the closeness to known
+# questions must not make a new document's answers hand-offs.
+UNSEEN_SHARE = 0.4
+
+
+def unseen(question: str) -> bool:
+    return int(hashlib.sha256(question.encode()).hexdigest()[:8], 16) % 1000 < UNSEEN_SHARE * 1000
+
+
 class Candidates:
     """Retrieval + candidate units + features for questions, as the chat service computes them."""
 
@@ -192,21 +205,26 @@ class Candidates:
         self.stats = corpus_stats_from(self.all_chunks)
         self.use_known = True
 
-    def for_question(self, question: str) -> tuple[list, np.ndarray, list]:
-        """As serving sees a new question: the question itself is left out of the known ones."""
+    def for_question(self, question: str, doc: str = "") -> tuple[list, np.ndarray, list]:
+        """As serving sees a new question: the question itself is left out of the known ones, and
+        for a share of questions every known question about its document (`unseen`)."""
+        hide = doc if doc and unseen(question) else None
         result = self.retriever.search(question)
         hits = result.relevant(self.floor)[: self.chunks]
         qvec = self.retriever.embedder.embed_query(question)
         if self.use_known:
-            hits = self.selector.with_known(qvec, hits, self.all_chunks, self.floor, exclude=question)
-        cands = self.selector.candidates(question, hits, qvec, exclude=question)
+            hits = self.selector.with_known(qvec, hits, self.all_chunks, self.floor, exclude=question, hide_doc=hide)
+        cands = self.selector.candidates(question, hits, qvec, exclude=question, hide_doc=hide)
         return cands, features(question, cands, self.stats), hits
 
-    def known_nearest(self, question: str) -> tuple[float, float]:
-        return self.selector.known_nearest(self.retriever.embedder.embed_query(question), exclude=question)
+    def known_nearest(self, question: str, ranked: list[Evidence], doc: str = "") -> tuple[float, float]:
+        hide = doc if doc and unseen(question) else None
+        evidence_doc = ranked[0].hit.chunk.doc_id if ranked else ""
+        qvec = self.retriever.embedder.embed_query(question)
+        return self.selector.known_nearest(qvec, evidence_doc, exclude=question, hide_doc=hide)
 
-    def ranked(self, question: str, model: GroundingModel) -> list[Evidence]:
-        cands, x, hits = self.for_question(question)
+    def ranked(self, question: str, model: GroundingModel, doc: str = "") -> list[Evidence]:
+        cands, x, hits = self.for_question(question, doc)
         if not cands:
             return []
         probs = model.selector.prob(x)
@@ -260,7 +278,7 @@ def train(
     max_false_handoff: float = 0.05,
     progress: Callable[[str], None] = lambda message: None,
 ) -> TrainResult:
-    known = data.known_questions()
+    known = data.known_questions(sorted({c.doc_id for c in retriever.snapshot().chunks}))
     known.ensure(retriever.embedder)
     cand = Candidates(retriever, floor, chunks, known)
     report: dict[str, Any] = {"holdout_share": holdout, "seed": seed}
@@ -332,17 +350,10 @@ def train(
     # 2b. Answerability: answerable questions (the pairs whose quote was retrieved, held-out in-scope
     # questions) against unanswerable ones.
     progress(f"answerability: {len(data.pairs) + len(data.answerable)} questions")
-    questions = [(p["question"], 1) for p, r in zip(data.pairs, rows, strict=True) if r[1].any()]
-    questions += [(a["question"], a["label"]) for a in data.answerable]
-    ax = np.vstack(
-        [
-            answerable_features(
-                q, cand.ranked(q, model), cand.stats, cand.selector.word_vectors, model.brand, cand.known_nearest(q)
-            )
-            for q, _ in questions
-        ]
-    )
-    ay = np.asarray([label for _, label in questions], dtype=np.float64)
+    questions = [(p["question"], 1, p["doc"]) for p, r in zip(data.pairs, rows, strict=True) if r[1].any()]
+    questions += [(a["question"], a["label"], a.get("doc", "")) for a in data.answerable]
+    ax = np.vstack([_answerable_row(cand, model, q, doc) for q, _, doc in questions])
+    ay = np.asarray([label for _, label, _ in questions], dtype=np.float64)
     a_train, a_test = _split(len(questions), holdout, seed + 1)
     # Out-of-fold scores on the training part choose the threshold; the held-out part only reports.
     folds = 5
@@ -401,6 +412,12 @@ def train(
     report["intent_heldout"] = _intent_figures(model, vectors, labels, [data.intents[i][2] for i in range(len(texts))], i_test)
     model.report = report
     return TrainResult(model, report)
+
+
+def _answerable_row(cand: Candidates, model: GroundingModel, question: str, doc: str) -> np.ndarray:
+    ranked = cand.ranked(question, model, doc)
+    known = cand.known_nearest(question, ranked, doc)
+    return answerable_features(question, ranked, cand.stats, cand.selector.word_vectors, model.brand, known)
 
 
 def _intent_from_input(model: GroundingModel, x: np.ndarray) -> str:

@@ -75,20 +75,22 @@ def _similar(a: str, b: str) -> bool:
     return len(sa & sb) / min(len(sa), len(sb)) >= SIMILAR
 
 
-def compose(evidence: list[Evidence], said: Container[str] = ()) -> tuple[str, list[Evidence]]:
-    """(answer text, the evidence it uses), from selected evidence best first."""
-    parts: list[str] = []
+def compose(evidence: list[Evidence], said: Container[str] = (), parts: int = 1) -> tuple[str, list[Evidence]]:
+    """(answer text, the evidence it uses), from selected evidence best first. A message asking
+    `parts` questions may use one more unit per further question."""
+    limit = MAX_UNITS + max(0, parts - 1)
+    texts_out: list[str] = []
     covered: set[str] = set()
     used: list[Evidence] = []
     for e in evidence:
-        if len(used) >= MAX_UNITS:
+        if len(used) >= limit:
             break
         if e.sentence in covered or (used and e.sentence in said):
             continue
         text, texts = render(e, said)
-        if any(_similar(text, p) for p in parts):
+        if any(_similar(text, p) for p in texts_out):
             continue
-        parts.append(text)
+        texts_out.append(text)
         covered |= texts
         used.append(e)
     # Units of one chunk read in the document's order (the general statement before its exception);
@@ -97,10 +99,10 @@ def compose(evidence: list[Evidence], said: Container[str] = ()) -> tuple[str, l
     for i, e in enumerate(used):
         first_rank.setdefault(e.chunk_id, i)
     order = sorted(range(len(used)), key=lambda i: (first_rank[used[i].chunk_id], used[i].position))
-    parts = [parts[i] for i in order]
+    texts_out = [texts_out[i] for i in order]
     used = [used[i] for i in order]
     answer = ""
-    for part in parts:
+    for part in texts_out:
         if not answer:
             answer = part
         else:

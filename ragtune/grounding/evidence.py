@@ -107,21 +107,36 @@ class EvidenceSelector:
         """The known questions compared with (given, or the model's)."""
         return self._known if self._known is not None else self.model.known
 
-    def known_nearest(self, qvec: np.ndarray, exclude: str | None = None) -> tuple[float, float]:
-        """Similarity of the closest answerable and unanswerable known question (0, 0 without any)."""
+    def known_nearest(
+        self, qvec: np.ndarray, evidence_doc: str = "", exclude: str | None = None, hide_doc: str | None = None
+    ) -> tuple[float, float]:
+        """Similarity of the closest answerable and unanswerable known question (0, 0 without any).
+        The unanswerable side counts only when the best evidence (`evidence_doc`) comes from a
+        document that was in the index when they were judged (and not from `hide_doc`)."""
         known = self.known
         if known is None or not len(known):
             return 0.0, 0.0
-        return known.nearest(known.similarity(self.embedder, qvec, exclude))
+        yes, no = known.nearest(known.similarity(self.embedder, qvec, exclude, hide_doc))
+        if evidence_doc and (not known.judged(evidence_doc) or evidence_doc == hide_doc):
+            no = 0.0
+        return yes, no
 
-    def with_known(self, qvec: np.ndarray, hits: list[Hit], chunks: list, floor: float, exclude: str | None = None) -> list[Hit]:
+    def with_known(
+        self,
+        qvec: np.ndarray,
+        hits: list[Hit],
+        chunks: list,
+        floor: float,
+        exclude: str | None = None,
+        hide_doc: str | None = None,
+    ) -> list[Hit]:
         """`hits` and after them the chunks answering the closest known questions that retrieval
         missed (ragtune/grounding/known.py); `chunks`: the index version's (filtered) chunks."""
         known = self.known
         if known is None or not len(known):
             return hits
         relevance = min((h.relevance for h in hits), default=floor)
-        sims = known.similarity(self.embedder, qvec, exclude)
+        sims = known.similarity(self.embedder, qvec, exclude, hide_doc)
         return hits + known_hits(known, sims, chunks, {h.id for h in hits}, relevance)
 
     def stats(self, hits: list[Hit]) -> CorpusStats:
@@ -150,10 +165,16 @@ class EvidenceSelector:
             return [self._cache[h.id] for h in hits]
 
     def candidates(
-        self, question: str, hits: list[Hit], qvec: np.ndarray | None = None, exclude: str | None = None
+        self,
+        question: str,
+        hits: list[Hit],
+        qvec: np.ndarray | None = None,
+        exclude: str | None = None,
+        hide_doc: str | None = None,
     ) -> list[Candidate]:
-        """The units of `hits` with their signals. `exclude`: a known question left out of the
-        comparison (training scores each example question as if it were new)."""
+        """The units of `hits` with their signals. `exclude` / `hide_doc`: known questions left out
+        of the comparison (training scores each example question as if it were new, some as if
+        their document were; ragtune/grounding/known.py)."""
         if not hits:
             return []
         qvec = self.embedder.embed_query(question) if qvec is None else qvec
@@ -164,7 +185,7 @@ class EvidenceSelector:
                 out.append(Candidate(unit, rank, float(hit.relevance), heading_of(hit, unit), float(sim), position))
         known = self.known
         if known is not None and len(known) and out:
-            sims = known.similarity(self.embedder, qvec, exclude)
+            sims = known.similarity(self.embedder, qvec, exclude, hide_doc)
             scores = known.unit_scores(sims, [(hits[c.chunk_rank].chunk.doc_id, c.unit.text) for c in out])
             out = [replace(c, known=float(k)) for c, k in zip(out, scores, strict=True)]
         return out

@@ -46,8 +46,10 @@ class KnownQuestions:
     answerable: list[int]  # 1 answered from the documents, 0 not (another company, no such feature, ...)
     vectors: np.ndarray | None = None  # embedded questions (rows unit length), for `fingerprint`'s space
     fingerprint: str = ""
+    index_docs: list[str] = field(default_factory=list)  # the documents of the index they were judged against
     _by_doc: dict[str, list[int]] = field(default_factory=dict, repr=False)
     _norms: list[str] = field(default_factory=list, repr=False)
+    _index_docs: set[str] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         n = len(self.questions)
@@ -58,6 +60,7 @@ class KnownQuestions:
             if doc and quote and self.answerable[i]:
                 self._by_doc.setdefault(doc, []).append(i)
         self._norms = [norm(q) for q in self.questions]
+        self._index_docs = set(self.index_docs)
 
     def __len__(self) -> int:
         return len(self.questions)
@@ -72,19 +75,30 @@ class KnownQuestions:
             self.fingerprint = fingerprint
         return self.vectors
 
-    def _mask(self, exclude: str | None) -> np.ndarray:
+    def _mask(self, exclude: str | None, hide_doc: str | None) -> np.ndarray:
         keep = np.ones(len(self), dtype=bool)
         if exclude:
             target = norm(exclude)
             keep &= np.asarray([n != target for n in self._norms], dtype=bool)
+        if hide_doc:
+            keep &= np.asarray([d != hide_doc for d in self.docs], dtype=bool)
         return keep
 
-    def similarity(self, embedder: Embedder, qvec: np.ndarray, exclude: str | None = None) -> np.ndarray:
-        """Cosine of the question to every known question (-1 for the excluded ones)."""
+    def similarity(
+        self, embedder: Embedder, qvec: np.ndarray, exclude: str | None = None, hide_doc: str | None = None
+    ) -> np.ndarray:
+        """Cosine of the question to every known question; -1 for the ones left out: `exclude` (the
+        question itself) and, with `hide_doc`, every question about that document (training's view
+        of a document the examples never mention, as an admin's new upload is)."""
         if not len(self):
             return np.zeros(0)
         sims = self.ensure(embedder) @ np.asarray(qvec, dtype=np.float32)
-        return np.where(self._mask(exclude), sims, -1.0)
+        return np.where(self._mask(exclude, hide_doc), sims, -1.0)
+
+    def judged(self, doc: str) -> bool:
+        """Whether the unanswerable questions were judged with `doc` in the index: a document
+        added since (an admin's upload) may answer what was unanswerable then."""
+        return not self.index_docs or doc in self._index_docs
 
     def nearest(self, sims: np.ndarray) -> tuple[float, float]:
         """(closest answerable, closest unanswerable) similarity, 0 where there is none."""
@@ -113,6 +127,7 @@ class KnownQuestions:
             "docs": self.docs,
             "quotes": self.quotes,
             "answerable": self.answerable,
+            "index_docs": self.index_docs,
         }
         if self.vectors is not None and len(self.vectors):
             data["fingerprint"] = self.fingerprint
@@ -133,6 +148,7 @@ class KnownQuestions:
             [int(x) for x in data["answerable"]],
             vectors,
             str(data.get("fingerprint", "")),
+            list(data.get("index_docs") or []),
         )
 
 

@@ -25,6 +25,7 @@ class GenerationResult:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    cached_tokens: int = 0  # prompt tokens the engine found already decoded (its prefix cache)
 
 
 class Engine(Protocol):

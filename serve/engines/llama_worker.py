@@ -22,6 +22,8 @@ import faulthandler
 import time
 from typing import Any
 
+from serve.engines.prefix_cache import PrefixCache
+
 GGUF_TEMPLATE = "chat_template.default"  # llama-cpp-python's name for the GGUF's own template
 SELF_CHECK_TEXT = (
     "Our support team answers questions about billing, refunds, passwords, security, data export and "
@@ -85,13 +87,15 @@ def self_check(llm) -> dict[str, Any]:
     }
 
 
-def chat(llm, conn, payload: dict[str, Any]) -> dict[str, Any]:
+def chat(llm, conn, payload: dict[str, Any], cache: PrefixCache | None = None) -> dict[str, Any]:
     """One grammar-bound chat completion; with payload["stream"] the text is sent piece by piece.
 
     llama-cpp-python's own stream=True path is pathologically slow under a grammar (minutes for a
     few hundred tokens), so the fast non-streaming call runs and a logits processor, called once
     per step, taps the tokens sampled so far. The last piece comes from the finished completion, so
-    the pieces always add up to its content.
+    the pieces always add up to its content. The first call of the tap ends the prompt's decoding,
+    which gives the prompt-eval time; `cache` keeps the prompts' static head decoded (prefix_cache.py);
+    without one, nothing decoded before is reused (the baseline the cache is measured against).
     """
     from llama_cpp import LlamaGrammar, LogitsProcessorList
 
@@ -103,21 +107,33 @@ def chat(llm, conn, payload: dict[str, Any]) -> dict[str, Any]:
         seed=payload["seed"],
         repeat_penalty=payload["repeat_penalty"],
     )
-    state: dict[str, Any] = {"prompt": None, "sent": ""}
+    state: dict[str, Any] = {"prompt": None, "sent": "", "prompt_s": None}
+    prompt_ids = payload.get("prompt_ids")
+    if cache is None:
+        llm.reset()  # no reuse at all: every prompt is decoded from its first token (llm.prefix_cache off)
+    cached = cache.prepare(llm, prompt_ids) if cache is not None and prompt_ids else 0
 
     def tap(input_ids, scores):
         if state["prompt"] is None:
             state["prompt"] = len(input_ids)
+            state["prompt_s"] = time.perf_counter() - t0
+            state["prompt_ids"] = list(input_ids)
+        if not payload.get("stream"):
+            return scores
         produced = llm.detokenize(list(input_ids[state["prompt"] :])).decode("utf-8", errors="ignore")
         if len(produced) > len(state["sent"]) and produced.startswith(state["sent"]):
             conn.send(("piece", produced[len(state["sent"]) :]))
             state["sent"] = produced
         return scores
 
-    if payload.get("stream"):
-        kwargs["logits_processor"] = LogitsProcessorList([tap])
+    kwargs["logits_processor"] = LogitsProcessorList([tap])
     t0 = time.perf_counter()
     out = llm.create_chat_completion(**kwargs)
+    if cache is not None and prompt_ids:
+        if state.get("prompt_ids") == list(prompt_ids):
+            cache.learn(llm, prompt_ids)
+        else:  # the server rendered another prompt than llama.cpp did: no head is learned from it
+            cached = 0
     content = out["choices"][0]["message"]["content"] or ""
     if payload.get("stream") and content.startswith(state["sent"]) and len(content) > len(state["sent"]):
         conn.send(("piece", content[len(state["sent"]) :]))
@@ -127,6 +143,8 @@ def chat(llm, conn, payload: dict[str, Any]) -> dict[str, Any]:
         "prompt_tokens": usage.get("prompt_tokens"),
         "completion_tokens": usage.get("completion_tokens"),
         "generate_ms": round((time.perf_counter() - t0) * 1000, 1),
+        "prompt_eval_ms": round(state["prompt_s"] * 1000, 1) if state["prompt_s"] is not None else None,
+        "cached_tokens": cached,
     }
 
 
@@ -140,6 +158,7 @@ def worker_main(conn, spec: dict[str, Any]) -> None:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     conn.send(("ready", info | {"safe": bool(spec.get("safe"))}))
+    cache = PrefixCache() if spec.get("prefix_cache", True) else None
     while True:
         try:
             op, payload = conn.recv()
@@ -149,7 +168,7 @@ def worker_main(conn, spec: dict[str, Any]) -> None:
             return
         try:
             if op == "chat":
-                conn.send(("result", chat(llm, conn, payload)))
+                conn.send(("result", chat(llm, conn, payload, cache)))
             else:
                 conn.send(("error", f"unknown request {op!r}"))
         except Exception as exc:

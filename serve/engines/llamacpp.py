@@ -100,6 +100,7 @@ class LlamaCppEngine:
                 "n_ctx": self.n_ctx,
                 "threads": self.settings.threads,
                 "seed": self.settings.seed,
+                "prefix_cache": self.settings.prefix_cache,
             },
             worker,
             start_timeout_s=self.settings.load_timeout_s,
@@ -160,6 +161,10 @@ class LlamaCppEngine:
         # Tokenized as the chat handler does: the template adds its own BOS, special tokens parsed.
         return len(self.tokenize(self.render(messages)))
 
+    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        """The prompt's token ids exactly as the model process decodes them (its prefix cache keys on them)."""
+        return self.tokenize(self.render(messages))
+
     def check_grammar(self, grammar: str) -> None:
         """Raise GrammarRefused unless llama.cpp's own parser accepts `grammar` (results are cached)."""
         key = hashlib.sha256(grammar.encode("utf-8")).hexdigest()
@@ -180,7 +185,8 @@ class LlamaCppEngine:
 
     # ---- generation (the model process) ---------------------------------------------------
     def _payload(self, messages, allowed_ids, max_tokens, tight, stream=False, temperature=None) -> dict[str, Any]:
-        prompt_tokens = self.count_tokens(messages)
+        ids = self.prompt_ids(messages)
+        prompt_tokens = len(ids)
         if prompt_tokens + max_tokens > self.n_ctx:
             raise PayloadTooLarge(
                 f"prompt of {prompt_tokens} tokens plus {max_tokens} to generate exceeds the {self.n_ctx}-token context (llm.n_ctx)"
@@ -189,6 +195,7 @@ class LlamaCppEngine:
         self.check_grammar(grammar)
         return dict(
             messages=messages,
+            prompt_ids=ids,
             max_tokens=max_tokens,
             grammar=grammar,
             stream=stream,
@@ -204,6 +211,9 @@ class LlamaCppEngine:
         result.prompt_tokens = out["prompt_tokens"]
         result.completion_tokens = out["completion_tokens"]
         result.timings_ms = {"generate_ms": out["generate_ms"]}
+        if out.get("prompt_eval_ms") is not None:
+            result.timings_ms["prompt_eval_ms"] = out["prompt_eval_ms"]
+        result.cached_tokens = out.get("cached_tokens") or 0
         return result
 
     def _generate_sync(self, messages, allowed_ids, max_tokens, tight, temperature) -> GenerationResult:

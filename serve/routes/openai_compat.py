@@ -160,7 +160,7 @@ async def completions(request: CompletionRequest, chat: ChatDep, settings: Setti
                     "finish_reason": "stop",
                 }
             ],
-            "usage": response.usage.model_dump(),
+            "usage": response.usage.model_dump(exclude={"cached_prompt_tokens"}),
         } | _extras(response)
 
     events = chat.stream(question, filters=request.filters, history=history, options=options)
@@ -180,7 +180,7 @@ async def completions(request: CompletionRequest, chat: ChatDep, settings: Setti
 
     def usage_chunk(usage: Usage) -> str:
         body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": []}
-        return f"data: {json.dumps(body | {'usage': usage.model_dump()})}\n\n"
+        return f"data: {json.dumps(body | {'usage': usage.model_dump(exclude={'cached_prompt_tokens'})})}\n\n"
 
     async def body() -> AsyncIterator[str]:
         usage = Usage()

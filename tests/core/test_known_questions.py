@@ -41,6 +41,9 @@ def test_training_leaves_the_question_itself_out(retriever, memory):
     qvec = embedder.embed_query(question)
     assert memory.similarity(embedder, qvec)[0] > 0.99
     assert memory.similarity(embedder, qvec, exclude=question)[0] == -1.0  # compared normalised
+    # As if no example mentioned the document (an admin's new upload): all its questions are left out.
+    hidden = memory.similarity(embedder, embedder.embed_query("discount for educators?"), hide_doc=memory.docs[0])
+    assert hidden[0] == -1.0 and hidden[1] > -1.0 and memory.nearest(hidden)[0] == 0.0
 
 
 def test_a_missed_chunk_is_added_after_the_retrieved_ones(retriever, memory):
@@ -76,3 +79,15 @@ def test_the_shipped_model_knows_the_bundled_examples():
     known = GroundingModel.load().known
     assert known is not None and len(known) > 500 and 0 in known.answerable and 1 in known.answerable
     assert known.vectors is not None and len(known.vectors) == len(known)
+
+
+def test_a_document_added_since_training_may_answer_what_was_unanswerable(retriever, memory):
+    """A near-miss judged unanswerable ("referral bonus?") stops counting against an answer whose
+    evidence comes from a document the examples were not judged with (an admin's upload)."""
+    judged = KnownQuestions(memory.questions, memory.docs, memory.quotes, memory.answerable, index_docs=["faq/billing-faq.md"])
+    selector = EvidenceSelector(retriever.embedder, GroundingModel.load(), known=judged)
+    qvec = retriever.embedder.embed_query("how do I change my iCloud password?")
+    _, before = selector.known_nearest(qvec, "faq/billing-faq.md")
+    _, after = selector.known_nearest(qvec, "loyalty.md")
+    assert before > 0.9 and after == 0.0
+    assert judged.judged("faq/billing-faq.md") and not judged.judged("loyalty.md") and memory.judged("anything.md")

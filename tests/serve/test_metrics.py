@@ -105,7 +105,7 @@ def test_invalid_replies_retries_and_citation_corrections_are_counted(ollama_set
     body = client.post("/v1/chat", json={"message": REFUND}).json()
     assert body["mode"] == "generated" and body["context"]["dropped_citations"] == ["S9"], body
     # Both generations are in the usage: the stand-in reports 100 prompt and 20 generated tokens each.
-    assert body["usage"] == {"prompt_tokens": 200, "completion_tokens": 40, "total_tokens": 240}
+    assert body["usage"] == {"prompt_tokens": 200, "completion_tokens": 40, "total_tokens": 240, "cached_prompt_tokens": 0}
     samples = scrape(client)
     assert value(samples, "ragtune_invalid_replies_total") == 1
     assert value(samples, "ragtune_generation_retries_total") == 1

@@ -243,4 +243,9 @@ def test_answers_without_generation_report_zero_completion_tokens(serve_settings
     for completion in (extractive, handoff):
         assert (completion.usage.prompt_tokens, completion.usage.completion_tokens, completion.usage.total_tokens) == (0, 0, 0)
     native = httpx.post(base + "/chat", json={"message": "What are the API rate limits?"}).json()
-    assert native["mode"] == "extractive" and native["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    assert native["mode"] == "extractive" and native["usage"] == {
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "total_tokens": 0,
+        "cached_prompt_tokens": 0,
+    }
