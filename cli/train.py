@@ -324,7 +324,13 @@ def export(args, settings: Settings) -> int:
     tokenizer = load_tokenizer(paths["hf"])
     company = settings.chat.company_name
     modelfile = render_modelfile(
-        tokenizer, gguf.name, company, config.export.num_ctx, config.export.temperature, settings.llm.repeat_penalty
+        tokenizer,
+        gguf.name,
+        company,
+        config.export.num_ctx,
+        config.export.temperature,
+        settings.llm.repeat_penalty,
+        style=config.prompt,
     )
     parity = check_parity(tokenizer, gguf, modelfile, company)
     (gguf.parent / "Modelfile").write_text(modelfile)
