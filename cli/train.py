@@ -183,16 +183,17 @@ def run(args, settings: Settings) -> int:
 def evaluate(args, settings: Settings) -> int:
     from evaluation.model_quality import pipeline_responses
     from ragtune.progress import RichProgress
+    from train.evaluate import Candidate, format_table
     from train.evaluate import evaluate as run_eval
-    from train.evaluate import format_table
     from train.model import resolve_base
     from train.preflight import require_training_packages
     from train.sources import read_heldout
 
     config = _run_config(args.run)
     require_training_packages("eval")
+    adapter = args.run / "export" / "adapter" / "adapter.gguf"
     tuned = sorted((args.run / "export").glob("model-*.gguf"), key=lambda p: ("f16" in p.name or "f32" in p.name, p.name))
-    if not tuned:
+    if not tuned and not adapter.is_file():
         raise UserInputError(f"{args.run}/export holds no GGUF: run `ragtune train export {args.run}` first")
     base = args.base_gguf
     if base is None:
@@ -213,24 +214,29 @@ def evaluate(args, settings: Settings) -> int:
     embedder = retriever.embedder
     modes = tuple(m.strip() for m in args.modes.split(","))
     with RichProgress() as progress:
+        # A lora_only export is measured as it is served: the adapter over the base, with its prompt.
+        candidate = Candidate(base, adapter) if adapter.is_file() else Candidate(tuned[0])
         report = run_eval(
-            {"base": base, "tuned": tuned[0]},
+            {"base": Candidate(base), "tuned": candidate},
             records,
             questions,
             args.run / "eval",
             settings.llm,
-            lambda gguf, qs: pipeline_responses(settings, gguf, qs, retriever),
+            lambda model, qs: pipeline_responses(settings, model.gguf, qs, retriever, model.adapter),
             lambda texts: embedder.embed_documents(texts),
             settings.llm.max_tokens,
             progress,
             modes,
             pipeline_variant=f"answer_mode={settings.chat.answer_mode}",
+            company=settings.chat.company_name,
         )
     from train.run import loss_chart
 
     loss_chart(args.run / "metrics.jsonl", args.run / "loss.png")
     if args.question_limit is None:
         _record_eval(settings, args.run, report, base, args.questions or config.data.heldout)
+        if adapter.is_file():
+            _card_eval(adapter.parent / "card.json", report, args.questions or config.data.heldout)
     print(format_table(report))
     if args.question_limit is not None:  # a partial eval must not become the version's pass rate or gate figures
         print(f"(first {len(questions)} held-out questions only: not recorded in the model registry)")
@@ -266,6 +272,18 @@ def _record_eval(settings: Settings, run: Path, report: dict, base: Path, questi
         _baseline_cache(registry, base, key).write_text(json.dumps(gate(results["base"]["pipeline"]), indent=1))
 
 
+def _card_eval(card_path: Path, report: dict, questions: Path | None) -> None:
+    """Write the figures into the adapter's card: serving reads its pass rate (eval.pipeline.phrased_share)."""
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    results = report["results"]
+    card["eval"] = results.get("tuned", {}) | {
+        "questions": str(questions) if questions else None,
+        "pipeline_variant": report.get("pipeline_variant"),
+        "base": results.get("base", {}),
+    }
+    card_path.write_text(json.dumps(card, indent=1, default=str))
+
+
 def _questions_key(path: Path) -> str:
     from train.evaluate import file_key
     from train.sources import read_heldout
@@ -291,14 +309,28 @@ def export(args, settings: Settings) -> int:
     require_training_packages("export")
     quantization = args.quantization or config.export.quantization
     lora_only = args.lora_only or config.export.lora_only
-    paths = do_export(args.run, config.base_model, quantization, lora_only)
+    paths = do_export(args.run, config.base_model, quantization, lora_only, lora_outtype=config.export.lora_outtype)
     if lora_only:
+        from train.export import write_card
+
+        card = write_card(args.run, config, Path(paths["lora"]))
+        print(
+            f"adapter {card['name']} for {card['base']} ({card['size_bytes'] / 1e6:.1f} MB, {card['prompt']} prompt): "
+            f"{paths['lora']}\nmeasure it with `ragtune train eval {args.run}`; serve it with RAGTUNE_LLM__ADAPTER="
+            f"{Path(paths['lora']).parent} (or copy that folder over ragtune/data/adapters/{card['name']})"
+        )
         return 0
     gguf = Path(paths["gguf"])
     tokenizer = load_tokenizer(paths["hf"])
     company = settings.chat.company_name
     modelfile = render_modelfile(
-        tokenizer, gguf.name, company, config.export.num_ctx, config.export.temperature, settings.llm.repeat_penalty
+        tokenizer,
+        gguf.name,
+        company,
+        config.export.num_ctx,
+        config.export.temperature,
+        settings.llm.repeat_penalty,
+        style=config.prompt,
     )
     parity = check_parity(tokenizer, gguf, modelfile, company)
     (gguf.parent / "Modelfile").write_text(modelfile)

@@ -19,10 +19,12 @@ from ragtune.errors import RagtuneError
 from ragtune.settings import Settings
 
 
-def _engine(settings: Settings, gguf: Path) -> tuple[Settings, Any]:
+def _engine(settings: Settings, gguf: Path, adapter: Path | None = None) -> tuple[Settings, Any]:
     from serve.engines import create_engine
 
-    llm = settings.llm.model_copy(update={"engine": "llamacpp", "gguf_path": gguf, "name": gguf.stem})
+    # Exactly this model: the GGUF, with the given adapter or none (never the shipped default).
+    update = {"engine": "llamacpp", "gguf_path": gguf, "name": None, "adapter": str(adapter) if adapter else "none"}
+    llm = settings.llm.model_copy(update=update)
     # The model under evaluation is asked on every answer: its measured pass rate is what later
     # decides whether auto mode asks it at all (chat.min_model_pass_rate).
     chat = settings.chat.model_copy(update={"min_model_pass_rate": 0.0})
@@ -30,8 +32,11 @@ def _engine(settings: Settings, gguf: Path) -> tuple[Settings, Any]:
     return model_settings, create_engine(model_settings)
 
 
-def pipeline_responses(settings: Settings, gguf: Path, questions: list[dict], retriever: Any = None) -> list[dict]:
-    """One response dict per question ({answer, handoff, mode, sources, total_ms} or {error})."""
+def pipeline_responses(
+    settings: Settings, gguf: Path, questions: list[dict], retriever: Any = None, adapter: Path | None = None
+) -> list[dict]:
+    """One response dict per question ({answer, handoff, mode, sources, total_ms} or {error});
+    with `adapter`, the GGUF LoRA applied over `gguf` (served with the prompt its card names)."""
     from ragtune.embedding import Embedder
     from ragtune.index import KnowledgeIndex
     from ragtune.retriever import Retriever
@@ -39,7 +44,7 @@ def pipeline_responses(settings: Settings, gguf: Path, questions: list[dict], re
     from serve.store import Database
     from serve.store.conversations import ConversationStore
 
-    model_settings, engine = _engine(settings, gguf)
+    model_settings, engine = _engine(settings, gguf, adapter)
     retriever = retriever or Retriever(KnowledgeIndex(settings), Embedder(settings.embedding), settings.retrieval)
 
     async def run_all() -> list[dict]:
@@ -59,6 +64,7 @@ def pipeline_responses(settings: Settings, gguf: Path, questions: list[dict], re
                                 "mode": data["mode"],
                                 "model": data.get("model"),
                                 "total_ms": data["timings_ms"].get("total_ms"),
+                                "verification": data.get("verification"),
                                 "sources": [{"path": s["path"], "cited": s["cited"]} for s in data["sources"]],
                             }
                         )

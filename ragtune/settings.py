@@ -170,6 +170,12 @@ class LLMSettings(_Section):
     gguf_path: Path | None = Field(
         None, description="GGUF file for the embedded engine. Unset: hf_repo/hf_file, else the bundled SmolLM2-135M-Instruct."
     )
+    adapter: str | None = Field(
+        "bundled",
+        description="LoRA adapter (GGUF) the embedded llama.cpp engine applies over the base model. bundled: the adapter "
+        "shipped in ragtune/data/adapters, tuned for the bundled SmolLM2-135M-Instruct (applied only when that base serves); "
+        "a path: that adapter (a card.json beside it names its prompt style and measured pass rate); none: the base alone.",
+    )
     hf_repo: str | None = Field(None, description="Hugging Face repo to fetch the GGUF from on first use (needs internet).")
     hf_file: str | None = Field(None, description="File name (or glob) of the GGUF inside hf_repo.")
     n_ctx: int = Field(4096, ge=256, description="Context window in tokens; sent to Ollama as num_ctx and used by llama.cpp.")

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ragtune.answer import Answer, parse_answer
+from ragtune.answer import Answer, ModelReply, parse_reply
 from ragtune.documents import Hit, matches
 from ragtune.errors import InvalidModelOutput, ModelUnavailable, PayloadTooLarge, UserInputError
 from ragtune.grounding.answerability import LOW_EVIDENCE, NO_EVIDENCE, OTHER_COMPANY, Decision, decide
@@ -41,7 +41,7 @@ from ragtune.grounding.messages import REASON_TEXT, detect_language, message
 from ragtune.grounding.model import GroundingModel
 from ragtune.grounding.spelling import Speller
 from ragtune.grounding.verify import verify_answer
-from ragtune.prompt import SYSTEM_TEMPLATE, NumberedSources, Turn, build_messages, number_sources
+from ragtune.prompt import NumberedSources, PromptStyle, Turn, build_messages, number_sources, prompt_rules
 from ragtune.retriever import RetrievalResult, Retriever
 from ragtune.settings import Settings
 from serve.answer_text import AnswerTextExtractor
@@ -60,7 +60,7 @@ UNAVAILABLE = "unavailable"  # the model was busy (its queue full) or failed mid
 SAFETY_MARGIN_TOKENS = 16
 READY_CHECK_SECONDS = 5.0
 # The system prompt's rules: an answer repeating them verbatim leaks the prompt.
-PROMPT_RULES = SYSTEM_TEMPLATE.split("Sources:")[0]
+PROMPT_RULES = prompt_rules()
 # Fewest tokens a per-request max_tokens is raised to: the answer JSON's keys alone need about this.
 MIN_ANSWER_TOKENS = 16
 
@@ -360,10 +360,11 @@ class ChatService:
         repair = self.engine.count_tokens([{"role": "user", "content": REPAIR_HINT.format(error="x" * 160)}])
         available = llm.n_ctx - self._max_tokens(p) - SAFETY_MARGIN_TOKENS - repair
         history = list(p.history)
-        base = build_messages(p.question, [], history, chat.company_name)
+        style = self.prompt_style()
+        base = build_messages(p.question, [], history, chat.company_name, style)
         while history and self.engine.count_tokens(base) > available // 2:
             history = history[2:]  # the oldest turns go first
-            base = build_messages(p.question, [], history, chat.company_name)
+            base = build_messages(p.question, [], history, chat.company_name, style)
         base_tokens = self.engine.count_tokens(base)
         if base_tokens >= available:
             raise PayloadTooLarge(
@@ -375,7 +376,8 @@ class ChatService:
         used: list[Evidence] = []
         for item in p.evidence:
             candidate = used + [item]
-            messages = build_messages(p.question, number_sources(evidence_chunks(candidate)).chunks, history, chat.company_name)
+            chunks = number_sources(evidence_chunks(candidate)).chunks
+            messages = build_messages(p.question, chunks, history, chat.company_name, style)
             if self.engine.count_tokens(messages) - base_tokens <= budget:
                 used = candidate
             else:
@@ -384,8 +386,13 @@ class ChatService:
             raise PayloadTooLarge(f"no evidence sentence fits the {budget}-token context budget; raise llm.n_ctx")
         p.history, p.evidence, p.budget = history, used, budget
         p.sources = number_sources(evidence_chunks(used))
-        p.messages = build_messages(p.question, p.sources.chunks, history, chat.company_name)
+        p.messages = build_messages(p.question, p.sources.chunks, history, chat.company_name, style)
         p.prompt_tokens = self.engine.count_tokens(p.messages)
+
+    def prompt_style(self) -> PromptStyle:
+        """The prompt the serving model was tuned on (`short` for a tuned adapter), else the full one."""
+        style = getattr(self.engine, "prompt_style", None)
+        return "short" if style == "short" else "full"
 
     def _max_tokens(self, p: Prepared) -> int:
         requested = p.options.max_tokens
@@ -426,7 +433,7 @@ class ChatService:
             return await self.answer_prepared_without_model(p, started)
         return await self._answer_prepared(p, started)
 
-    async def _generate_valid(self, p: Prepared, first_reply: str | None = None) -> Answer:
+    async def _generate_valid(self, p: Prepared, first_reply: str | None = None) -> ModelReply:
         assert self.engine is not None and p.sources is not None
         allowed = list(p.sources.ids)
         messages = p.messages
@@ -447,7 +454,7 @@ class ChatService:
                 self._counted(p, result, messages, time.perf_counter() - t0)
                 raw = result.text
             try:
-                return parse_answer(raw)
+                return parse_reply(raw)
             except InvalidModelOutput as exc:
                 error = exc
                 self.events.invalid_reply(retried=attempt + 1 < attempts)
@@ -457,7 +464,7 @@ class ChatService:
         times = "twice" if attempts == 2 else "once"
         raise InvalidModelOutput(f"{error}; the reply was rejected {times}, so no answer is given")
 
-    async def _conclude(self, p: Prepared, reply: Answer | None, started: float) -> ChatResponse:
+    async def _conclude(self, p: Prepared, reply: ModelReply | None, started: float) -> ChatResponse:
         """Verify a generated reply; in auto mode a rejected one gives way to the extractive answer."""
         reasons = [INVALID] if reply is None else self.verify(p, reply)
         if reply is not None and reasons:
@@ -467,26 +474,25 @@ class ChatService:
             check.fallback = True
             return await self._finish(p, self._extractive(p), "extractive", started, check)
         assert reply is not None and p.sources is not None
-        cited, dropped = model_cited(reply.citations, p.sources, p.evidence)
+        cited, dropped = model_cited(reply.sources, p.sources, p.evidence)
         if dropped:
             self.events.citations_corrected("dropped", len(dropped))
-        if len(dropped) == len(reply.citations):  # no citation named a source: every evidence sentence is cited
+        if len(dropped) == len(reply.sources):  # no id named a source: every evidence sentence is cited
             self.events.citations_corrected("filled", 1)
         answer = Answer(answer=reply.answer, citations=evidence_citations(cited), confidence=self._confidence(p), handoff=False)
         return await self._finish(p, answer, "generated", started, check, dropped)
 
-    def verify(self, p: Prepared, reply: Answer) -> list[str]:
+    def verify(self, p: Prepared, reply: ModelReply) -> list[str]:
         reasons = verify_answer(
             reply.answer,
             p.question,
             [e.sentence for e in p.evidence],
             allowed_names=self.settings.chat.company_name.split(),
-            secrets=[PROMPT_RULES],
+            secrets=PROMPT_RULES,
             headings=[f"{e.hit.chunk.title} {e.hit.chunk.section}" for e in p.evidence],
         )
-        # The model's own handoff flag is not a verdict: the evidence decided that the question is
-        # answered (a 135M model sets the flag at random); a reply that says it cannot help is caught
-        # by the refusal rule.
+        # Hand-off is not the model's call: the evidence decided that the question is answered; a
+        # reply that says it cannot help is caught by the refusal rule.
         return reasons
 
     def _confidence(self, p: Prepared) -> str:

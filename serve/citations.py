@@ -1,9 +1,9 @@
 """Citations from the evidence the server selected: verbatim, with their chunk ids.
 
 The model sees each evidence sentence as a short numbered source (S1, S2, ...; see
-`ragtune.prompt.number_sources`). Its citations are mapped back to chunk ids; an id that names
-no source is dropped and reported; when it cites none that exist, every evidence sentence is
-cited. The quote is always the evidence sentence itself, never the model's paraphrase, so a
+`ragtune.prompt.number_sources`) and names the ones it used (`ModelReply.sources`). Those ids are
+mapped back to chunk ids; an id that names no source is dropped and reported; when it names none
+that exist, every evidence sentence is cited. The quote is always the evidence sentence itself, never the model's paraphrase, so a
 widget shows only words the source contains.
 """
 
@@ -30,19 +30,17 @@ def evidence_citations(evidence: list[Evidence]) -> list[Citation]:
     return citations[:MAX_CITATIONS]
 
 
-def model_cited(
-    citations: list[Citation], sources: NumberedSources, evidence: list[Evidence]
-) -> tuple[list[Evidence], list[str]]:
-    """The evidence the model's citations (short ids) point at, and the ids that point nowhere.
+def model_cited(used: list[str], sources: NumberedSources, evidence: list[Evidence]) -> tuple[list[Evidence], list[str]]:
+    """The evidence the model's source ids (S1, ...) point at, and the ids that point nowhere.
 
     Source S<i> is evidence[i - 1]: `number_sources` numbers the evidence in order."""
     by_short = dict(zip(sources.ids, evidence, strict=False))
     cited: list[Evidence] = []
     dropped: list[str] = []
-    for citation in citations:
-        item = by_short.get(citation.id.strip())
+    for short in used:
+        item = by_short.get(short.strip())
         if item is None:
-            dropped.append(citation.id)
+            dropped.append(short)
         elif item not in cited:
             cited.append(item)
     return (cited or list(evidence)), dropped

@@ -4,7 +4,8 @@ When `llm.gguf_path` / `llm.hf_repo` are not set, the engine factory wraps the e
 `SwitchingEngine`. It checks the pointer file's mtime (one stat) at the start of each request's
 token counting and on readiness checks; when the pointer names another version it builds an engine
 for that GGUF, named after the version, so every answer reports the model version that produced it.
-With no version deployed (or after rolling back past the first) it serves the default model.
+With no version deployed (or after rolling back past the first) it serves the default model: the
+bundled base with the shipped adapter (llm.adapter), or the base alone.
 A replaced engine is closed at the next switch or at shutdown, not while a request may still use it.
 """
 
@@ -43,6 +44,7 @@ class SwitchingEngine:
 
     def check(self) -> None:
         """Switch engines if the pointer moved since the last look."""
+        from ragtune.adapters import resolve_adapter
         from serve.engines.llamacpp import LlamaCppEngine, resolve_gguf
 
         mtime = self._pointer_mtime()
@@ -56,9 +58,13 @@ class SwitchingEngine:
             if version != self._version or self._engine is None:
                 if current is not None:
                     llm = self.settings.llm.model_copy(update={"name": current.version})
-                    engine = LlamaCppEngine(self.settings.model_copy(update={"llm": llm}), Path(current.gguf))
+                    # A version trained with the short prompt is served the short prompt.
+                    style = "short" if current.config.get("prompt") == "short" else "full"
+                    engine = LlamaCppEngine(self.settings.model_copy(update={"llm": llm}), Path(current.gguf), prompt_style=style)
                 else:
-                    engine = LlamaCppEngine(self.settings, resolve_gguf(self.settings.llm))
+                    base = resolve_gguf(self.settings.llm)
+                    adapter = resolve_adapter(self.settings.llm.adapter, base)
+                    engine = LlamaCppEngine(self.settings, base, adapter=adapter)
                 if self._engine is not None:
                     self._retired.append(self._engine)
                     log.info("answer model switched from %s to %s", self._engine.name, engine.name)
@@ -73,8 +79,8 @@ class SwitchingEngine:
         """The serving version's measured share of answerable questions it phrased and passed verification
         (from `ragtune train eval`, run with the model asked on every answer); None when never measured."""
         current = self.registry.current() if self._version not in (None, "\x00unset") else None
-        if current is None:
-            return None
+        if current is None:  # the default model: the shipped adapter's card has its rate
+            return self._engine.pass_rate() if self._engine is not None else None
         pipeline = current.eval.get("pipeline") or {}
         value = pipeline.get("phrased_share")
         return float(value) if isinstance(value, (int, float)) else None

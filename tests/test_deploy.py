@@ -258,9 +258,12 @@ def test_every_variable_and_file_the_compose_files_need_is_documented_or_present
         for source in re.findall(r"^\s+- (\./[^:]+):", text, re.M):  # files and folders mounted from the repository
             if not (ROOT / source).exists():
                 assert source == "./models", f"{name} mounts {source}, which is not in the repository"
-    # The one thing not in the repository: the override's GGUF, made by a training run, and documented.
+    # The repository's Modelfile is the shipped adapter over its base (in the repository, mounted);
+    # the one thing not in it: a training run's own GGUF, documented.
     modelfile = (ROOT / "Modelfile").read_text()
-    assert re.search(r"^FROM \./models/ragtune\.gguf$", modelfile, re.M)
+    assert re.search(r"^FROM smollm2:135m$", modelfile, re.M)
+    adapter = re.search(r"^ADAPTER \./(\S+)$", modelfile, re.M).group(1)
+    assert (ROOT / adapter).is_file()
     for doc in (deploy, (ROOT / "docker-compose.ollama.yml").read_text()):
         assert "models/ragtune.gguf" in doc and "ragtune train export" in doc
     for doc in (readme, deploy):
@@ -274,10 +277,14 @@ def test_ollama_create_finds_the_modelfile_and_the_gguf_it_names():
     assert command[:3] == ["ollama", "create", "ragtune"]  # the model name the API asks for
     modelfile = command[command.index("-f") + 1]
     assert mounted[modelfile] == "./Modelfile" and (ROOT / "Modelfile").is_file()
-    source = re.search(r"^FROM (\S+)$", (ROOT / "Modelfile").read_text(), re.M).group(1)
-    inside = os.path.normpath(os.path.join(os.path.dirname(modelfile), source))  # FROM is relative to the Modelfile
+    text = (ROOT / "Modelfile").read_text()
+    assert re.search(r"^FROM smollm2:135m$", text, re.M)  # a base Ollama pulls from its library
+    source = re.search(r"^ADAPTER (\S+)$", text, re.M).group(1)
+    inside = os.path.normpath(os.path.join(os.path.dirname(modelfile), source))  # ADAPTER is relative to the Modelfile
     folder = next(t for t in mounted if inside.startswith(t + "/"))
-    assert mounted[folder] == "./models" and inside == f"{folder}/ragtune.gguf"
+    assert (ROOT / mounted[folder] / os.path.relpath(inside, folder)).is_file()
+    # A training run's Modelfile (`--modelfile`) names models/ragtune.gguf, which is mounted too.
+    assert mounted["/build/models"] == "./models"
     assert service["environment"]["OLLAMA_HOST"] == "http://ollama:11434"
 
 

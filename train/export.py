@@ -9,7 +9,9 @@ Layout written into the run directory:
     export/merged/           the merged Hugging Face model and tokenizer
     export/model-f16.gguf    the converted model (f32 when asked for)
     export/model-<q>.gguf    the quantized model (the one served)
-    export/lora.gguf         with export.lora_only: the adapter alone, for llama.cpp's --lora
+    export/adapter/          with export.lora_only: the adapter alone, the form ragtune ships and
+        adapter.gguf         serves over the base (llm.adapter, llama.cpp's --lora, Ollama's ADAPTER),
+        card.json            with its card: base, prompt style, config, data hash, training, eval
     export/Modelfile         for Ollama (see train/modelfile.py), plus parity.json
 """
 
@@ -144,7 +146,7 @@ def convert(hf_folder: Path, outfile: Path, outtype: str = "f16") -> Path:
     return outfile
 
 
-def convert_lora(adapter: Path, base_folder: Path, outfile: Path) -> Path:
+def convert_lora(adapter: Path, base_folder: Path, outfile: Path, outtype: str = "f16") -> Path:
     _run(
         [
             str(llama_cpp_dir() / "convert_lora_to_gguf.py"),
@@ -154,7 +156,7 @@ def convert_lora(adapter: Path, base_folder: Path, outfile: Path) -> Path:
             "--outfile",
             str(outfile),
             "--outtype",
-            "f32",
+            outtype,
         ],
         "convert_lora_to_gguf.py",
     )
@@ -175,7 +177,34 @@ def quantize(source: Path, target: Path, kind: str) -> Path:
     return target
 
 
-def export(run_dir: Path, base_model: str, quantization: str, lora_only: bool = False, log=print) -> dict:
+def write_card(run_dir: Path, config: Any, lora: Path) -> dict:
+    """The adapter's card.json: what serving reads (base, prompt style, measured pass rate) and what a
+    reader needs to trust and reproduce it (config, data hash, training figures)."""
+    from train.model import resolve_base
+
+    _, gguf = resolve_base(config.base_model)
+    run_info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+    summary = config.data.output / "summary.json"
+    card = {
+        "name": config.export.adapter_name,
+        "base": gguf or config.base_model,
+        "base_model": config.base_model,
+        "prompt": config.prompt,
+        "size_bytes": lora.stat().st_size,
+        "dataset_hash": run_info.get("dataset_hash"),
+        "dataset": json.loads(summary.read_text()) if summary.is_file() else {},
+        "training": {k: v for k, v in run_info.items() if k not in ("config",)},
+        "config": json.loads(config.model_dump_json()),
+        "eval": {},
+    }
+    path = lora.parent / "card.json"
+    path.write_text(json.dumps(card, indent=1, default=str))
+    return card
+
+
+def export(
+    run_dir: Path, base_model: str, quantization: str, lora_only: bool = False, log=print, lora_outtype: str = "f16"
+) -> dict:
     """Merge + convert + quantize (or the LoRA alone); returns the paths written."""
     adapter = run_dir / "adapter"
     if not (adapter / "adapter_config.json").is_file():
@@ -184,9 +213,11 @@ def export(run_dir: Path, base_model: str, quantization: str, lora_only: bool = 
     out.mkdir(parents=True, exist_ok=True)
     if lora_only:
         base = save_base(base_model, out / "base")
-        lora = convert_lora(adapter, base, out / "lora.gguf")
-        log(f"wrote {lora} (apply to the base GGUF with llama.cpp --lora)")
-        return {"lora": str(lora), "hf": str(base)}
+        (out / "adapter").mkdir(exist_ok=True)
+        lora = convert_lora(adapter, base, out / "adapter" / "adapter.gguf", lora_outtype)
+        shutil.rmtree(base, ignore_errors=True)  # the base's weights were only needed by the converter
+        log(f"wrote {lora} (applied over the base GGUF: llm.adapter, llama.cpp --lora, Ollama ADAPTER)")
+        return {"lora": str(lora)}
     log("merging the adapter into the base weights")
     merged = merge(base_model, adapter, out / "merged")
     outtype = "f32" if quantization == "f32" else "f16"

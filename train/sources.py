@@ -3,7 +3,9 @@
 Every reader returns plain `Pair`s and reports a bad input as a `DatasetError` naming the file and
 line, so a typo in line 812 of a CSV is found without a debugger. Bitext-style answers carry
 `{{Placeholder}}` names; `fill_placeholders` replaces the ones with a company value and turns the
-rest into readable text.
+rest into readable text, and `unfilled_placeholders` names those without a company value (such
+an answer is not trained on: "your bill with the number your bill number"). `rephrase` rewords a
+company question, for more examples per fact.
 """
 
 from __future__ import annotations
@@ -63,9 +65,15 @@ def _text(data: dict, key: str, where: str) -> str:
 
 
 def read_qa(
-    path: Path, limit: int | None, seed: int, question_field: str | None = None, answer_field: str | None = None
+    path: Path,
+    limit: int | None,
+    seed: int,
+    question_field: str | None = None,
+    answer_field: str | None = None,
+    intents: list[str] | None = None,
 ) -> list[Pair]:
-    """Q/A pairs from CSV or JSONL; with `limit`, taken round-robin across intents (deterministic)."""
+    """Q/A pairs from CSV or JSONL, only of `intents` when given; with `limit`, taken round-robin
+    across intents (deterministic)."""
     rows: list[tuple[int, dict]] = []
     if path.suffix.lower() == ".csv":
         try:
@@ -77,6 +85,12 @@ def read_qa(
             raise DatasetError(f"cannot read {path}: {exc.strerror}") from exc
     else:
         rows = list(read_jsonl(path))
+    if intents is not None:
+        wanted = set(intents)
+        known = {str(row.get("intent") or "") for _, row in rows}
+        if wanted - known:
+            raise DatasetError(f"{path}: no rows of intent {', '.join(sorted(wanted - known))} (data.qa.intents)")
+        rows = [(n, row) for n, row in rows if str(row.get("intent") or "") in wanted]
     pairs = []
     for number, row in rows:
         where = f"{path}:{number}"
@@ -140,21 +154,30 @@ def read_heldout(path: Path) -> list[dict]:
 
 
 def read_conversations(path: Path) -> list[Pair]:
-    """Question/answer turns from the chat API's store (its SQLite file) or a JSONL export of it.
+    """The answers worth learning from in the chat API's store (its SQLite file) or a JSONL export.
 
-    The SQLite layout read here is the `messages` table of serve/store/conversations.py (session_id,
-    seq, role, content); reading it directly keeps `train/` free of serving imports.
+    Only an answer the customer rated up, or one an admin corrected (JSONL `correction`: then the
+    correction is the target), becomes a pair; a rated-down or unrated answer stays history only.
+    The SQLite layout read here is the `messages` and `feedback` tables of
+    serve/store/conversations.py (a turn is the 0-based index of an answer in its session); reading
+    it directly keeps `train/` free of serving imports.
     """
-    rows: list[tuple[str, str, str, str]] = []  # session, role, content, where
+    rows: list[tuple[str, str, str, str, str | None]] = []  # session, role, content, where, target
     if path.suffix in (".sqlite3", ".sqlite", ".db"):
         if not path.is_file():
             raise DatasetError(f"cannot read {path}: no such file")
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
+            rated = {(s, t) for s, t in db.execute("SELECT session_id, turn FROM feedback WHERE rating = 'up'")}
+            turns: dict[str, int] = defaultdict(int)
             for session, seq, role, content in db.execute(
                 "SELECT session_id, seq, role, content FROM messages ORDER BY session_id, seq"
             ):
-                rows.append((session, role, content, f"{path}:{session}#{seq}"))
+                target = None
+                if role == "assistant":
+                    target = content if (session, turns[session]) in rated else None
+                    turns[session] += 1
+                rows.append((session, role, content, f"{path}:{session}#{seq}", target))
         except sqlite3.DatabaseError as exc:
             raise DatasetError(f"{path}: not a ragtune conversation store ({exc})") from exc
         finally:
@@ -163,21 +186,48 @@ def read_conversations(path: Path) -> list[Pair]:
         for number, data in read_jsonl(path):
             where = f"{path}:{number}"
             session = str(data.get("session_id") or f"line{number}")
-            rows.append((session, "user", _text(data, "question", where), where))
-            rows.append((session, "assistant", _text(data, "answer", where), where))
+            answer = _text(data, "answer", where)
+            correction = data.get("correction")
+            target = correction.strip() if isinstance(correction, str) and correction.strip() else None
+            if target is None and data.get("rating") == "up":
+                target = answer
+            rows.append((session, "user", _text(data, "question", where), where, None))
+            rows.append((session, "assistant", answer, where, target))
     pairs: list[Pair] = []
     history: dict[str, list[tuple[str, str]]] = defaultdict(list)
     pending: dict[str, tuple[str, str]] = {}
-    for session, role, content, where in rows:
+    for session, role, content, where, target in rows:
         if role == "user":
             pending[session] = (content, where)
         elif role == "assistant" and session in pending:
             question, qwhere = pending.pop(session)
-            pairs.append(
-                Pair(question, content, qwhere, "conversation", topic="Earlier conversation", history=list(history[session]))
-            )
+            if target is not None:
+                pairs.append(
+                    Pair(question, target, qwhere, "conversation", topic="Earlier conversation", history=list(history[session]))
+                )
             history[session] += [("user", question), ("assistant", content)]
     return pairs
+
+
+_LEAD_INS = ("hi, ", "quick question: ", "hello! ", "hey, ", "can you tell me ")
+
+
+def rephrase(question: str, count: int, seed: int) -> list[str]:
+    """Up to `count` rewordings of `question` as customers type it: lower case, no question mark, a
+    greeting or lead-in in front (deterministic for a seed). They are templated, not paraphrased
+    by meaning; what changes is the surface the model reads, and the evidence retrieved for it."""
+    base = question.strip()
+    plain = base.rstrip("?!. ")
+    plain = plain[0].lower() + plain[1:] if plain[:1].isupper() and not plain[1:2].isupper() else plain
+    rng = Random(f"{seed}\x00{base}")
+    leads = list(_LEAD_INS)
+    rng.shuffle(leads)
+    variants = [plain.lower(), *(f"{lead}{plain}?" if not lead.startswith("can") else f"{lead}{plain}" for lead in leads)]
+    out: list[str] = []
+    for variant in variants:
+        if variant != base and variant not in out:
+            out.append(variant)
+    return out[:count]
 
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
@@ -199,6 +249,11 @@ def default_placeholders(company: str) -> dict[str, str]:
         "Customer Support Availability": "Monday to Friday from 08:00 to 20:00 CET",
         "Customer Support Hours": "Monday to Friday from 08:00 to 20:00 CET",
     }
+
+
+def unfilled_placeholders(text: str, values: dict[str, str]) -> list[str]:
+    """The `{{Placeholder}}` names in `text` without a company value."""
+    return [m.group(1) for m in _PLACEHOLDER.finditer(text) if m.group(1) not in values]
 
 
 def fill_placeholders(text: str, values: dict[str, str]) -> str:

@@ -92,6 +92,7 @@ def create_engine(settings: Settings) -> Engine | None:
         from serve.engines.ollama import OllamaEngine
 
         return OllamaEngine(settings)
+    from ragtune.adapters import resolve_adapter
     from serve.engines.llamacpp import LlamaCppEngine, resolve_gguf
 
     try:
@@ -99,7 +100,8 @@ def create_engine(settings: Settings) -> Engine | None:
             from serve.model_switch import SwitchingEngine
 
             return SwitchingEngine(settings)
-        return LlamaCppEngine(settings, resolve_gguf(settings.llm))
+        gguf = resolve_gguf(settings.llm)
+        return LlamaCppEngine(settings, gguf, adapter=resolve_adapter(settings.llm.adapter, gguf))
     except ModelUnavailable as exc:
         if engine == "llamacpp":
             raise

@@ -1,4 +1,4 @@
-"""GBNF grammar for the `Answer` contract, for llama.cpp.
+"""GBNF grammar for the model's reply (`ragtune.answer.ModelReply`), for llama.cpp.
 
 llama.cpp's own JSON-schema converter has two flaws for us: it lets raw control characters into
 strings (invalid JSON), and it expands maxLength into a grammar too large to parse, so a model
@@ -8,20 +8,22 @@ normal grammar is sized for ordinary text at 3 characters a token, so a model th
 the limit still closes the object; `tight=True` gives a grammar whose longest possible output, in
 bytes, fits into `max_tokens` (every token emits at least one byte and the tight grammar allows
 ASCII only), so the retry after a truncated reply always closes.
+
+The reply is the answer text and the short ids of the sources used: `{"answer": "...",
+"sources": ["S1"]}`; citations, confidence and hand-off are the server's.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import typing
 
-from ragtune.answer import MAX_CITATIONS, MAX_QUOTE_CHARS, Answer, Citation
+from ragtune.answer import MAX_CITATIONS, ModelReply
 
 _CHAR = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
 _ASCII_CHAR = r'[ !#-\[\]-~] | "\\" (["\\/nt])'
-_FIELDS = ("answer", "citations", "confidence", "handoff")
-_FIXED_CHARS = 100  # braces, keys, separators, the longest confidence and boolean
+_FIELDS = ("answer", "sources")
+_FIXED_CHARS = 40  # braces, keys, separators
 TYPICAL_CHARS_PER_TOKEN = 3.0
 
 
@@ -33,44 +35,35 @@ def answer_grammar(
     allowed_ids: list[str],
     max_tokens: int,
     answer_chars: int = 1200,
-    quote_chars: int = 160,
-    max_citations: int = 3,
+    max_sources: int = 3,
     tight: bool = False,
 ) -> str:
-    if tuple(Answer.model_fields) != _FIELDS or tuple(Citation.model_fields) != ("id", "quote"):
-        raise RuntimeError("the Answer contract changed; update serve/engines/grammar.py to match")
-    confidence = typing.get_args(Answer.model_fields["confidence"].annotation)
-    max_citations = min(max_citations, MAX_CITATIONS, len(allowed_ids))
-    quote_chars = min(quote_chars, MAX_QUOTE_CHARS)
+    """The grammar of one reply: the answer text, bounded to fit `max_tokens`, then the sources."""
+    if tuple(ModelReply.model_fields) != _FIELDS:
+        raise RuntimeError("the ModelReply contract changed; update serve/engines/grammar.py to match")
+    max_sources = min(max_sources, MAX_CITATIONS, len(allowed_ids))
     longest_id = max((len(i) for i in allowed_ids), default=0)
     if tight:
         # Worst case: one byte per token, so the whole object in bytes must fit max_tokens.
         chars_per_token = 1.0
-        max_citations = min(max_citations, 1)
-        quote_chars = min(quote_chars, 60)
+        max_sources = min(max_sources, 1)
     else:
         # Sized for ordinary text (English runs at about 4 characters a token), so a model that
         # writes up to the limits still closes the object inside max_tokens and no retry is needed.
         chars_per_token = TYPICAL_CHARS_PER_TOKEN
-        quote_chars = min(quote_chars, int(chars_per_token * max_tokens / 10))
-    per_citation = longest_id + quote_chars + 24
-    room = int(chars_per_token * max_tokens) - _FIXED_CHARS - max_citations * per_citation
+    room = int(chars_per_token * max_tokens) - _FIXED_CHARS - max_sources * (longest_id + 4)
     answer_chars = max(1, min(answer_chars, room))
     char = _ASCII_CHAR if tight else _CHAR
     ids = " | ".join(_literal(i) for i in allowed_ids) or '"\\"\\""'
-    if max_citations == 0:
-        citations = '"[" "]"'
+    if max_sources == 0:
+        sources = '"[" "]"'
     else:
-        citations = f'"[" "]" | "[" citation ("," ws citation){{0,{max_citations - 1}}} "]"'
+        sources = f'"[" "]" | "[" id ("," ws id){{0,{max_sources - 1}}} "]"'
     rules = [
         'root ::= "{" ws ' + ' "," ws '.join(f'"\\"{name}\\":" ws {name}' for name in _FIELDS) + ' "}"',
         f'answer ::= "\\"" char{{1,{answer_chars}}} "\\""',
-        f"citations ::= {citations}",
-        'citation ::= "{" ws "\\"id\\":" ws id "," ws "\\"quote\\":" ws quote "}"',
+        f"sources ::= {sources}",
         f"id ::= {ids}",
-        f'quote ::= "\\"" char{{0,{quote_chars}}} "\\""',
-        "confidence ::= " + " | ".join(_literal(c) for c in confidence),
-        'handoff ::= "true" | "false"',
         f"char ::= {char}",
         'ws ::= " "?',
     ]

@@ -54,6 +54,7 @@ def load_model(spec: dict[str, Any]):
         _without_extra_buffer_types()
     llm = Llama(
         model_path=spec["path"],
+        lora_path=spec.get("lora_path"),  # a GGUF LoRA applied over the base (ragtune.adapters)
         n_ctx=spec["n_ctx"],
         n_threads=spec.get("threads"),
         seed=spec.get("seed", 0),

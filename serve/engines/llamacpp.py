@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from ragtune.adapters import Adapter
 from ragtune.errors import ModelUnavailable, PayloadTooLarge
 from ragtune.settings import LLMSettings, Settings
 from serve.engines.base import GenerationResult
@@ -72,10 +73,21 @@ class GrammarRefused(ModelUnavailable):
 class LlamaCppEngine:
     kind = "llamacpp"
 
-    def __init__(self, settings: Settings, gguf: Path, worker: Worker = worker_main):
+    def __init__(
+        self,
+        settings: Settings,
+        gguf: Path,
+        worker: Worker = worker_main,
+        adapter: Adapter | None = None,
+        prompt_style: str | None = None,
+    ):
         self.settings = settings.llm
         self.path = gguf
-        self.name = settings.llm.name or gguf.stem
+        self.adapter = adapter
+        # Answers report base and adapter: "SmolLM2-135M-Instruct.Q4_1+smollm2-135m-support".
+        self.name = settings.llm.name or (f"{gguf.stem}+{adapter.name}" if adapter else gguf.stem)
+        self.adapter_name = adapter.name if adapter else None
+        self.prompt_style = prompt_style or (adapter.prompt if adapter else "full")
         self.n_ctx = settings.llm.n_ctx
         self._vocab = None  # llama_cpp._internals.LlamaModel loaded vocab-only
         self._formatter: Any = None  # llama_cpp's Jinja2ChatFormatter for the GGUF's template
@@ -84,6 +96,7 @@ class LlamaCppEngine:
         self.process = ModelProcess(
             {
                 "path": str(gguf),
+                "lora_path": str(adapter.path) if adapter else None,
                 "n_ctx": self.n_ctx,
                 "threads": self.settings.threads,
                 "seed": self.settings.seed,
@@ -95,6 +108,10 @@ class LlamaCppEngine:
         )
         self.queue = GenerationQueue(self.settings.queue_limit, self.settings.queue_timeout_s)
         self.unavailable_reason: str | None = None
+
+    def pass_rate(self) -> float | None:
+        """The adapter's measured verified-pass rate (its card); None for a base without one."""
+        return self.adapter.pass_rate if self.adapter else None
 
     # ---- vocabulary and template (this process) ----------------------------------------
     def _tokenizer(self):

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from ragtune.answer import answer_schema
+from ragtune.answer import model_reply_schema
 from ragtune.errors import ModelUnavailable, PayloadTooLarge
 from ragtune.settings import Settings
 from serve.engines.base import GenerationResult
@@ -49,7 +49,7 @@ class OllamaEngine:
         return dict(
             model=self.model,
             messages=messages,
-            format=answer_schema(allowed_ids),
+            format=model_reply_schema(allowed_ids),
             keep_alive=self.settings.ollama.keep_alive,
             options={
                 "num_ctx": self.n_ctx,

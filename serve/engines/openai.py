@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from ragtune.answer import answer_schema
+from ragtune.answer import model_reply_schema
 from ragtune.errors import ModelUnavailable, PayloadTooLarge
 from ragtune.settings import Settings
 from serve.engines.base import GenerationResult
@@ -87,10 +87,10 @@ class OpenAIEngine:
         if mode == "json_schema":
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "answer", "schema": answer_schema(allowed_ids)},
+                "json_schema": {"name": "answer", "schema": model_reply_schema(allowed_ids)},
             }
         elif mode == "json_object":
-            body["response_format"] = {"type": "json_object", "schema": answer_schema(allowed_ids)}
+            body["response_format"] = {"type": "json_object", "schema": model_reply_schema(allowed_ids)}
         elif mode == "grammar":
             body["grammar"] = answer_grammar(allowed_ids, max_tokens, tight=tight)
         return body

@@ -29,7 +29,7 @@ async def readyz(chat: ChatDep) -> JSONResponse:
     except RagtuneError as exc:
         return JSONResponse(status_code=503, content=body | {"status": "not_ready", "detail": str(exc)})
     if chat.engine is not None:
-        body |= {"engine": chat.engine.kind, "model": chat.engine.name}
+        body |= {"engine": chat.engine.kind, "model": chat.engine.name, "adapter": getattr(chat.engine, "adapter_name", None)}
         if chat.settings.chat.answer_mode == "extractive":
             pass  # the model is never asked
         elif await chat.engine_ready():

@@ -144,14 +144,7 @@ def test_health_and_openapi(serve_settings, make_client):
 
 
 def _reply(ids, answer="You can cancel within 30 days for a full refund."):
-    return json.dumps(
-        {
-            "answer": answer,
-            "citations": [{"id": i, "quote": "within 30 days"} for i in ids],
-            "confidence": "high",
-            "handoff": False,
-        }
-    )
+    return json.dumps({"answer": answer, "sources": list(ids)})
 
 
 def test_ollama_request_carries_num_ctx_schema_and_keep_alive(ollama_settings, ollama_stand_in, make_client):
@@ -164,8 +157,11 @@ def test_ollama_request_carries_num_ctx_schema_and_keep_alive(ollama_settings, o
     assert sent["options"]["repeat_penalty"] == ollama_settings.llm.repeat_penalty
     assert sent["keep_alive"] == "10m"
     # The model sees the evidence sentences as S1, S2, ...; the schema allows exactly those ids.
-    enum = sent["format"]["$defs"]["Citation"]["properties"]["id"]["enum"]
+    enum = sent["format"]["properties"]["sources"]["items"]["enum"]
     assert enum == [f"S{i}" for i in range(1, len(body["context"]["evidence"]) + 1)]
+    # The model's job is the text and the ids: citations, confidence and hand-off are the server's.
+    assert set(sent["format"]["properties"]) == {"answer", "sources"}
+    assert set(body) >= {"citations", "confidence", "handoff"} and body["citations"]
     system = sent["messages"][0]["content"]
     assert sent["messages"][0]["role"] == "system" and "[id: S1]" in system
     assert body["context"]["evidence"][0]["sentence"] in system and body["context"]["evidence"][0]["id"] not in system

@@ -87,7 +87,7 @@ def write_config(folder: Path, tiny_hf: Path, qa_file: Path, examples_file: Path
             "qa": [{"path": str(qa_file)}],
             "examples": [str(examples_file)],
             "heldout": str(ROOT / "train" / "examples" / "heldout.jsonl"),
-            "no_answer_share": 0.3,
+            "paraphrases": 1,
             "distractors": 2,
             "eval_share": 0.25,
             "output": str(folder / "dataset"),

@@ -28,10 +28,10 @@ def test_config_error_names_line_and_field(tmp_path):
 
 def test_cli_config_error_exits_2_with_one_line(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
-    path.write_text("name: x\nbase_model: m\ndata:\n  no_answer_share: 2\n")
+    path.write_text("name: x\nbase_model: m\ndata:\n  paraphrases: 9\n")
     assert main(["train", "prepare", "--config", str(path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "bad.yaml:4: data.no_answer_share" in err
+    assert err.count("\n") == 0 and "bad.yaml:4: data.paraphrases" in err
 
 
 def test_bad_dataset_lines_are_located(tmp_path, capsys):
@@ -41,7 +41,7 @@ def test_bad_dataset_lines_are_located(tmp_path, capsys):
             {"role": "user", "content": "q"},
             {
                 "role": "assistant",
-                "content": json.dumps({"answer": "Hi", "citations": [], "confidence": "high", "handoff": False}),
+                "content": json.dumps({"answer": "Hi", "sources": []}),
             },
         ]
     }
@@ -49,6 +49,9 @@ def test_bad_dataset_lines_are_located(tmp_path, capsys):
         "{not json": "malformed JSON",
         json.dumps({"messages": good["messages"][1:]}): "messages must be system",
         json.dumps({"messages": good["messages"][:2] + [{"role": "assistant", "content": '{"answer": ""}'}]}): "fails the schema",
+        json.dumps(
+            {"messages": good["messages"][:2] + [{"role": "assistant", "content": '{"answer": "Hi", "handoff": true}'}]}
+        ): "fails the schema",
     }
     for line, message in cases.items():
         path = tmp_path / "data.jsonl"

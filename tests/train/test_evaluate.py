@@ -10,32 +10,34 @@ from train.evaluate import format_table, quality_score, score_pipeline, score_ra
 pytestmark = pytest.mark.slow  # evaluates models with llama.cpp
 
 
-def _record(kind, oracle=None, reference="Refunds take 5 to 10 business days."):
-    return {"messages": [], "meta": {"kind": kind, "oracle": oracle, "reference": reference}}
+CHUNKS = [
+    {"id": "S1", "title": "Refunds", "section": "", "text": "Refunds take 5 to 10 business days."},
+    {"id": "S2", "title": "Trial", "section": "", "text": "The trial lasts 14 days."},
+]
+
+
+def _record(oracle="S1", target="Refunds take 5 to 10 business days."):
+    reply = {"role": "assistant", "content": json.dumps({"answer": target, "sources": [oracle]})}
+    return {
+        "messages": [reply],
+        "meta": {"kind": "grounded", "oracle": oracle, "question": "How long do refunds take?", "chunks": CHUNKS},
+    }
 
 
 def _out(answer):
     return {"text": answer if isinstance(answer, str) else json.dumps(answer), "completion_tokens": 10, "seconds": 0.5}
 
 
-def test_raw_scores_count_format_refusals_and_citations():
-    records = [_record("grounded", "c1"), _record("grounded", "c2"), _record("no_answer"), _record("no_answer")]
+def test_raw_scores_count_format_verification_and_sources():
+    records = [_record(), _record(), _record(), _record("S2", "The trial lasts 14 days.")]
     outputs = [
-        _out(
-            {
-                "answer": "Refunds take 5 to 10 business days.",
-                "citations": [{"id": "c1", "quote": "5 to 10"}],
-                "confidence": "high",
-                "handoff": False,
-            }
-        ),
-        _out({"answer": "Sorry, I can't say.", "citations": [], "confidence": "low", "handoff": True}),  # a false refusal
-        _out({"answer": "Handing you over.", "citations": [], "confidence": "low", "handoff": True}),
+        _out({"answer": "Refunds take 5 to 10 business days.", "sources": ["S1"]}),  # valid, verified, right source
+        _out({"answer": "Refunds take 30 business days.", "sources": ["S2"]}),  # valid; a number not in the evidence
+        _out({"answer": "Yes.", "citations": [], "confidence": "high", "handoff": False}),  # the old contract: invalid
         _out("Sure! The Family plan costs 5 EUR."),  # not JSON at all
     ]
-    figures = score_raw(records, outputs, embed=None)
-    assert figures["schema_validity"] == 0.75
-    assert figures["refusal_accuracy"] == 0.5 and figures["false_refusal_rate"] == 0.5 and figures["citation_accuracy"] == 0.5
+    figures = score_raw(records, outputs, embed=None, company="Northwind Cloud")
+    assert figures["schema_validity"] == 0.5 and figures["verified_share"] == 0.25 and figures["citation_accuracy"] == 0.25
     assert figures["tokens_per_s"] == 20.0
 
 
@@ -72,22 +74,38 @@ def test_pipeline_scores_facts_citations_and_refusals():
 
 
 def test_cached_pipeline_results_are_kept_apart_by_answer_mode(tmp_path):
-    from train.evaluate import evaluate
+    from train.evaluate import Candidate, evaluate
 
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
+    adapter = tmp_path / "a" / "adapter.gguf"
+    adapter.parent.mkdir()
+    adapter.write_bytes(b"GGUF lora")
     calls = []
     questions = [{"kind": "out_of_scope", "question": "?"}]
 
-    def pipeline(path, qs):
-        calls.append(path)
+    def pipeline(model, qs):
+        calls.append(model)
         return [{"answer": "Sorry.", "handoff": True, "mode": "handoff", "total_ms": 1, "sources": []}]
 
     for variant in ("answer_mode=auto", "answer_mode=auto", "answer_mode=generative"):
         evaluate(
-            {"m": gguf}, [], questions, tmp_path / "eval", None, pipeline, None, modes=("pipeline",), pipeline_variant=variant
+            {"m": Candidate(gguf)},
+            [],
+            questions,
+            tmp_path / "eval",
+            None,
+            pipeline,
+            None,
+            modes=("pipeline",),
+            pipeline_variant=variant,
         )
     assert len(calls) == 2  # the repeat came from the cache; the other mode was computed
+    # The base with an adapter over it is another model: its own result, not the base's cached one.
+    report = evaluate(
+        {"m": Candidate(gguf, adapter)}, [], questions, tmp_path / "eval", None, pipeline, None, modes=("pipeline",)
+    )
+    assert calls[-1] == Candidate(gguf, adapter) and len(calls) == 3 and report["models"] == {"m": "m+a"}
 
 
 def test_train_eval_runs_both_modes_on_real_models(exported, knowledge_index, tmp_path, capsys, monkeypatch):

