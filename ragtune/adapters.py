@@ -34,6 +34,7 @@ class Adapter:
     base: str = ""
     prompt: str = "full"
     pass_rate: float | None = None
+    phrased_accuracy: float | None = None  # fact accuracy of the answers it phrased (its card's eval)
     card: dict[str, Any] = field(default_factory=dict)
 
 
@@ -51,13 +52,15 @@ def read_adapter(path: Path) -> Adapter:
             card = json.loads(card_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise ModelUnavailable(f"the adapter card {card_path} is not readable JSON: {exc}") from exc
-    rate = ((card.get("eval") or {}).get("pipeline") or {}).get("phrased_share")
+    pipeline = (card.get("eval") or {}).get("pipeline") or {}
+    rate, accuracy = pipeline.get("phrased_share"), pipeline.get("phrased_fact_accuracy")
     return Adapter(
         path=path,
         name=str(card.get("name") or path.parent.name),
         base=str(card.get("base") or ""),
         prompt="short" if card.get("prompt") == "short" else "full",
         pass_rate=float(rate) if isinstance(rate, (int, float)) else None,
+        phrased_accuracy=float(accuracy) if isinstance(accuracy, (int, float)) else None,
         card=card,
     )
 

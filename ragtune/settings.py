@@ -311,6 +311,14 @@ class ChatSettings(_Section):
         "the model registry by `ragtune train eval`) reaches this; otherwise it answers extractively at once. "
         "0 asks any model; generative mode always asks.",
     )
+    min_model_fact_accuracy: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="Auto mode also needs the answers the model phrased in that eval to hold the right fact this often "
+        "(phrased_fact_accuracy; extractive answers reach 0.87-0.93 on the bundled sets): a model that phrases more "
+        "answers but gets fewer right is not asked. 0 skips this check.",
+    )
     answer_max_tokens: int = Field(
         160,
         ge=16,

@@ -266,7 +266,7 @@ class ChatService:
                 p.relevant = list({h.id: h for h in first.relevant + second.relevant + p.relevant}.values())
                 if p.decision.handoff:
                     p.decision = min(first.decision, second.decision, key=lambda d: d.answerable)
-        if p.outcome == "answer" and await self._model_allowed():
+        if p.outcome == "answer" and await self.model_allowed():
             p.use_model = True
             t0 = time.perf_counter()
             self._pack(p)
@@ -333,9 +333,10 @@ class ChatService:
             decision.handoff, decision.reason = True, "no_evidence"
         return _Reading(query, retrieval, relevant, ranked, decision)
 
-    async def _model_allowed(self) -> bool:
+    async def model_allowed(self) -> bool:
         """Whether this answer is phrased by the model: always in generative mode; in auto mode only
-        when the serving model's measured verified-pass rate reaches chat.min_model_pass_rate."""
+        when the serving model's measured verified-pass rate reaches chat.min_model_pass_rate and the
+        answers it phrased were as often right as chat.min_model_fact_accuracy asks."""
         chat = self.settings.chat
         if chat.answer_mode == "extractive" or not await self.engine_ready():
             return False
@@ -343,8 +344,18 @@ class ChatService:
             return True
         if chat.min_model_pass_rate <= 0:
             return True
-        rate = self.model_pass_rate()
-        return rate is not None and rate >= chat.min_model_pass_rate
+        rate, accuracy = self.model_pass_rate(), self.model_phrased_accuracy()
+        return (
+            rate is not None
+            and rate >= chat.min_model_pass_rate
+            and (chat.min_model_fact_accuracy <= 0 or (accuracy is not None and accuracy >= chat.min_model_fact_accuracy))
+        )
+
+    def model_phrased_accuracy(self) -> float | None:
+        """Fact accuracy of the answers the serving model phrased in its measured eval, if measured."""
+        getter = getattr(self.engine, "phrased_accuracy", None)
+        value = getter() if callable(getter) else None
+        return float(value) if isinstance(value, (int, float)) else None
 
     def model_pass_rate(self) -> float | None:
         """The serving model version's verified-pass rate from its gated eval, if measured."""

@@ -85,6 +85,15 @@ class SwitchingEngine:
         value = pipeline.get("phrased_share")
         return float(value) if isinstance(value, (int, float)) else None
 
+    def phrased_accuracy(self) -> float | None:
+        """Fact accuracy of the answers the serving version phrased in its measured eval; None when never measured."""
+        current = self.registry.current() if self._version not in (None, "\x00unset") else None
+        if current is None:
+            getter = getattr(self._engine, "phrased_accuracy", None) if self._engine is not None else None
+            return getter() if callable(getter) else None
+        value = (current.eval.get("pipeline") or {}).get("phrased_fact_accuracy")
+        return float(value) if isinstance(value, (int, float)) else None
+
     @property
     def name(self) -> str:
         return self._engine.name

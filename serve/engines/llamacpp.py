@@ -113,6 +113,10 @@ class LlamaCppEngine:
         """The adapter's measured verified-pass rate (its card); None for a base without one."""
         return self.adapter.pass_rate if self.adapter else None
 
+    def phrased_accuracy(self) -> float | None:
+        """Fact accuracy of the answers the adapter phrased in its measured eval (its card)."""
+        return self.adapter.phrased_accuracy if self.adapter else None
+
     # ---- vocabulary and template (this process) ----------------------------------------
     def _tokenizer(self):
         with self._load_lock:

@@ -34,14 +34,21 @@ async def readyz(chat: ChatDep) -> JSONResponse:
             pass  # the model is never asked
         elif await chat.engine_ready():
             rate, wanted = chat.model_pass_rate(), chat.settings.chat.min_model_pass_rate
-            body["model_pass_rate"] = rate
-            if chat.settings.chat.answer_mode == "generative" or wanted <= 0 or (rate is not None and rate >= wanted):
+            accuracy, wanted_accuracy = chat.model_phrased_accuracy(), chat.settings.chat.min_model_fact_accuracy
+            body["model_pass_rate"], body["model_phrased_accuracy"] = rate, accuracy
+            if chat.settings.chat.answer_mode == "generative" or await chat.model_allowed():
                 body["mode"] = "generated"
-            else:
+            elif rate is None or rate < wanted:
                 measured = "never measured" if rate is None else f"measured at {rate:.2f}"
                 body["detail"] = (
                     f"{chat.engine.kind} model {chat.engine.name}: verified-pass rate {measured}, below "
                     f"chat.min_model_pass_rate {wanted}; answering extractively (run `ragtune train eval` on a tuned model)"
+                )
+            else:
+                measured = "never measured" if accuracy is None else f"measured at {accuracy:.2f}"
+                body["detail"] = (
+                    f"{chat.engine.kind} model {chat.engine.name}: the answers it phrased held the right fact {measured}, "
+                    f"below chat.min_model_fact_accuracy {wanted_accuracy}; answering extractively"
                 )
         else:
             reason = getattr(chat.engine, "unavailable_reason", None) or "not available"

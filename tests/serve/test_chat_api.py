@@ -329,7 +329,8 @@ def _made_of(quote: str, sentences: list[str]) -> bool:
 def test_auto_mode_asks_the_model_only_when_its_measured_pass_rate_is_high_enough(serve_settings, make_client, tmp_path):
     """The fast default: without a measured verified-pass rate (the bundled base model) auto mode
     answers extractively at once; a deployed version whose gated eval measured a rate at or above
-    chat.min_model_pass_rate is asked (and verified)."""
+    chat.min_model_pass_rate, with the answers it phrased right at least chat.min_model_fact_accuracy
+    of the time, is asked (and verified)."""
     from ragtune.registry import ModelRegistry
     from serve.model_switch import SwitchingEngine
 
@@ -341,11 +342,12 @@ def test_auto_mode_asks_the_model_only_when_its_measured_pass_rate_is_high_enoug
 
     data = tmp_path / "models-home"
     registry = ModelRegistry(data)
-    version = registry.register(serve_settings.llm.gguf_path, "tiny", evaluation={"pipeline": {"phrased_share": 0.8}})
+    evaluation = {"pipeline": {"phrased_share": 0.8, "phrased_fact_accuracy": 0.95}}
+    version = registry.register(serve_settings.llm.gguf_path, "tiny", evaluation=evaluation)
     registry.deploy(version.version)
     measured = auto.model_copy(update={"data_dir": data})
     switching = SwitchingEngine(measured)
-    assert switching.pass_rate() == 0.8
+    assert switching.pass_rate() == 0.8 and switching.phrased_accuracy() == 0.95
     client = make_client(measured, engine=switching)
     body = client.post("/v1/chat", json=question).json()
     assert body["verification"]["checked"] is True  # the model was asked (its noise then verified)
@@ -356,3 +358,9 @@ def test_auto_mode_asks_the_model_only_when_its_measured_pass_rate_is_high_enoug
     assert body["verification"]["checked"] is False and body["mode"] == "extractive"
     ready = client.get("/readyz").json()
     assert ready["mode"] == "extractive" and "below chat.min_model_pass_rate 0.9" in ready["detail"]
+    # Phrasing enough is not enough: the answers it phrased must have been right often enough.
+    picky = measured.model_copy(update={"chat": measured.chat.model_copy(update={"min_model_fact_accuracy": 0.97})})
+    client = make_client(picky, engine=SwitchingEngine(picky))
+    body = client.post("/v1/chat", json=question).json()
+    assert body["verification"]["checked"] is False and body["mode"] == "extractive"
+    assert "below chat.min_model_fact_accuracy 0.97" in client.get("/readyz").json()["detail"]
