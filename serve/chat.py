@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,19 @@ class _Reading:
     relevant: list[Hit]
     ranked: list[Evidence]
     decision: Decision
+
+
+SAID_WEIGHT = 0.5
+
+
+def _read_before(reading: _Reading, said: Said) -> _Reading:
+    """The reading with the units the previous answer gave weighed down (SAID_WEIGHT)."""
+    ranked = sorted(
+        (replace(e, score=e.score * SAID_WEIGHT) if e.sentence in said else e for e in reading.ranked),
+        key=lambda e: e.score,
+        reverse=True,
+    )
+    return replace(reading, ranked=ranked)
 
 
 def _fused(readings: list[_Reading], decided: _Reading) -> _Reading:
@@ -211,10 +224,10 @@ class ChatService:
         t0 = time.perf_counter()
         # (retrieval query, what units are scored against besides the question)
         readings = [(question, question)]
+        answers = [t.content for t in history if t.role == "assistant"]
         if previous and chat.rewrite_followups:
             ctx_query = in_context(question, previous)
             readings.append((ctx_query, ctx_query))
-            answers = [t.content for t in history if t.role == "assistant"]
             if answers:
                 subject = answer_subject(answers[-1])
                 readings.append((in_context(question, [f"{previous[-1]} {subject}"]), ctx_query))
@@ -228,13 +241,18 @@ class ChatService:
         if len(candidates) > 1:
             alone = candidates[0]
             ctx = max(candidates[1:], key=lambda c: c.decision.answerable)
-            prefer_ctx = points_back(question)
-            better_ctx = ctx.decision.answerable > alone.decision.answerable
+            # A question that points back ("and if I pay monthly?") is read in context unless that
+            # reading is handed off (answerability saturates near 1 for both readings, so comparing
+            # them decides nothing); another question only when it is not answered alone.
+            prefer_ctx = points_back(question) and not ctx.decision.handoff
             # Another company's product named in the customer's own words stays a hand-off.
             if alone.decision.reason == OTHER_COMPANY:
                 pass
-            elif (prefer_ctx and (better_ctx or alone.decision.handoff)) or (alone.decision.handoff and not ctx.decision.handoff):
-                chosen = _fused(candidates, ctx)
+            elif prefer_ctx or (alone.decision.handoff and not ctx.decision.handoff):
+                chosen = _fused(candidates[1:], ctx)  # the readings in context; the question alone lost
+                if answers:
+                    # The customer has read the previous answer: what it said yields to what it did not.
+                    chosen = _read_before(chosen, Said(answers[-1:]))
         timings = {"retrieval_ms": _ms(t0)}
         self.events.retrieved(timings["retrieval_ms"] / 1000)
         p = Prepared(
@@ -307,27 +325,33 @@ class ChatService:
             relevant = self.selector.with_known(qvec, relevant, chunks, floor)
         ranked = self.selector.score(asked, relevant, said, qvec) if relevant else []
         if relevant and scored_as != asked:
-            # In context, a unit may answer the question only with the earlier one in front ("and on
-            # the free plan?"): each unit keeps the better of its two scores.
-            best = {(e.chunk_id, e.position): e for e in self.selector.score(scored_as, relevant, said)}
-            ranked = sorted(
-                (max(e, best.get((e.chunk_id, e.position), e), key=lambda x: x.score) for e in ranked),
-                key=lambda e: e.score,
-                reverse=True,
-            )
+            # In context, whether the question is answered takes each unit's better score (a unit may
+            # answer it only with the earlier question in front: "and on the free plan?"); which unit
+            # answers takes their geometric mean, high only for a unit good on both ("and if I pay
+            # monthly?" after a refund question: monthly refunds, not monthly billing nor annual refunds).
+            other = {(e.chunk_id, e.position): e.score for e in self.selector.score(scored_as, relevant, said)}
+            both = [(e, other.get((e.chunk_id, e.position), e.score)) for e in ranked]
+            judged = sorted((replace(e, score=max(e.score, o)) for e, o in both), key=lambda e: e.score, reverse=True)
+            ranked = sorted((replace(e, score=(e.score * o) ** 0.5) for e, o in both), key=lambda e: e.score, reverse=True)
+        else:
+            judged = ranked
         ranked = self.guard.evidence(ranked)  # no planted instructions, no foreign contacts (serve/guard.py)
+        judged = self.guard.evidence(judged)
+        # The known questions are compared with the reading the decision is on ("and on Business?"
+        # alone is close to no known question; in context it is a version-history question).
+        known_vec = qvec if scored_as == asked else self.retriever.embedder.embed_query(scored_as)
         # The intent is read from the customer's own words, not from the reading in context.
         intent_vec = qvec if asked == question else self.retriever.embedder.embed_query(question)
         decision = decide(
             self.grounding,
             scored_as,
-            ranked,
+            judged,
             self.corpus_stats(),
             intent_vec,
             question,
             self.selector.word_vectors,
             chat.company_name,
-            self.selector.known_nearest(qvec, ranked[0].hit.chunk.doc_id if ranked else ""),
+            self.selector.known_nearest(known_vec, judged[0].hit.chunk.doc_id if judged else ""),
         )
         if not relevant and decision.reason is None:
             decision.handoff, decision.reason = True, "no_evidence"

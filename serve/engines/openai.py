@@ -188,7 +188,9 @@ class OpenAIEngine:
         if result is not None:
             result.text = "".join(text)
             result.prompt_tokens = usage.get("prompt_tokens")
-            result.completion_tokens = usage.get("completion_tokens")
+            # Some servers (llama-cpp-python's, under a grammar) report 0 completion tokens for a
+            # stream that sent text: then each streamed piece counts as one token.
+            result.completion_tokens = usage.get("completion_tokens") or (len(text) if text else usage.get("completion_tokens"))
             result.timings_ms = {"generate_ms": round((loop.time() - started) * 1000, 1)}
 
     def _piece(self, line: str, messages, usage: dict[str, Any]) -> str | None:

@@ -129,4 +129,4 @@ def test_numbered_ids_map_back_and_the_prompt_lists_them():
     assert numbered.ids["S2"] == "aa11bb22cc33dd44ee55" and "S3" not in numbered.ids
     system = build_messages("refund?", numbered.chunks, [], "Acme")[0]["content"]
     assert "[id: S1] Refund policy > Annual plans" in system and "7f26486b" not in system
-    assert contract_shape(["S1", "S2"]) in system and '"id": "S1" | "S2"' in system
+    assert contract_shape(["S1", "S2"]) in system and '"sources": ["S1" | "S2"]' in system

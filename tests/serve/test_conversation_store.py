@@ -127,7 +127,9 @@ def test_training_reads_the_file_the_store_writes(tmp_path):
     db = Database.open(None, tmp_path)
     store = ConversationStore(db)
     store.append("s1", "How do I cancel?", "Under Settings > Billing.")
-    store.add_feedback("s1", 0, "down")
+    store.add_feedback("s1", 0, "up")
+    store.append("s2", "Can I pay by fax?", "No, only card, PayPal or bank transfer.")
+    store.add_feedback("s2", 0, "down")  # a rated-down answer stays history, never a target
     db.close()
     with sqlite3.connect(tmp_path / "conversations.sqlite3") as raw:
         tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}

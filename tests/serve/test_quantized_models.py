@@ -13,7 +13,7 @@ import asyncio
 
 import pytest
 
-from ragtune.answer import parse_answer
+from ragtune.answer import parse_reply
 from serve.engines.llamacpp import LlamaCppEngine, bundled_gguf
 
 from ..conftest import KNOWLEDGE
@@ -51,7 +51,7 @@ def test_the_bundled_smollm2_answers_a_prompt_of_hundreds_of_tokens(serve_settin
     assert counted >= 200
     assert result.prompt_tokens == counted
     assert result.completion_tokens and result.completion_tokens > 4
-    assert parse_answer(result.text).answer  # grammar-bound output that meets the contract
+    assert parse_reply(result.text).answer  # grammar-bound output that meets the contract
 
 
 @pytest.mark.parametrize("kind", ["q4_0", "q4_1"])
