@@ -50,6 +50,7 @@ from serve.engines import Engine
 from serve.engines.base import GenerationResult
 from serve.events import ChatEvents, Events
 from serve.guard import AnswerGuard
+from serve.readings import Reading, fused, read_before
 from serve.schemas import ChatResponse, ContextReport, EvidenceItem, Source, Usage, Verification
 from serve.store.conversations import ConversationStore, check_session_id, new_session_id
 
@@ -73,49 +74,6 @@ class AnswerOptions:
 
     temperature: float | None = None
     max_tokens: int | None = None
-
-
-@dataclass
-class _Reading:
-    """The question read one way (alone or in context): its retrieval, scored evidence and decision."""
-
-    query: str
-    retrieval: RetrievalResult
-    relevant: list[Hit]
-    ranked: list[Evidence]
-    decision: Decision
-
-
-SAID_WEIGHT = 0.5
-
-
-def _read_before(reading: _Reading, said: Said) -> _Reading:
-    """The reading with the units the previous answer gave weighed down (SAID_WEIGHT)."""
-    ranked = sorted(
-        (replace(e, score=e.score * SAID_WEIGHT) if e.sentence in said else e for e in reading.ranked),
-        key=lambda e: e.score,
-        reverse=True,
-    )
-    return replace(reading, ranked=ranked)
-
-
-def _fused(readings: list[_Reading], decided: _Reading) -> _Reading:
-    """The readings that answer, as one: every unit any of them found, with its best score, under
-    the decision of `decided` (the readings' answerability saturates on a good match, so picking
-    one reading by it is close to arbitrary; the units compete instead)."""
-    units: dict[tuple[str, int], Evidence] = {}
-    for reading in readings:
-        if reading.decision.handoff:
-            continue
-        for e in reading.ranked:
-            key = (e.chunk_id, e.position)
-            if key not in units or e.score > units[key].score:
-                units[key] = e
-    if not units:
-        return decided
-    ranked = sorted(units.values(), key=lambda e: e.score, reverse=True)
-    relevant = list({h.id: h for r in readings if not r.decision.handoff for h in r.relevant}.values())
-    return _Reading(decided.query, decided.retrieval, relevant, ranked, decided.decision)
 
 
 @dataclass
@@ -249,10 +207,10 @@ class ChatService:
             if alone.decision.reason == OTHER_COMPANY:
                 pass
             elif prefer_ctx or (alone.decision.handoff and not ctx.decision.handoff):
-                chosen = _fused(candidates[1:], ctx)  # the readings in context; the question alone lost
+                chosen = fused(candidates[1:], ctx)  # the readings in context; the question alone lost
                 if answers:
                     # The customer has read the previous answer: what it said yields to what it did not.
-                    chosen = _read_before(chosen, Said(answers[-1:]))
+                    chosen = read_before(chosen, Said(answers[-1:]))
         timings = {"retrieval_ms": _ms(t0)}
         self.events.retrieved(timings["retrieval_ms"] / 1000)
         p = Prepared(
@@ -306,7 +264,7 @@ class ChatService:
 
     def _read(
         self, query: str, question: str, filters: dict[str, Any] | None, said: Said, scored_as: str | None = None
-    ) -> _Reading:
+    ) -> Reading:
         """One reading of the question: retrieval for `query` (the question alone, or in context),
         its units scored against the question itself (in context, the earlier question would pull
         back the sentences already given) and against `scored_as` (default `query`; never the
@@ -321,7 +279,8 @@ class ChatService:
         relevant = retrieval.relevant(floor)[: chat.evidence_chunks]
         qvec = self.retriever.embedder.embed_query(asked)
         if chat.known_questions:
-            chunks = [c for c in self.retriever.snapshot().chunks if matches(c, filters)]
+            chunks = self.retriever.snapshot().chunks
+            chunks = [c for c in chunks if matches(c, filters)] if filters else chunks
             relevant = self.selector.with_known(qvec, relevant, chunks, floor)
         ranked = self.selector.score(asked, relevant, said, qvec) if relevant else []
         if relevant and scored_as != asked:
@@ -355,7 +314,7 @@ class ChatService:
         )
         if not relevant and decision.reason is None:
             decision.handoff, decision.reason = True, "no_evidence"
-        return _Reading(query, retrieval, relevant, ranked, decision)
+        return Reading(query, retrieval, relevant, ranked, decision)
 
     async def model_allowed(self) -> bool:
         """Whether this answer is phrased by the model: always in generative mode; in auto mode only
