@@ -6,8 +6,9 @@ builds them (in the config's prompt style); the assistant turn is the model's wh
 `ragtune.answer.ModelReply`: the answer text and the source id it restates.
 
 RAFT-style assembly: a record holds its oracle passage among `distractors` chunks retrieved for
-the question, at a random position; the evidence sentences the server would select from them are
-what the model sees, with the oracle's supporting sentence always among them.
+the question; the evidence sentences the server would select from them are what the model sees,
+with the oracle's supporting sentence always among them, filled up to `chat.evidence_sentences`
+with the distractors' best sentences, best first as serving orders them.
 
 A target is trained on only if serving would accept it: it passes the verification serving applies
 (`ragtune.grounding.verify.verify_answer`) against the evidence the record shows (a target that
@@ -217,7 +218,11 @@ class Assembler:
         chunks.insert(rng.randint(0, len(chunks)), oracle)
         # The model is shown what serving shows it: the evidence sentences the server selects from
         # these chunks, numbered S1, S2, ... (ragtune.grounding.evidence + ragtune.prompt.number_sources).
-        ranked = self.selector.score(pair.question, [Hit(chunk=c, score=1.0, relevance=1.0) for c in chunks])
+        # Scored as for a question nobody wrote down before: the known questions about the oracle's
+        # document are hidden, or the selector would recall this very example and always rank the
+        # oracle first (a model tuned on that learns "S1 answers" rather than to read the evidence).
+        hits = [Hit(chunk=c, score=1.0, relevance=1.0) for c in chunks]
+        ranked = self.selector.score(pair.question, hits, hide_doc=oracle.doc_id)
         evidence = top_evidence(ranked, self.chat.evidence_sentences, self.selector.model.support)
         own = [e for e in ranked if e.chunk_id == oracle.id]
         if not own:
@@ -225,7 +230,17 @@ class Assembler:
         support = next((e for e in own if fact in norm(e.sentence) or norm(e.sentence) in fact), own[0])
         if support not in evidence:  # the right sentence is among what the model sees, as when retrieval works
             evidence = [*evidence[: self.chat.evidence_sentences - 1], support]
-            evidence.sort(key=lambda e: e.score, reverse=True)
+        # A confident selector shows one sentence; the model is also shown the next best sentences of
+        # the distractors, so that every record asks it to read which source answers. The order stays
+        # serving's, best first: verification (like serving's) takes S1 for the selector's best.
+        shown = {e.sentence for e in evidence}
+        for e in ranked:
+            if len(evidence) >= self.chat.evidence_sentences:
+                break
+            if e.hit.chunk.doc_id != oracle.doc_id and e.sentence not in shown:
+                evidence.append(e)
+                shown.add(e.sentence)
+        evidence.sort(key=lambda e: e.score, reverse=True)
         sources = number_sources(evidence_chunks(evidence))
         context = sources.chunks
         target, reasons = passing_target(answer_text, pair.question, context, self.company)

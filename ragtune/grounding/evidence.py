@@ -190,11 +190,19 @@ class EvidenceSelector:
             out = [replace(c, known=float(k)) for c, k in zip(out, scores, strict=True)]
         return out
 
-    def score(self, question: str, hits: list[Hit], said: Container[str] = (), qvec: np.ndarray | None = None) -> list[Evidence]:
+    def score(
+        self,
+        question: str,
+        hits: list[Hit],
+        said: Container[str] = (),
+        qvec: np.ndarray | None = None,
+        hide_doc: str | None = None,
+    ) -> list[Evidence]:
         """Every unit of `hits`, best first (score: the selector's probability that it answers).
 
-        Units the assistant already gave in this conversation (`said`) are left out while others remain."""
-        cands = self.candidates(question, hits, qvec)
+        Units the assistant already gave in this conversation (`said`) are left out while others remain.
+        `hide_doc`: score as if no known question were about that document (see `candidates`)."""
+        cands = self.candidates(question, hits, qvec, exclude=question if hide_doc else None, hide_doc=hide_doc)
         fresh = [c for c in cands if c.unit.text not in said]
         cands = fresh or cands
         if not cands:

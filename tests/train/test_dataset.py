@@ -33,7 +33,7 @@ def test_records_are_the_served_prompt_plus_a_reply_serving_accepts(prepared, kn
     assert summary["records"]["train"] + summary["records"]["eval"] == len(records) >= 8
     assert {r["meta"]["kind"] for r in records} == {"grounded"}  # no hand-off records: the server decides those
     assert {r["meta"]["prompt"] for r in records} == {config.prompt} == {"short"}
-    positions = set()
+    shown = []
     for record in records:
         meta = record["meta"]
         chunks = [ContextChunk(**c) for c in meta["chunks"]]
@@ -49,8 +49,10 @@ def test_records_are_the_served_prompt_plus_a_reply_serving_accepts(prepared, kn
         headings = [f"{c.title} {c.section}" for c in chunks]
         assert verify_answer(reply.answer, meta["question"], evidence, company.split(), prompt_rules(), headings=headings) == []
         assert "{{" not in reply.answer and not reply.answer.rstrip().endswith(":")
-        positions.add(ids.index(meta["oracle"]))
-    assert len(positions) > 1  # the oracle is not always in the same place
+        shown.append(len(ids))
+    # The model always has to read which source answers: distractors' sentences fill the evidence
+    # up to what serving shows at most, even where the selector was sure of one sentence.
+    assert min(shown) > 1 and max(shown) == settings.chat.evidence_sentences
     # Rewordings: more than one question per company fact, and every drop is accounted for with its reason.
     per_reference = {r["meta"]["reference"] for r in records if r["meta"]["origin"] == "example"}
     assert sum(r["meta"]["origin"] == "example" for r in records) > len(per_reference)
