@@ -1,14 +1,16 @@
 """Ingest throughput per embedding backend, measured in interleaved rounds on a shared machine.
 
 Run: .venv/bin/python bench/ingest_backends.py [--model FOLDER] [--docs 300] [--rounds 3]
-     [--backends torch,onnx,onnx-int8,onnx-int8-static]
+     [--backends torch,onnx,onnx-int8,onnx-int8-static] [--student FOLDER --student-backends onnx,torch]
 
 Each round ingests the first --docs SciFact abstracts (written as .txt files) into a fresh data dir
 once per backend, one backend after the other, so every backend sees the same machine load; the
 table gives each backend's median chunks/s over the rounds and its ratio to torch in the same round
 (median), and the vectors' cosine to the fp32 ONNX ones (the same model) on those abstracts.
 `onnx-int8-static` needs the model folder's calibration.jsonl (`ragtune train retriever` writes it;
-for the bundled model pass --calibrate N to calibrate on N other SciFact abstracts).
+for the bundled model pass --calibrate N to calibrate on N other SciFact abstracts). `--student` adds
+rows for a second model (a distilled student, `ragtune train retriever distill`) in the same rounds,
+its ratio to the first model's torch and its cosine to the first model's fp32 ONNX vectors.
 Retrieval quality per backend: `ragtune eval retrieval DIR --split test --embedder ...` with
 RAGTUNE_EMBEDDING__BACKEND set.
 """
@@ -43,10 +45,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backends", default="torch,onnx,onnx-int8,onnx-int8-static")
     parser.add_argument("--calibrate", type=int, default=0, help="write a calibration.jsonl of N abstracts (after --docs)")
+    parser.add_argument("--student", help="a second model folder measured in the same rounds (rows 'student <backend>')")
+    parser.add_argument("--student-backends", default="onnx,onnx-int8-static")
     args = parser.parse_args()
     rows = [json.loads(line) for line in open(args.data / "corpus.jsonl", encoding="utf-8")]
     docs, spare = rows[: args.docs], rows[args.docs :]
-    backends = args.backends.split(",")
+    runs = [(b, b) for b in args.backends.split(",")]  # (row label, backend)
+    if args.student:
+        runs += [(f"student {b}", b) for b in args.student_backends.split(",")]
+    backends = [label for label, _ in runs]
     with tempfile.TemporaryDirectory(prefix="ragtune-ingest-") as tmp:
         model = args.model
         if args.calibrate:  # a copy of the model folder with calibration texts the ingested docs are not among
@@ -60,16 +67,20 @@ def main() -> None:
         for row in docs:
             (folder / f"{row['_id']}.txt").write_text(f"{row['title']}\n\n{row['text']}\n", encoding="utf-8")
         embedders = {}
-        for backend in backends:
-            settings = load_settings(environ={}, overrides={"embedding": {"backend": backend, "model": model}})
-            embedders[backend] = Embedder(settings.embedding)
-            embedders[backend].embed_query("warm up")  # model load and a first export are not ingest work
+        model_of = {label: (args.student if label.startswith("student ") else model) for label, _ in runs}
+        for label, backend in runs:
+            settings = load_settings(environ={}, overrides={"embedding": {"backend": backend, "model": model_of[label]}})
+            embedders[label] = Embedder(settings.embedding)
+            embedders[label].embed_query("warm up")  # model load and a first export are not ingest work
         rates: dict[str, list[float]] = {b: [] for b in backends}
         for r in range(args.rounds):
-            for backend in backends:
+            for backend, engine in runs:
                 settings = load_settings(
                     environ={},
-                    overrides={"data_dir": str(Path(tmp) / f"d{r}-{backend}"), "embedding": {"backend": backend, "model": model}},
+                    overrides={
+                        "data_dir": str(Path(tmp) / f"d{r}-{backend.replace(' ', '-')}"),
+                        "embedding": {"backend": engine, "model": model_of[backend]},
+                    },
                 )
                 t0 = time.perf_counter()
                 items, failures = scan_folder(folder, settings.ingest)

@@ -7,6 +7,7 @@
     ragtune train retriever deploy --rollback
     ragtune train retriever fusion V       choose V's RRF weights on dev data (done after training too), record them
     ragtune train retriever models
+    ragtune train retriever distill --config C   a shallower student of the embedder (faster ingest), registered
 
 Wiring only: the training is `train/retriever.py`, the registry `ragtune/embedders.py`, the held-out
 figures `evaluation/company.py`, the re-embedding the ingest pipeline.
@@ -30,7 +31,8 @@ EXAMPLES = """examples:
   ragtune train retriever deploy retriever-v1          # gated on company hit@3; --force to override
   ragtune train retriever deploy --rollback
   ragtune train retriever fusion retriever-v1          # re-choose its fusion weights on dev data
-  ragtune train retriever models"""
+  ragtune train retriever models
+  ragtune train retriever distill --config train/configs/distill-minilm.yaml"""
 
 
 def add_parser(tsub: argparse._SubParsersAction) -> None:
@@ -64,6 +66,10 @@ def add_parser(tsub: argparse._SubParsersAction) -> None:
     s.add_argument("version", help="a registered version, or 'base' (with --dry-run: what dev data would pick for it)")
     s.add_argument("--dry-run", action="store_true", help="print the choice, record nothing")
     rsub.add_parser("models", help="list the registered retriever versions and the one ingesting")
+    s = rsub.add_parser(
+        "distill", help="train a shallower student of the embedder and register it", epilog=EXAMPLES, formatter_class=fmt
+    )
+    s.add_argument("--config", dest="distill_config", type=Path, help="distillation config (YAML)")
 
 
 def cmd_retriever(args: argparse.Namespace, settings: Settings) -> int:
@@ -74,7 +80,10 @@ def cmd_retriever(args: argparse.Namespace, settings: Settings) -> int:
                 "give a config to train (`ragtune train retriever --config FILE`) or a step: eval, deploy, models"
             )
         return run(args, settings)
-    return {"eval": evaluate, "deploy": deploy, "fusion": fusion, "models": models}[command](args, settings)
+    from cli.train_distill import distill
+
+    steps = {"eval": evaluate, "deploy": deploy, "fusion": fusion, "models": models, "distill": distill}
+    return steps[command](args, settings)
 
 
 def _registry(settings: Settings):
@@ -182,6 +191,8 @@ def fusion(args, settings: Settings) -> int:
         config, model = RetrieverConfig.model_validate(versions[-1].config), settings.embedding.model
     else:
         entry = registry.get(args.version)
+        if "layers" in entry.config:
+            raise UserInputError(f"{args.version} is a distilled student: it has no training dev data to choose weights on")
         config, model = RetrieverConfig.model_validate(entry.config), entry.model_dir
     chosen, evidence = _choose_fusion(settings, config, model)
     print(_fusion_line(args.version, chosen, evidence))

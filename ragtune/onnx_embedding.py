@@ -163,7 +163,7 @@ def export_onnx(model_dir: Path, cache_dir: Path, int8: bool = False, calibratio
 class OnnxEncoder:
     """Encodes texts like SentenceTransformer.encode(normalize_embeddings=True), on onnxruntime."""
 
-    def __init__(self, model_dir: Path, onnx_path: Path):
+    def __init__(self, model_dir: Path, onnx_path: Path, threads: int | None = None):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -189,6 +189,8 @@ class OnnxEncoder:
         # No arena: it keeps the peak of the largest batch ever seen (a GB for 32 long chunks) for the
         # life of the process; without it a serving process returns to its resting size.
         options.enable_cpu_mem_arena = False
+        if threads:  # a training job on a shared machine; serving leaves onnxruntime its choice
+            options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.dimension = int(self._encode_batch(["dimension"]).shape[1])
