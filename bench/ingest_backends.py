@@ -10,7 +10,9 @@ table gives each backend's median chunks/s over the rounds and its ratio to torc
 `onnx-int8-static` needs the model folder's calibration.jsonl (`ragtune train retriever` writes it;
 for the bundled model pass --calibrate N to calibrate on N other SciFact abstracts). `--student` adds
 rows for a second model (a distilled student, `ragtune train retriever distill`) in the same rounds,
-its ratio to the first model's torch and its cosine to the first model's fp32 ONNX vectors.
+its ratio to the first model's torch and its cosine to the first model's fp32 ONNX vectors. The
+planted-instruction scan (which embeds every sentence again) is off unless --scan-planted: the
+figures are chunking, embedding and indexing, as in the issue 12 and 20 runs.
 Retrieval quality per backend: `ragtune eval retrieval DIR --split test --embedder ...` with
 RAGTUNE_EMBEDDING__BACKEND set.
 """
@@ -45,6 +47,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backends", default="torch,onnx,onnx-int8,onnx-int8-static")
     parser.add_argument("--calibrate", type=int, default=0, help="write a calibration.jsonl of N abstracts (after --docs)")
+    parser.add_argument(
+        "--scan-planted", action="store_true", help="also scan every sentence for planted instructions (embeds each one)"
+    )
     parser.add_argument("--student", help="a second model folder measured in the same rounds (rows 'student <backend>')")
     parser.add_argument("--student-backends", default="onnx,onnx-int8-static")
     args = parser.parse_args()
@@ -84,7 +89,7 @@ def main() -> None:
                 )
                 t0 = time.perf_counter()
                 items, failures = scan_folder(folder, settings.ingest)
-                report = run_ingest(settings, items, failures, embedder=embedders[backend])
+                report = run_ingest(settings, items, failures, embedder=embedders[backend], scan_planted=args.scan_planted)
                 rates[backend].append(report.chunks_embedded / (time.perf_counter() - t0))
                 print(f"round {r + 1} {backend}: {rates[backend][-1]:.1f} chunks/s", file=sys.stderr, flush=True)
         texts = [f"{row['title']}\n{row['text']}" for row in docs[:200]]

@@ -12,6 +12,7 @@ calibration.jsonl for static int8) and run.json.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import resource
@@ -53,6 +54,9 @@ class DistillConfig(BaseModel):
     name: str = Field(description="Run name; the run directory is `<runs_dir>/<name>`.")
     teacher: str = Field("all-MiniLM-L6-v2", description="The embedder to distill: the bundled one or a model folder.")
     layers: list[int] = Field(description="Teacher layers the student keeps, e.g. [0, 2, 4] of MiniLM's six.")
+    init: Path | None = Field(
+        None, description="Continue from this student folder (a finished run's model/) instead of the teacher's layers."
+    )
     max_seq_length: int = Field(256, ge=16, le=512, description="Longest text in word pieces (serving's cut).")
     epochs: float = Field(2.0, gt=0, description="Passes over the distillation texts.")
     batch_size: int = Field(32, ge=2)
@@ -189,6 +193,13 @@ def build_student(teacher_dir: str, layers: list[int], max_seq_length: int) -> A
     return model
 
 
+def _digest(teacher_dir: str, max_seq_length: int, texts: list[str]) -> str:
+    folder = Path(teacher_dir)
+    stamp = [str(folder.resolve()), max_seq_length]
+    stamp += [f.stat().st_mtime_ns for f in sorted(folder.glob("*.safetensors"))] if folder.is_dir() else []
+    return hashlib.sha256(json.dumps([stamp, texts]).encode()).hexdigest()[:16]
+
+
 def _encode(model: Any, texts: list[str]) -> np.ndarray:
     vectors = model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
     return np.asarray(vectors, dtype=np.float32)
@@ -197,6 +208,7 @@ def _encode(model: Any, texts: list[str]) -> np.ndarray:
 def train_student(config: DistillConfig, retrieval: Any, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Distill, select on dev, save `<run>/model`; returns run.json's content."""
     import torch
+    from sentence_transformers import SentenceTransformer
 
     from ragtune.embedding import resolve_model
     from ragtune.onnx_embedding import OnnxEncoder, default_cache_dir, export_onnx
@@ -222,10 +234,24 @@ def train_student(config: DistillConfig, retrieval: Any, log: Callable[[str], No
     teacher = OnnxEncoder(Path(teacher_dir), export_onnx(Path(teacher_dir), default_cache_dir()), config.threads)
     teacher.max_length = config.max_seq_length
     teacher.tokenizer.enable_truncation(config.max_seq_length)
-    targets = torch.from_numpy(teacher.encode(texts, 32))
-    dev_targets = teacher.encode(dev_texts, 32) if dev_texts else np.zeros((0, 1), np.float32)
+    cache = config.runs_dir / ".teacher-vectors" / f"{_digest(teacher_dir, config.max_seq_length, texts + dev_texts)}.npy"
+    if cache.is_file():  # the same teacher, cut and texts as an earlier run
+        vectors = np.load(cache)
+    else:
+        vectors = teacher.encode(texts + dev_texts, 32)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache, vectors)
+    targets, dev_targets = torch.from_numpy(vectors[: len(texts)]), vectors[len(texts) :]
     del teacher
-    student = build_student(teacher_dir, config.layers, config.max_seq_length)
+    if config.init is not None:
+        student = SentenceTransformer(str(config.init), device="cpu", local_files_only=True)
+        loaded: Any = student[0].auto_model
+        depth = len(loaded.encoder.layer)
+        if depth != len(config.layers):
+            raise ValueError(f"init {config.init} has {depth} layers, the config keeps {len(config.layers)}")
+        student.max_seq_length = config.max_seq_length
+    else:
+        student = build_student(teacher_dir, config.layers, config.max_seq_length)
 
     def evaluate() -> dict[str, Any]:
         student.eval()
