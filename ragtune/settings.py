@@ -231,6 +231,12 @@ class OllamaSettings(_Section):
     )
     keep_alive: str = Field("10m", description="How long Ollama keeps the model loaded after a request.")
     timeout_s: float = Field(120.0, gt=0, description="Seconds to wait for Ollama before failing with 503.")
+    prompt: Literal["auto", "full", "short"] = Field(
+        "auto",
+        description="Prompt the Ollama model was tuned on. auto: read from the model (`ollama show`): the SYSTEM of a "
+        "model built from this repository's Modelfile (the shipped adapter, tuned on the short prompt) is the short "
+        "prompt's, so it gets the short prompt; any other model gets the full one.",
+    )
 
 
 class OpenAIEngineSettings(_Section):

@@ -50,7 +50,7 @@ from serve.engines import Engine
 from serve.engines.base import GenerationResult
 from serve.events import ChatEvents, Events
 from serve.guard import AnswerGuard
-from serve.readings import Reading, fused, read_before
+from serve.readings import Reading, answered_from, fused, read_before, subject_of
 from serve.schemas import ChatResponse, ContextReport, EvidenceItem, Source, Usage, Verification
 from serve.store.conversations import ConversationStore, check_session_id, new_session_id
 
@@ -189,12 +189,22 @@ class ChatService:
             if answers:
                 subject = answer_subject(answers[-1])
                 readings.append((in_context(question, [f"{previous[-1]} {subject}"]), ctx_query))
+                source = await asyncio.to_thread(answered_from, self.retriever, answers[-1], filters)
+                if source is not None:
+                    # The question with what the previous answer was about ("how do I claim it" after
+                    # an answer about service credits): "Service credits how do I claim it".
+                    about = in_context(question, [subject_of(source)])
+                    readings.append((about, about))
             if len(previous) > 1:
                 # A subject two questions back ("does it read french?" after a question about the scanner).
                 two_back = in_context(question, [f"{previous[-2]} {previous[-1]}"])
                 readings.append((two_back, two_back))
         # The question alone first; a follow-up that points back prefers its reading in context.
-        candidates = [await asyncio.to_thread(self._read, r, question, filters, said, s) for r, s in readings]
+        # The readings are independent: read side by side (a follow-up's three or four readings
+        # otherwise wait on each other's retrieval and scoring).
+        candidates = list(
+            await asyncio.gather(*(asyncio.to_thread(self._read, r, question, filters, said, s) for r, s in readings))
+        )
         chosen = candidates[0]
         if len(candidates) > 1:
             alone = candidates[0]

@@ -75,6 +75,31 @@ def _similar(a: str, b: str) -> bool:
     return len(sa & sb) / min(len(sa), len(sb)) >= SIMILAR
 
 
+_POINTS_BACK = re.compile(r"^(?:it|its|they|their|them|this|these|that|those|there|then|also|both|such|after that)\b", re.I)
+
+
+def reading_order(used: list[Evidence]) -> list[int]:
+    """The answer first: the best unit leads, unless it points back ("It copies ...") to a unit
+    before it in its chunk, which then leads. The other units of a chunk follow in the document's
+    order (the general statement before its exception); chunks in the order of their best unit."""
+    if not used:
+        return []
+    first_rank: dict[str, int] = {}
+    for i, e in enumerate(used):
+        first_rank.setdefault(e.chunk_id, i)
+    best = used[0]
+    points_back = bool(_POINTS_BACK.match(best.sentence.lstrip())) and any(
+        e.chunk_id == best.chunk_id and e.position < best.position for e in used[1:]
+    )
+
+    def key(i: int) -> tuple[int, int, int]:
+        e = used[i]
+        lead = 0 if i == 0 and not points_back else 1
+        return (first_rank[e.chunk_id], lead, e.position)
+
+    return sorted(range(len(used)), key=key)
+
+
 def compose(evidence: list[Evidence], said: Container[str] = (), parts: int = 1) -> tuple[str, list[Evidence]]:
     """(answer text, the evidence it uses), from selected evidence best first. A message asking
     `parts` questions may use one more unit per further question."""
@@ -93,12 +118,7 @@ def compose(evidence: list[Evidence], said: Container[str] = (), parts: int = 1)
         texts_out.append(text)
         covered |= texts
         used.append(e)
-    # Units of one chunk read in the document's order (the general statement before its exception);
-    # chunks in the order of their best unit.
-    first_rank: dict[str, int] = {}
-    for i, e in enumerate(used):
-        first_rank.setdefault(e.chunk_id, i)
-    order = sorted(range(len(used)), key=lambda i: (first_rank[used[i].chunk_id], used[i].position))
+    order = reading_order(used)
     texts_out = [texts_out[i] for i in order]
     used = [used[i] for i in order]
     answer = ""

@@ -18,6 +18,10 @@ class CountingEngine:
         self.kind, self.name, self.n_ctx = inner.kind, inner.name, inner.n_ctx
 
     @property
+    def prompt_style(self) -> str:
+        return getattr(self.inner, "prompt_style", "full")
+
+    @property
     def unavailable_reason(self) -> str | None:
         return self.inner.unavailable_reason
 

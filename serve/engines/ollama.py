@@ -3,10 +3,16 @@
 Every request sends `options.num_ctx`: Ollama's default context is small and it silently drops
 the start of a longer prompt (our sources!), so the window is always set explicitly, and the
 prompt is budgeted against it before sending. `format` carries the answer schema.
+
+The prompt style follows the model (`ollama.prompt`): a model built from the repository's Modelfile
+carries the shipped adapter, tuned on the short prompt, and says so by its SYSTEM (the short
+prompt's); it gets the short prompt, as llama.cpp serving the same adapter does. Any other model
+gets the full prompt with the rules spelled out.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +21,7 @@ import httpx
 
 from ragtune.answer import model_reply_schema
 from ragtune.errors import ModelUnavailable, PayloadTooLarge
+from ragtune.prompt import PromptStyle, system_prompt
 from ragtune.settings import Settings
 from serve.engines.base import GenerationResult
 
@@ -22,6 +29,15 @@ from serve.engines.base import GenerationResult
 # 4 characters per token, so 3 over-counts and keeps the prompt inside num_ctx).
 CHARS_PER_TOKEN = 3.0
 _PER_MESSAGE_OVERHEAD = 8
+_SYSTEM = re.compile(r'^SYSTEM """(.*?)"""', re.DOTALL | re.MULTILINE)
+
+
+def tuned_style(modelfile: str, company: str) -> PromptStyle:
+    """The prompt style a model was built for, from its Modelfile (as `ollama show` returns it):
+    `short` when its SYSTEM is the short prompt's (train/modelfile.py writes it so), else `full`."""
+    found = _SYSTEM.search(modelfile or "")
+    system = found.group(1).strip() if found else ""
+    return "short" if system and system == system_prompt([], company, "short").strip() else "full"
 
 
 class OllamaEngine:
@@ -36,6 +52,20 @@ class OllamaEngine:
         self.n_ctx = settings.llm.n_ctx
         self.unavailable_reason: str | None = None
         self.client = client or AsyncClient(host=settings.ollama.host, timeout=settings.ollama.timeout_s)
+        setting = settings.ollama.prompt
+        self._style: PromptStyle | None = None if setting == "auto" else setting
+
+    @property
+    def prompt_style(self) -> PromptStyle:
+        """The prompt the chat service builds for this model (full until `ready` has read the model)."""
+        return self._style or "full"
+
+    async def _read_style(self) -> PromptStyle:
+        try:
+            shown = await self.client.show(self.model)
+        except Exception:  # an old server without /api/show: the full prompt is always safe
+            return "full"
+        return tuned_style(shown.get("modelfile") or "", self.settings.chat.company_name)
 
     def count_tokens(self, messages: list[dict[str, str]]) -> int:
         return sum(int(len(m["content"]) / CHARS_PER_TOKEN) + _PER_MESSAGE_OVERHEAD for m in messages) + 4
@@ -120,6 +150,8 @@ class OllamaEngine:
         names = {m.get("model") or m.get("name") for m in listed.get("models", [])}
         if self.model in names or f"{self.model}:latest" in names:
             self.unavailable_reason = None
+            if self._style is None:
+                self._style = await self._read_style()
             return True
         self.unavailable_reason = str(self._unavailable_model())
         return False

@@ -112,3 +112,46 @@ def test_evidence_becomes_the_numbered_sources_of_the_prompt(retriever, groundin
     selected = top_evidence(ranked, 3, grounding[0].support)
     numbered = number_sources(evidence_chunks(selected))
     assert [numbered.ids[c.id] for c in numbered.chunks] == [e.chunk_id for e in selected]
+
+
+def _unit_of(chunk, position: int, score: float):
+    from ragtune.documents import Hit
+    from ragtune.grounding.evidence import Evidence
+    from ragtune.grounding.text import Unit
+
+    sentences = chunk.text.split(". ")
+    text = sentences[position].rstrip(".") + "."
+    return Evidence(
+        hit=Hit(chunk=chunk, score=1.0, relevance=1.0), sentence=text, score=score, unit=Unit(text), position=position
+    )
+
+
+def test_the_answering_sentence_leads_unless_it_points_back_to_one_before_it():
+    from ragtune.documents import Chunk
+
+    chunk = Chunk(
+        id="c1",
+        doc_id="guides/migration.md",
+        title="Migration",
+        section="Migration",
+        position=0,
+        text="The Migration assistant copies files from other providers. It copies up to 2 TB per day. "
+        "Shared links are not carried over. Large accounts take a few days.",
+    )
+    # The best unit stands alone: it comes first, the others follow in the document's order.
+    text, used = compose([_unit_of(chunk, 2, 0.9), _unit_of(chunk, 0, 0.6), _unit_of(chunk, 3, 0.55)])
+    assert text.startswith("Shared links are not carried over.") and [e.position for e in used] == [2, 0, 3]
+    # "It copies ..." needs the sentence that says what "it" is: that one leads.
+    text, used = compose([_unit_of(chunk, 1, 0.9), _unit_of(chunk, 0, 0.6)])
+    assert text.startswith("The Migration assistant copies") and [e.position for e in used] == [0, 1]
+
+
+def test_a_discount_question_asks_for_a_share_off_and_the_sentence_giving_one_holds_it():
+    from ragtune.grounding.features import asked_kinds, holds
+    from ragtune.grounding.text import Unit
+
+    # "50% off" answers "is there a discount for teachers?" although it never says "discount".
+    assert "percent" in asked_kinds("discount for educators?") and "percent" in asked_kinds("any reductions for charities")
+    assert holds(Unit("Students and teachers get 50% off the Pro plan."), "percent")
+    assert not holds(Unit("The discount is checked again every 12 months."), "percent")
+    assert "percent" not in asked_kinds("how do I cancel my plan")

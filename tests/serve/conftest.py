@@ -41,16 +41,18 @@ def make_client(knowledge_index, retriever, tmp_path, monkeypatch):
 
 
 class OllamaStandIn:
-    """Stands in for an Ollama server (its documented /api/chat and /api/tags wire format).
+    """Stands in for an Ollama server (its documented /api/chat, /api/tags and /api/show wire format).
 
     `replies` are the assistant contents it returns, one per /api/chat call (the last repeats);
-    every request body is recorded in `requests`.
+    every request body is recorded in `requests`. `modelfile`: what /api/show returns for the
+    model (None: a server that answers 404 there).
     """
 
     def __init__(self, model: str = "ragtune"):
         self.model = model
         self.replies: list[str] = []
         self.fail_chat = False  # answer /api/chat with Ollama's 500 error, as when its runner dies
+        self.modelfile: str | None = None
         self.requests: list[dict] = []
         stand_in = self
 
@@ -75,6 +77,8 @@ class OllamaStandIn:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 stand_in.requests.append(body)
+                if self.path == "/api/show" and stand_in.modelfile is not None:
+                    return self._json(200, {"modelfile": stand_in.modelfile, "parameters": "", "template": "", "model_info": {}})
                 if self.path != "/api/chat":
                     return self._json(404, {"error": "not found"})
                 if stand_in.fail_chat:

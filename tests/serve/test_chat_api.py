@@ -167,6 +167,28 @@ def test_ollama_request_carries_num_ctx_schema_and_keep_alive(ollama_settings, o
     assert body["context"]["evidence"][0]["sentence"] in system and body["context"]["evidence"][0]["id"] not in system
 
 
+def test_a_model_built_from_the_repository_modelfile_gets_the_short_prompt_it_was_tuned_on(
+    ollama_settings, ollama_stand_in, make_client
+):
+    from pathlib import Path
+
+    from ragtune.prompt import system_prompt
+
+    assert system_prompt([], "X", "short").split("\n")[0] != system_prompt([], "X", "full").split("\n")[0]
+    modelfile = (Path(__file__).resolve().parents[2] / "Modelfile").read_text()
+    company = ollama_settings.chat.company_name
+    asked = "How long do I have to ask for a refund on an annual plan?"
+    for shown, style in ((modelfile, "short"), (None, "full"), (modelfile.replace("Answer from", "Reply from"), "full")):
+        ollama_stand_in.modelfile, ollama_stand_in.requests = shown, []
+        ollama_stand_in.replies = [_reply(["S1"])]
+        client = make_client(ollama_settings)
+        body = client.post("/v1/chat", json={"message": asked}).json()
+        assert body["mode"] == "generated"
+        sent = ollama_stand_in.requests_for_chat()[0]["messages"]
+        # The opening the adapter was trained on (short), or the full rules for any other model.
+        assert sent[0]["content"].split("\n")[0] == system_prompt([], company, style).split("\n")[0]
+
+
 def test_short_ids_map_back_and_quotes_are_the_evidence(ollama_settings, ollama_stand_in, make_client):
     question = "How long do I have to ask for a refund on an annual plan?"
     ollama_stand_in.replies = [_reply(["S1", "S9"])]
