@@ -144,7 +144,7 @@ def prepare(args, settings: Settings) -> int:
     from train.model import load_tokenizer
 
     retriever = _retriever(settings)
-    tokenizer = load_tokenizer(config.base_model)
+    tokenizer = load_tokenizer(config.base_model, config.chat_template)
     with RichProgress() as progress:
         summary = build(config, retriever, tokenizer, settings.chat.company_name, progress)
     print(json.dumps(summary, indent=1) if args.json else format_summary(summary) + f"\nwritten to {config.data.output}")
@@ -161,7 +161,7 @@ def validate(args, settings: Settings) -> int:
 
         require_training_packages("validate")
         config = _config(args.train_config)
-        tokenizer, max_length = load_tokenizer(config.base_model), config.max_length
+        tokenizer, max_length = load_tokenizer(config.base_model, config.chat_template), config.max_length
     count = validate_file(args.file, settings.chat.company_name, tokenizer, max_length)
     print(f"{args.file}: {count} records, all valid")
     return 0
@@ -309,7 +309,14 @@ def export(args, settings: Settings) -> int:
     require_training_packages("export")
     quantization = args.quantization or config.export.quantization
     lora_only = args.lora_only or config.export.lora_only
-    paths = do_export(args.run, config.base_model, quantization, lora_only, lora_outtype=config.export.lora_outtype)
+    paths = do_export(
+        args.run,
+        config.base_model,
+        quantization,
+        lora_only,
+        lora_outtype=config.export.lora_outtype,
+        chat_template=config.chat_template,
+    )
     if lora_only:
         from train.export import write_card
 

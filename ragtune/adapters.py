@@ -6,6 +6,8 @@ style it was trained with (`short`: it learned the rules, see `ragtune.prompt`),
 config and data hash, and its measured figures. The chat API reads two of them: the prompt style,
 so the adapter is served the prompt it learned, and the verified-pass rate (`eval.pipeline.
 phrased_share`), which decides in auto mode whether it is asked at all (chat.min_model_pass_rate).
+An adapter trained over a base model that has no chat template (Gemma-3-270M) also carries the
+template it was trained with (`chat_template`, ragtune.chat_templates); serving renders that one.
 
 The repository ships one (`ragtune/data/adapters/smollm2-135m-support/`), trained by the project's
 own CPU run (train/configs/cpu-smollm2.yaml) for the bundled SmolLM2-135M-Instruct; serving applies
@@ -35,6 +37,7 @@ class Adapter:
     prompt: str = "full"
     pass_rate: float | None = None
     phrased_accuracy: float | None = None  # fact accuracy of the answers it phrased (its card's eval)
+    chat_template: str | None = None  # the template it was trained with, when its base has none
     card: dict[str, Any] = field(default_factory=dict)
 
 
@@ -61,6 +64,7 @@ def read_adapter(path: Path) -> Adapter:
         prompt="short" if card.get("prompt") == "short" else "full",
         pass_rate=float(rate) if isinstance(rate, (int, float)) else None,
         phrased_accuracy=float(accuracy) if isinstance(accuracy, (int, float)) else None,
+        chat_template=str(card["chat_template"]) if card.get("chat_template") else None,
         card=card,
     )
 

@@ -200,7 +200,11 @@ class ChatService:
                 two_back = in_context(question, [f"{previous[-2]} {previous[-1]}"])
                 readings.append((two_back, two_back))
         # The question alone first; a follow-up that points back prefers its reading in context.
-        candidates = [await asyncio.to_thread(self._read, r, question, filters, said, s) for r, s in readings]
+        # The readings are independent: read side by side (a follow-up's three or four readings
+        # otherwise wait on each other's retrieval and scoring).
+        candidates = list(
+            await asyncio.gather(*(asyncio.to_thread(self._read, r, question, filters, said, s) for r, s in readings))
+        )
         chosen = candidates[0]
         if len(candidates) > 1:
             alone = candidates[0]

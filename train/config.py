@@ -128,6 +128,11 @@ class TrainConfig(_Section):
         description="Prompt style the model is trained with and then served with (ragtune/prompt.py): short for a tuned "
         "model (it learns the rules, and each answer costs fewer prompt tokens), full spells the rules out.",
     )
+    chat_template: str | None = Field(
+        None,
+        description="Chat template for a base model that has none: a name from ragtune/chat_templates.py (gemma) or a "
+        "Jinja template. Training renders with it and the LoRA export writes it into the adapter card, which serving renders.",
+    )
     backend: Literal["auto", "unsloth", "transformers"] = Field(
         "auto", description="auto: unsloth FastLanguageModel on a CUDA GPU when unsloth is installed, else transformers + peft."
     )

@@ -109,13 +109,13 @@ def keep_sentencepiece(base_model: str, tokenizer: Any, target: Path) -> None:
             return
 
 
-def merge(base_model: str, adapter: Path, target: Path) -> Path:
+def merge(base_model: str, adapter: Path, target: Path, chat_template: str | None = None) -> Path:
     """Merge the LoRA adapter into the base weights and save model + tokenizer in HF layout."""
     from peft import PeftModel
 
     from train.model import load_model, load_tokenizer
 
-    tokenizer = load_tokenizer(base_model)
+    tokenizer = load_tokenizer(base_model, chat_template)
     model = PeftModel.from_pretrained(load_model(base_model), str(adapter)).merge_and_unload()
     target.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(target), safe_serialization=True)
@@ -125,11 +125,11 @@ def merge(base_model: str, adapter: Path, target: Path) -> Path:
     return target
 
 
-def save_base(base_model: str, target: Path) -> Path:
+def save_base(base_model: str, target: Path, chat_template: str | None = None) -> Path:
     """The base in HF layout (the LoRA converter needs it next to the adapter)."""
     from train.model import load_model, load_tokenizer
 
-    tokenizer = load_tokenizer(base_model)
+    tokenizer = load_tokenizer(base_model, chat_template)
     target.mkdir(parents=True, exist_ok=True)
     load_model(base_model).save_pretrained(str(target), safe_serialization=True)
     tokenizer.save_pretrained(str(target))
@@ -179,7 +179,9 @@ def quantize(source: Path, target: Path, kind: str) -> Path:
 
 def write_card(run_dir: Path, config: Any, lora: Path) -> dict:
     """The adapter's card.json: what serving reads (base, prompt style, measured pass rate) and what a
-    reader needs to trust and reproduce it (config, data hash, training figures)."""
+    reader needs to trust and reproduce it (config, data hash, training figures). A base with no
+    template of its own gets the one it was trained with (`chat_template`), which serving renders."""
+    from ragtune.chat_templates import chat_template
     from train.model import resolve_base
 
     _, gguf = resolve_base(config.base_model)
@@ -190,6 +192,7 @@ def write_card(run_dir: Path, config: Any, lora: Path) -> dict:
         "base": gguf or config.base_model,
         "base_model": config.base_model,
         "prompt": config.prompt,
+        **({"chat_template": chat_template(config.chat_template)} if config.chat_template else {}),
         "size_bytes": lora.stat().st_size,
         "dataset_hash": run_info.get("dataset_hash"),
         "dataset": json.loads(summary.read_text()) if summary.is_file() else {},
@@ -203,7 +206,13 @@ def write_card(run_dir: Path, config: Any, lora: Path) -> dict:
 
 
 def export(
-    run_dir: Path, base_model: str, quantization: str, lora_only: bool = False, log=print, lora_outtype: str = "f16"
+    run_dir: Path,
+    base_model: str,
+    quantization: str,
+    lora_only: bool = False,
+    log=print,
+    lora_outtype: str = "f16",
+    chat_template: str | None = None,
 ) -> dict:
     """Merge + convert + quantize (or the LoRA alone); returns the paths written."""
     adapter = run_dir / "adapter"
@@ -212,14 +221,14 @@ def export(
     out = run_dir / "export"
     out.mkdir(parents=True, exist_ok=True)
     if lora_only:
-        base = save_base(base_model, out / "base")
+        base = save_base(base_model, out / "base", chat_template)
         (out / "adapter").mkdir(exist_ok=True)
         lora = convert_lora(adapter, base, out / "adapter" / "adapter.gguf", lora_outtype)
         shutil.rmtree(base, ignore_errors=True)  # the base's weights were only needed by the converter
         log(f"wrote {lora} (applied over the base GGUF: llm.adapter, llama.cpp --lora, Ollama ADAPTER)")
         return {"lora": str(lora)}
     log("merging the adapter into the base weights")
-    merged = merge(base_model, adapter, out / "merged")
+    merged = merge(base_model, adapter, out / "merged", chat_template)
     outtype = "f32" if quantization == "f32" else "f16"
     log(f"converting to GGUF ({outtype}) with llama.cpp's converter")
     full = convert(merged, out / f"model-{outtype}.gguf", outtype)

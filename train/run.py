@@ -146,7 +146,7 @@ def load_for_training(config: TrainConfig) -> tuple[Any, Any, str]:
             raise ConfigError("backend unsloth needs a CUDA GPU and the unsloth package; use backend: transformers here")
         model, tokenizer = unsloth_backend.load(config)
         return model, tokenizer, "unsloth"
-    tokenizer = load_tokenizer(config.base_model)
+    tokenizer = load_tokenizer(config.base_model, config.chat_template)
     model = add_lora(load_model(config.base_model, config.load_in_4bit), config.lora)
     return model, tokenizer, "transformers+peft"
 

@@ -46,7 +46,7 @@ _TIME_OF_DAY = re.compile(r"\b\d{1,2}:\d{2}\b|\b(?:monday|tuesday|wednesday|thur
 
 # What a question asks for, by its wording; each kind has a test on the candidate sentence.
 _ASKS = (
-    ("percent", re.compile(r"\b(?:uptime|percent|percentage|sla|availability)\b|%", re.I)),
+    ("percent", re.compile(r"\b(?:uptime|percent|percentage|sla|availability|discounts?|reductions?|rebates?)\b|%", re.I)),
     (
         "money",
         re.compile(

@@ -61,6 +61,16 @@ def load_model(spec: dict[str, Any]):
         verbose=False,
     )
     llm.chat_format = GGUF_TEMPLATE
+    if spec.get("chat_template"):  # the adapter's template (its base has none): rendered as the server renders it
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        eos, bos = llm.token_eos(), llm.token_bos()
+        llm.chat_handler = Jinja2ChatFormatter(
+            template=spec["chat_template"],
+            eos_token=llm.detokenize([eos], special=True).decode("utf-8") if eos != -1 else "",
+            bos_token=llm.detokenize([bos], special=True).decode("utf-8") if bos != -1 else "",
+            stop_token_ids=[eos],
+        ).to_chat_handler()
     return llm
 
 

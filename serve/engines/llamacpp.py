@@ -10,7 +10,8 @@ and count prompts, and to check each grammar with llama.cpp's own parser before 
 grammar llama.cpp cannot parse would otherwise crash the sampler.
 
 The chat template is always the one inside the GGUF (the one the model was trained and exported
-with): llama-cpp-python would otherwise swap in a built-in format it guesses from the template,
+with), or, for an adapter over a base model that has none (Gemma-3-270M), the one in the adapter's
+card, which training rendered (ragtune.chat_templates): llama-cpp-python would otherwise swap in a built-in format it guesses from the template,
 whose whitespace and stop tokens can differ. Prompts are counted by rendering that same template
 and tokenizing the result, so the context budget is exact, not an estimate.
 """
@@ -97,6 +98,7 @@ class LlamaCppEngine:
             {
                 "path": str(gguf),
                 "lora_path": str(adapter.path) if adapter else None,
+                "chat_template": adapter.chat_template if adapter else None,  # None: the GGUF's own
                 "n_ctx": self.n_ctx,
                 "threads": self.settings.threads,
                 "seed": self.settings.seed,
@@ -136,7 +138,8 @@ class LlamaCppEngine:
             vocab = LlamaModel(path_model=str(self.path), params=params, verbose=False)
         except Exception as exc:
             raise ModelUnavailable(f"cannot load GGUF model {self.path}: {exc}") from exc
-        template = vocab.metadata().get("tokenizer.chat_template")
+        # An adapter trained over a base with no template (a base model) carries the one it learned.
+        template = (self.adapter.chat_template if self.adapter else None) or vocab.metadata().get("tokenizer.chat_template")
         if not template:
             vocab.close()
             raise ModelUnavailable(

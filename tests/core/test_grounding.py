@@ -144,3 +144,14 @@ def test_the_answering_sentence_leads_unless_it_points_back_to_one_before_it():
     # "It copies ..." needs the sentence that says what "it" is: that one leads.
     text, used = compose([_unit_of(chunk, 1, 0.9), _unit_of(chunk, 0, 0.6)])
     assert text.startswith("The Migration assistant copies") and [e.position for e in used] == [0, 1]
+
+
+def test_a_discount_question_asks_for_a_share_off_and_the_sentence_giving_one_holds_it():
+    from ragtune.grounding.features import asked_kinds, holds
+    from ragtune.grounding.text import Unit
+
+    # "50% off" answers "is there a discount for teachers?" although it never says "discount".
+    assert "percent" in asked_kinds("discount for educators?") and "percent" in asked_kinds("any reductions for charities")
+    assert holds(Unit("Students and teachers get 50% off the Pro plan."), "percent")
+    assert not holds(Unit("The discount is checked again every 12 months."), "percent")
+    assert "percent" not in asked_kinds("how do I cancel my plan")
