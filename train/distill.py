@@ -23,7 +23,6 @@ from random import Random
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from train.config import load_typed
@@ -212,17 +211,10 @@ def train_student(config: DistillConfig, retrieval: Any, log: Callable[[str], No
 
     from ragtune.embedding import resolve_model
     from ragtune.onnx_embedding import OnnxEncoder, default_cache_dir, export_onnx
-    from train.retriever import score_all
+    from train.retriever import score_all, start_run
 
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    out = start_run(config)
     torch.manual_seed(config.seed)
-    out = config.run_dir
-    if (out / "run.json").exists():
-        raise FileExistsError(f"run {out} already finished; pick another name or delete it")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.jsonl").unlink(missing_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False))
     started = time.perf_counter()
     texts, counts = distill_texts(config.data)
     dev = dev_sets(config.data)

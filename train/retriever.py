@@ -163,6 +163,22 @@ def _callbacks(out: Path, evaluate: Callable[[], dict], config: RetrieverConfig,
     return Selection()
 
 
+def start_run(config: Any) -> Path:
+    """A fresh run folder for `config` (a retriever or distillation config): torch threads set, a
+    finished run refused, the config written beside the metrics to come."""
+    import torch
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    out = config.run_dir
+    if (out / "run.json").exists():
+        raise UserInputError(f"run {out} already finished; pick another name or delete it")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.jsonl").unlink(missing_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False))
+    return out
+
+
 def train(
     config: RetrieverConfig,
     data: RetrieverData,
@@ -184,14 +200,7 @@ def train(
     from ragtune.embedding import resolve_model
 
     hf_logging.disable_progress_bar()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    out = config.run_dir
-    if (out / "run.json").exists():
-        raise UserInputError(f"run {out} already finished; pick another name or delete it")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.jsonl").unlink(missing_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False))
+    out = start_run(config)
     (out / "data.json").write_text(
         json.dumps({"pairs": data.counts, "dataset_hash": data.dataset_hash(), "splits": data.splits}, indent=1)
     )
