@@ -38,7 +38,7 @@ def read_before(reading: Reading, said: Said) -> Reading:
 
 
 def fused(readings: list[Reading], decided: Reading) -> Reading:
-    """The readings that answer, as one: every unit any of them found, with its best score, under
+    """The readings that answer, as one: every unit any of them found, with its mean score across them (a unit a reading missed counts 0), under
     the decision of `decided` (the readings' answerability saturates on a good match, so picking
     one reading by it is close to arbitrary; the units compete instead)."""
     units: dict[tuple[str, int], Evidence] = {}
@@ -53,7 +53,7 @@ def fused(readings: list[Reading], decided: Reading) -> Reading:
     if not units:
         return decided
     ranked = sorted((replace(e, score=totals[k] / len(answering)) for k, e in units.items()), key=lambda e: e.score, reverse=True)
-    relevant = list({h.id: h for r in readings if not r.decision.handoff for h in r.relevant}.values())
+    relevant = list({h.id: h for r in answering for h in r.relevant}.values())
     return Reading(decided.query, decided.retrieval, relevant, ranked, decided.decision)
 
 
