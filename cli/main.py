@@ -319,7 +319,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 SETTINGS_DOC_HEAD = """# Settings reference
 
-Generated from `ragtune/settings.py` by `ragtune config --markdown > docs/settings.md` (`ragtune config --docs`
+Generated from `ragtune/settings/` by `ragtune config --markdown > docs/settings.md` (`ragtune config --docs`
 prints the same as text). Set them in `ragtune.toml` (`[section]` tables) or as environment variables
 `RAGTUNE_<SECTION>__<FIELD>` (`RAGTUNE_DATA_DIR` for the top level).
 
