@@ -20,11 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from ragtune.errors import ConfigError
-from ragtune.settings.engines import LLMSettings, OllamaSettings, OpenAIEngineSettings
-from ragtune.settings.indexing import ChromaSettings, ChunkingSettings, EmbeddingSettings, IngestSettings, RetrievalSettings
-from ragtune.settings.serving import ChatSettings, ObservabilitySettings, ServerSettings, StoreSettings
-from ragtune.settings.sources import _SOURCES, CONFIG_FILES, ENV_PREFIX, Environment, _sources, find_config_file
-from ragtune.settings_access import (
+from ragtune.settings.access import (
     KEY_ADVICE,
     AdminKey,
     ApiKey,
@@ -34,6 +30,10 @@ from ragtune.settings_access import (
     key_problem,
     normalise_origin,
 )
+from ragtune.settings.engines import LLMSettings, OllamaSettings, OpenAIEngineSettings
+from ragtune.settings.indexing import ChromaSettings, ChunkingSettings, EmbeddingSettings, IngestSettings, RetrievalSettings
+from ragtune.settings.serving import ChatSettings, ObservabilitySettings, ServerSettings, StoreSettings
+from ragtune.settings.sources import _SOURCES, CONFIG_FILES, ENV_PREFIX, Environment, _sources, find_config_file
 
 # The sections and sources live in the modules beside this one; they are part of this tree and importable from here.
 __all__ = [

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 
-from ragtune.settings_base import _Section
+from ragtune.settings.base import _Section
 
 
 class LLMSettings(_Section):

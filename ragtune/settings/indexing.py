@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from ragtune.settings_base import _Section
+from ragtune.settings.base import _Section
 
 
 class EmbeddingSettings(_Section):

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from ragtune.settings_access import normalise_origin
-from ragtune.settings_base import _Section
+from ragtune.settings.access import normalise_origin
+from ragtune.settings.base import _Section
 
 
 class ChatSettings(_Section):

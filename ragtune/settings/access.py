@@ -7,7 +7,7 @@ import re
 
 from pydantic import Field, field_serializer, field_validator, model_validator
 
-from ragtune.settings_base import _Section
+from ragtune.settings.base import _Section
 
 KEY_ADVICE = 'generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
 MIN_KEY_CHARS = 24
