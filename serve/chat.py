@@ -188,10 +188,11 @@ class ChatService:
             ctx_query = in_context(question, previous)
             readings.append((ctx_query, ctx_query, filters))
             if answers:
-                subject = answer_subject(answers[-1])
-                readings.append((in_context(question, [f"{previous[-1]} {subject}"]), ctx_query, filters))
+                # A hand-off text (or a phrased answer) quotes no chunk: it says nothing about the subject.
                 source = await asyncio.to_thread(answered_from, self.retriever, answers[-1], filters)
                 if source is not None:
+                    subject = answer_subject(answers[-1])
+                    readings.append((in_context(question, [f"{previous[-1]} {subject}"]), ctx_query, filters))
                     # The question with what the previous answer was about ("how do I claim it" after
                     # an answer about service credits): "Service credits how do I claim it".
                     about = in_context(question, [subject_of(source)])

@@ -95,7 +95,14 @@ def test_history_from_messages_drives_the_follow_up(client):
             {"role": "user", "content": "And on Business?"},
         ],
     )
-    assert completion.model_extra["ragtune"]["query"].startswith("How long is version history")
+    # The history, not the bare "And on Business?", is what was searched: the previous question, or
+    # the section the previous answer quoted ("File recovery"), goes in front.
+    extra = completion.model_extra["ragtune"]
+    assert extra["query"].endswith("And on Business?") and extra["query"] != "And on Business?"
+    assert {s["path"] for s in completion.model_extra["sources"]} & {
+        "policies/data-retention.docx",
+        "products/plans-comparison.html",
+    }
 
 
 @pytest.mark.slow
