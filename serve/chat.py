@@ -25,14 +25,14 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ragtune.answer import Answer, ModelReply, parse_reply
 from ragtune.documents import Hit, matches
 from ragtune.errors import InvalidModelOutput, ModelUnavailable, PayloadTooLarge, UserInputError
-from ragtune.grounding.answerability import LOW_EVIDENCE, NO_EVIDENCE, Decision, decide
+from ragtune.grounding.answerability import LOW_EVIDENCE, NO_EVIDENCE, decide
 from ragtune.grounding.compose import compose
 from ragtune.grounding.evidence import Evidence, EvidenceSelector, evidence_chunks, top_evidence
 from ragtune.grounding.features import CorpusStats
@@ -41,8 +41,8 @@ from ragtune.grounding.messages import REASON_TEXT, detect_language, message
 from ragtune.grounding.model import GroundingModel
 from ragtune.grounding.spelling import Speller
 from ragtune.grounding.verify import verify_answer
-from ragtune.prompt import NumberedSources, PromptStyle, Turn, build_messages, number_sources, prompt_rules
-from ragtune.retriever import RetrievalResult, Retriever
+from ragtune.prompt import PromptStyle, Turn, build_messages, number_sources, prompt_rules
+from ragtune.retriever import Retriever
 from ragtune.settings import Settings
 from serve.answer_text import AnswerTextExtractor
 from serve.citations import evidence_citations, model_cited
@@ -50,8 +50,9 @@ from serve.engines import Engine
 from serve.engines.base import GenerationResult
 from serve.events import ChatEvents, Events
 from serve.guard import AnswerGuard
+from serve.prepared import AnswerOptions, Prepared, ms
 from serve.readings import Reading, answered_from, choose, subject_of
-from serve.schemas import ChatResponse, ContextReport, EvidenceItem, Source, Usage, Verification
+from serve.schemas import ChatResponse, ContextReport, EvidenceItem, Source, Verification
 from serve.store.conversations import ConversationStore, check_session_id, new_session_id
 
 log = logging.getLogger("ragtune.chat")
@@ -65,52 +66,7 @@ PROMPT_RULES = prompt_rules()
 # Fewest tokens a per-request max_tokens is raised to: the answer JSON's keys alone need about this.
 MIN_ANSWER_TOKENS = 16
 
-
-@dataclass(frozen=True)
-class AnswerOptions:
-    """Per-request sampling (the OpenAI route's temperature and max_tokens); None keeps the settings'.
-
-    The service clamps them: temperature to [0, 2], max_tokens to [MIN_ANSWER_TOKENS, llm.max_tokens]."""
-
-    temperature: float | None = None
-    max_tokens: int | None = None
-
-
-@dataclass
-class Prepared:
-    """Everything decided before the model is called."""
-
-    session_id: str
-    question: str
-    query: str
-    history: list[Turn]
-    retrieval: RetrievalResult
-    relevant: list[Hit]
-    evidence: list[Evidence] = field(default_factory=list)
-    parts: int = 1  # questions asked in one message, each with its own evidence
-    decision: Decision = field(default_factory=lambda: Decision(False))
-    ranked: list[Evidence] = field(default_factory=list)
-    said: Said = field(default_factory=lambda: Said([]))
-    language: str = "en"
-    sources: NumberedSources | None = None
-    omitted: list[Evidence] = field(default_factory=list)
-    messages: list[dict[str, str]] = field(default_factory=list)
-    prompt_tokens: int | None = None
-    budget: int | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    persist: bool = True
-    use_model: bool = False
-    options: AnswerOptions = field(default_factory=AnswerOptions)
-    usage: Usage = field(default_factory=Usage)
-    turn: int = 0  # this answer's index in the session (the store's count when persisted)
-
-    @property
-    def outcome(self) -> str:
-        if not self.relevant:
-            return "no_evidence" if not self.decision.handoff or self.decision.reason == "no_evidence" else "handoff"
-        if self.decision.handoff:
-            return "no_evidence" if self.decision.reason == "no_evidence" else "handoff"
-        return "answer"
+__all__ = ["AnswerOptions", "ChatService", "Prepared"]
 
 
 class ChatService:
@@ -209,7 +165,7 @@ class ChatService:
         candidates = list(await asyncio.gather(*(asyncio.to_thread(self._read, r, question, f, said, s) for r, s, f in readings)))
         same = candidates.pop(same_doc) if same_doc is not None else None
         chosen = choose(question, candidates, same, answers[-1:])
-        timings = {"retrieval_ms": _ms(t0)}
+        timings = {"retrieval_ms": ms(t0)}
         self.events.retrieved(timings["retrieval_ms"] / 1000)
         p = Prepared(
             session_id,
@@ -244,7 +200,7 @@ class ChatService:
             p.use_model = True
             t0 = time.perf_counter()
             self._pack(p)
-            timings["prompt_ms"] = _ms(t0)
+            timings["prompt_ms"] = ms(t0)
         return p
 
     def corpus_stats(self) -> CorpusStats:
@@ -521,7 +477,7 @@ class ChatService:
         sources = [_source(h, h.id in cited) for h in shown]
         if p.persist:
             p.turn = await asyncio.to_thread(self.store.append, p.session_id, p.question, answer.answer)
-        p.timings["total_ms"] = _ms(started)
+        p.timings["total_ms"] = ms(started)
         response = ChatResponse(
             answer=answer.answer,
             citations=answer.citations,
@@ -572,7 +528,7 @@ class ChatService:
             response = await (
                 self.answer_prepared_without_model(p, started) if not p.use_model else self._answer_prepared(p, started)
             )
-            response.timings_ms["first_token_ms"] = _ms(started)
+            response.timings_ms["first_token_ms"] = ms(started)
             yield "delta", response.answer
             yield "answer", response
             return
@@ -588,7 +544,7 @@ class ChatService:
         )
         async for piece in pieces:
             if first:
-                p.timings["first_token_ms"] = _ms(started)
+                p.timings["first_token_ms"] = ms(started)
                 first = False
             raw.append(piece)
             text = contact_guard.feed(extractor.feed(piece))
@@ -598,7 +554,7 @@ class ChatService:
             yield "delta", held
         self._counted(p, streamed, p.messages, time.perf_counter() - t0)
         reply = await self._generate_valid(p, first_reply="".join(raw))
-        p.timings["generate_ms"] = _ms(t0)
+        p.timings["generate_ms"] = ms(t0)
         yield "answer", await self._conclude(p, reply, started)
 
     async def _answer_prepared(self, p: Prepared, started: float) -> ChatResponse:
@@ -615,10 +571,10 @@ class ChatService:
             # Auto mode: the verified extractive answer is always at hand, so a busy or failing model costs
             # the customer the phrasing, not the answer.
             log.warning("answering extractively: %s", exc)
-            p.timings["generate_ms"] = _ms(t0)
+            p.timings["generate_ms"] = ms(t0)
             check = Verification(checked=False, passed=None, reasons=[UNAVAILABLE], fallback=True)
             return await self._finish(p, self._extractive(p), "extractive", started, check)
-        p.timings["generate_ms"] = _ms(t0)
+        p.timings["generate_ms"] = ms(t0)
         return await self._conclude(p, reply, started)
 
     async def answer_prepared_without_model(self, p: Prepared, started: float) -> ChatResponse:
@@ -632,7 +588,3 @@ class ChatService:
 def _source(hit: Hit, cited: bool) -> Source:
     c = hit.chunk
     return Source(id=c.id, title=c.title, path=c.doc_id, url=c.url, section=c.section, score=round(hit.relevance, 4), cited=cited)
-
-
-def _ms(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 2)
