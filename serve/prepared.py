@@ -1,0 +1,67 @@
+"""The state of one answer: the per-request options and everything decided before the model is called."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ragtune.documents import Hit
+from ragtune.grounding.answerability import Decision
+from ragtune.grounding.evidence import Evidence
+from ragtune.grounding.followup import Said
+from ragtune.prompt import NumberedSources, Turn
+from ragtune.retriever import RetrievalResult
+from serve.schemas import Usage
+
+
+@dataclass(frozen=True)
+class AnswerOptions:
+    """Per-request sampling (the OpenAI route's temperature and max_tokens); None keeps the settings'.
+
+    The service clamps them: temperature to [0, 2], max_tokens to [MIN_ANSWER_TOKENS, llm.max_tokens]
+    (serve/prompting.py)."""
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+@dataclass
+class Prepared:
+    """Everything decided before the model is called."""
+
+    session_id: str
+    question: str
+    query: str
+    history: list[Turn]
+    retrieval: RetrievalResult
+    relevant: list[Hit]
+    evidence: list[Evidence] = field(default_factory=list)
+    parts: int = 1  # questions asked in one message, each with its own evidence
+    decision: Decision = field(default_factory=lambda: Decision(False))
+    ranked: list[Evidence] = field(default_factory=list)
+    said: Said = field(default_factory=lambda: Said([]))
+    language: str = "en"
+    sources: NumberedSources | None = None
+    omitted: list[Evidence] = field(default_factory=list)
+    messages: list[dict[str, str]] = field(default_factory=list)
+    prompt_tokens: int | None = None
+    budget: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    persist: bool = True
+    use_model: bool = False
+    options: AnswerOptions = field(default_factory=AnswerOptions)
+    usage: Usage = field(default_factory=Usage)
+    turn: int = 0  # this answer's index in the session (the store's count when persisted)
+
+    @property
+    def outcome(self) -> str:
+        if not self.relevant:
+            return "no_evidence" if not self.decision.handoff or self.decision.reason == "no_evidence" else "handoff"
+        if self.decision.handoff:
+            return "no_evidence" if self.decision.reason == "no_evidence" else "handoff"
+        return "answer"
+
+
+def ms(start: float) -> float:
+    """Milliseconds since `start` (a time.perf_counter() reading), as the timings report them."""
+    return round((time.perf_counter() - start) * 1000, 2)

@@ -1,0 +1,85 @@
+"""The answers made without the model (extractive, hand-off) and the ChatResponse every answer becomes."""
+
+from __future__ import annotations
+
+from ragtune.answer import Answer
+from ragtune.documents import Hit
+from ragtune.grounding.compose import compose
+from ragtune.grounding.messages import REASON_TEXT, message
+from ragtune.settings import Settings
+from serve.citations import evidence_citations
+from serve.engines import Engine
+from serve.prepared import Prepared
+from serve.schemas import ChatResponse, ContextReport, EvidenceItem, Source, Verification
+
+
+def confidence(settings: Settings, p: Prepared) -> str:
+    return "high" if p.decision.answerable >= settings.chat.high_confidence else "medium"
+
+
+def extractive(settings: Settings, p: Prepared) -> Answer:
+    """The answer composed from the evidence sentences, no model (also auto mode's fallback)."""
+    text, used = compose(p.evidence, p.said, parts=p.parts)
+    return Answer(answer=text, citations=evidence_citations(used), confidence=confidence(settings, p), handoff=False)
+
+
+def handoff(settings: Settings, p: Prepared) -> Answer:
+    """The hand-off text for the decision's reason, in the customer's language; an account action
+    the documents explain also gets the self-service steps (and their citations)."""
+    chat = settings.chat
+    kind = REASON_TEXT.get(p.decision.reason or "", "no_answer")
+    if p.decision.with_steps and p.evidence:
+        steps, used = compose(p.evidence, p.said)
+        text = message("action_steps", p.language, chat.support_contact, chat.messages, answer=steps)
+        return Answer(answer=text[:2000], citations=evidence_citations(used), confidence="low", handoff=True)
+    text = message(kind, p.language, chat.support_contact, chat.messages)
+    return Answer(answer=text, citations=[], confidence="low", handoff=True)
+
+
+def chat_response(
+    settings: Settings,
+    engine: Engine | None,
+    p: Prepared,
+    answer: Answer,
+    mode: str,
+    verification: Verification | None = None,
+    dropped: list[str] | None = None,
+) -> ChatResponse:
+    """The response for a finished answer: its sources, what the context held, timings and usage."""
+    cited = {c.id for c in answer.citations}
+    shown = p.relevant if p.outcome == "answer" or answer.citations else []
+    sources = [_source(h, h.id in cited) for h in shown]
+    return ChatResponse(
+        answer=answer.answer,
+        citations=answer.citations,
+        confidence=answer.confidence,
+        handoff=answer.handoff,
+        session_id=p.session_id,
+        turn=p.turn,
+        mode=mode,
+        answer_mode=settings.chat.answer_mode,
+        verification=verification or Verification(checked=False, passed=None, reasons=[], fallback=False),
+        sources=sources,
+        index_version=p.retrieval.version,
+        model=engine.name if engine is not None and mode == "generated" else None,
+        query=p.query,
+        context=ContextReport(
+            used=list(dict.fromkeys(e.chunk_id for e in p.evidence)) if p.outcome == "answer" else [],
+            omitted=list(dict.fromkeys(e.chunk_id for e in p.omitted)),
+            prompt_tokens=p.prompt_tokens,
+            budget_tokens=p.budget,
+            dropped_citations=dropped or [],
+            evidence=[EvidenceItem(id=e.chunk_id, sentence=e.sentence, score=round(e.score, 4)) for e in p.evidence],
+            handoff_reason=p.decision.reason if p.outcome == "handoff" else p.outcome if p.outcome == "no_evidence" else None,
+            answerable=round(p.decision.answerable, 4),
+            intent=p.decision.intent,
+            language=p.language,
+        ),
+        timings_ms=p.timings | {f"retrieval_{k}": v for k, v in p.retrieval.timings_ms.items()},
+        usage=p.usage,
+    )
+
+
+def _source(hit: Hit, cited: bool) -> Source:
+    c = hit.chunk
+    return Source(id=c.id, title=c.title, path=c.doc_id, url=c.url, section=c.section, score=round(hit.relevance, 4), cited=cited)
