@@ -3,7 +3,7 @@
 Routers stay thin; everything an answer is made of happens here, with the grounding package
 (ragtune/grounding/) doing the deciding:
 1. the question is retrieved against the current index; a follow-up also in context (the previous
-   question in front), and the better-answered reading is kept (ragtune/grounding/followup.py);
+   question in front, the previous answer's document), and one reading is kept (serve/readings.py);
 2. the server selects the evidence: the units (sentences, list items, rows) of the relevant chunks
    that the learned selector scores best; they become the citations, verbatim by construction;
 3. the evidence and the question decide the hand-off (ragtune/grounding/answerability.py): a
@@ -32,11 +32,11 @@ from typing import Any
 from ragtune.answer import Answer, ModelReply, parse_reply
 from ragtune.documents import Hit, matches
 from ragtune.errors import InvalidModelOutput, ModelUnavailable, PayloadTooLarge, UserInputError
-from ragtune.grounding.answerability import LOW_EVIDENCE, NO_EVIDENCE, OTHER_COMPANY, Decision, decide
+from ragtune.grounding.answerability import LOW_EVIDENCE, NO_EVIDENCE, Decision, decide
 from ragtune.grounding.compose import compose
 from ragtune.grounding.evidence import Evidence, EvidenceSelector, evidence_chunks, top_evidence
 from ragtune.grounding.features import CorpusStats
-from ragtune.grounding.followup import Said, answer_subject, in_context, no_progress, points_back, question_parts
+from ragtune.grounding.followup import Said, answer_subject, in_context, no_progress, question_parts
 from ragtune.grounding.messages import REASON_TEXT, detect_language, message
 from ragtune.grounding.model import GroundingModel
 from ragtune.grounding.spelling import Speller
@@ -50,7 +50,7 @@ from serve.engines import Engine
 from serve.engines.base import GenerationResult
 from serve.events import ChatEvents, Events
 from serve.guard import AnswerGuard
-from serve.readings import Reading, answered_from, fused, read_before, subject_of
+from serve.readings import Reading, answered_from, choose, subject_of
 from serve.schemas import ChatResponse, ContextReport, EvidenceItem, Source, Usage, Verification
 from serve.store.conversations import ConversationStore, check_session_id, new_session_id
 
@@ -181,46 +181,34 @@ class ChatService:
         language = detect_language(question)
         t0 = time.perf_counter()
         # (retrieval query, what units are scored against besides the question)
-        readings = [(question, question)]
+        readings: list[tuple[str, str, dict[str, Any] | None]] = [(question, question, filters)]
         answers = [t.content for t in history if t.role == "assistant"]
+        same_doc: int | None = None  # the index of the reading kept to the previous answer's document
         if previous and chat.rewrite_followups:
             ctx_query = in_context(question, previous)
-            readings.append((ctx_query, ctx_query))
+            readings.append((ctx_query, ctx_query, filters))
             if answers:
                 subject = answer_subject(answers[-1])
-                readings.append((in_context(question, [f"{previous[-1]} {subject}"]), ctx_query))
+                readings.append((in_context(question, [f"{previous[-1]} {subject}"]), ctx_query, filters))
                 source = await asyncio.to_thread(answered_from, self.retriever, answers[-1], filters)
                 if source is not None:
                     # The question with what the previous answer was about ("how do I claim it" after
                     # an answer about service credits): "Service credits how do I claim it".
                     about = in_context(question, [subject_of(source)])
-                    readings.append((about, about))
+                    readings.append((about, about, filters))
+                    # The same, kept to the document that answer quoted: a follow-up usually goes on
+                    # about it ("do we pay for them straight away" after how to invite members).
+                    same_doc = len(readings)
+                    readings.append((about, ctx_query, {**(filters or {}), "doc_id": source.doc_id}))
             if len(previous) > 1:
                 # A subject two questions back ("does it read french?" after a question about the scanner).
                 two_back = in_context(question, [f"{previous[-2]} {previous[-1]}"])
-                readings.append((two_back, two_back))
-        # The question alone first; a follow-up that points back prefers its reading in context.
+                readings.append((two_back, two_back, filters))
         # The readings are independent: read side by side (a follow-up's three or four readings
         # otherwise wait on each other's retrieval and scoring).
-        candidates = list(
-            await asyncio.gather(*(asyncio.to_thread(self._read, r, question, filters, said, s) for r, s in readings))
-        )
-        chosen = candidates[0]
-        if len(candidates) > 1:
-            alone = candidates[0]
-            ctx = max(candidates[1:], key=lambda c: c.decision.answerable)
-            # A question that points back ("and if I pay monthly?") is read in context unless that
-            # reading is handed off (answerability saturates near 1 for both readings, so comparing
-            # them decides nothing); another question only when it is not answered alone.
-            prefer_ctx = points_back(question) and not ctx.decision.handoff
-            # Another company's product named in the customer's own words stays a hand-off.
-            if alone.decision.reason == OTHER_COMPANY:
-                pass
-            elif prefer_ctx or (alone.decision.handoff and not ctx.decision.handoff):
-                chosen = fused(candidates[1:], ctx)  # the readings in context; the question alone lost
-                if answers:
-                    # The customer has read the previous answer: what it said yields to what it did not.
-                    chosen = read_before(chosen, Said(answers[-1:]))
+        candidates = list(await asyncio.gather(*(asyncio.to_thread(self._read, r, question, f, said, s) for r, s, f in readings)))
+        same = candidates.pop(same_doc) if same_doc is not None else None
+        chosen = choose(question, candidates, same, answers[-1:])
         timings = {"retrieval_ms": _ms(t0)}
         self.events.retrieved(timings["retrieval_ms"] / 1000)
         p = Prepared(

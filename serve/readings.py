@@ -1,14 +1,15 @@
-"""A question read one way or another (alone, in the conversation's context), and how the chat
-service combines the readings of a follow-up (serve/chat.py)."""
+"""A question read one way or another (alone, in the conversation's context, kept to the document
+the previous answer quoted), and how the chat service chooses among a follow-up's readings
+(serve/chat.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 from ragtune.documents import Chunk, Hit
-from ragtune.grounding.answerability import Decision
+from ragtune.grounding.answerability import ACTION, ANGRY, OTHER_COMPANY, PERSON, Decision
 from ragtune.grounding.evidence import Evidence
-from ragtune.grounding.followup import Said
+from ragtune.grounding.followup import Said, points_back
 from ragtune.grounding.text import collapse, split_sentences
 from ragtune.retriever import RetrievalResult, Retriever
 
@@ -81,3 +82,44 @@ def subject_of(chunk: Chunk) -> str:
     if not section:
         return chunk.title
     return section if len(section.split()) >= 3 else f"{chunk.title} {section}"
+
+
+# How far the best unit of the previous answer's document may score below the best unit found for
+# the question alone, and the follow-up still continue there.
+CONTINUE_MARGIN = 0.1
+
+
+def continues(same_doc: Reading, alone: Reading) -> bool:
+    """Whether a follow-up goes on about the document the previous answer quoted ("do we pay for
+    them straight away" after how to invite members; "will I lose my files?" after a failed
+    payment): that reading answers it, its best unit scores within CONTINUE_MARGIN of the best unit
+    the question alone finds, and the question alone is not a hand-off of its own (another
+    company's product, a person, a complaint, an account action). A topic switch ("can I pay with
+    PayPal?" after a trial question) finds its better unit elsewhere and is read alone."""
+    if same_doc.decision.handoff or not same_doc.ranked:
+        return False
+    if alone.decision.reason == OTHER_COMPANY or alone.decision.intent in (PERSON, ANGRY, ACTION):
+        return False
+    if alone.decision.handoff or not alone.ranked:
+        return True
+    return same_doc.ranked[0].score >= alone.ranked[0].score - CONTINUE_MARGIN
+
+
+def choose(question: str, readings: list[Reading], same_doc: Reading | None, last_answer: list[str]) -> Reading:
+    """The reading a question is answered on. `readings`: the question alone first, then its
+    readings in context; `same_doc`: the one kept to the previous answer's document (None when
+    there is no such answer); `last_answer`: the previous answer, if any (what it said yields to
+    what it did not: the customer has read it)."""
+    alone = readings[0]
+    if same_doc is not None and continues(same_doc, alone):
+        return read_before(same_doc, Said(last_answer))
+    if len(readings) == 1 or alone.decision.reason == OTHER_COMPANY:
+        return alone  # another company's product named in the customer's own words stays a hand-off
+    ctx = max(readings[1:], key=lambda c: c.decision.answerable)
+    # A question that points back ("and if I pay monthly?") is read in context unless that reading
+    # is handed off (answerability saturates near 1 for both readings, so comparing them decides
+    # nothing); another question only when it is not answered alone.
+    if (points_back(question) and not ctx.decision.handoff) or (alone.decision.handoff and not ctx.decision.handoff):
+        chosen = fused(readings[1:], ctx)  # the readings in context; the question alone lost
+        return read_before(chosen, Said(last_answer)) if last_answer else chosen
+    return alone

@@ -2,9 +2,12 @@
 
 A follow-up is retrieved alone ("Can I pay with PayPal?" after a trial question must not be
 searched as the trial question) and in context: the previous question in front ("does that work
-on the free plan too?" needs its subject), and the previous question with the previous answer's
-first sentence (the subject the customer's "it" refers to is often only in the answer). The chat service keeps whichever reading the
-answerability model finds better answered, preferring the question alone unless it points back
+on the free plan too?" needs its subject), the previous question with the previous answer's first
+sentence (the subject the customer's "it" refers to is often only in the answer), and kept to the
+document the previous answer quoted (a conversation usually goes on about one page: "will I lose
+my files?" after a failed payment). The chat service (serve/readings.py `choose`) goes on in that
+document when it answers the question about as well as the best unit found for the question alone;
+otherwise it keeps the question alone unless that is not answered or the question points back
 ("that", "it", "too", a bare "and for Business?").
 
 What the assistant already said is remembered as `Said`: when the customer says the answer did not

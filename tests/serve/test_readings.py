@@ -6,7 +6,7 @@ from ragtune.documents import Chunk, Hit
 from ragtune.grounding.answerability import Decision
 from ragtune.grounding.evidence import Evidence
 from ragtune.retriever import RetrievalResult
-from serve.readings import Reading, answered_from, fused, subject_of
+from serve.readings import Reading, answered_from, choose, fused, subject_of
 
 
 def test_the_chunk_a_previous_answer_quoted_names_what_its_it_is_about(retriever):
@@ -40,3 +40,48 @@ def test_fused_readings_rank_units_by_their_agreement_not_one_readings_spike():
     # A reading that is handed off has no say.
     out = fused([_reading(steady), replace(_reading(spiky), decision=Decision(True, "low_evidence", 0.1))], _reading(steady))
     assert out.ranked[0].sentence == "answers it" and out.ranked[0].score == 0.6
+
+
+def _decided(reading: Reading, **kw) -> Reading:
+    return replace(reading, decision=replace(reading.decision, **kw))
+
+
+def test_a_follow_up_goes_on_in_the_previous_answers_document_unless_another_unit_is_clearly_better():
+    alone = _reading({"cancellation page: nothing is deleted when you cancel": 0.62})
+    same_doc = _reading({"payment page: no files are deleted while we retry": 0.58})
+    ctx = _reading({"context reading": 0.7})
+    chosen = choose("will i lose my files?", [alone, ctx], same_doc, ["We retry the payment after 3, 5 and 7 days."])
+    assert chosen.ranked[0].sentence.startswith("payment page")
+    # A topic switch: the question alone finds a far better unit elsewhere.
+    paypal = _reading({"we accept PayPal": 0.9})
+    assert (
+        choose("can i pay with paypal?", [paypal], _reading({"trial page": 0.3}), ["14 days."]).ranked[0].sentence
+        == "we accept PayPal"
+    )
+    # The previous answer's document does not answer it: read as before.
+    handed = _decided(same_doc, handoff=True, reason="low_evidence")
+    assert choose("will i lose my files?", [alone], handed, ["x"]) is alone
+    # The customer's own words decide a hand-off of their own: another company's product, a person.
+    gmail = _decided(alone, handoff=True, reason="other_company")
+    assert choose("and my gmail password?", [gmail, ctx], same_doc, ["x"]) is gmail
+    person = _decided(alone, intent="person")
+    assert choose("can i talk to someone about it", [person], same_doc, ["x"]) is person
+
+
+def test_what_the_previous_answer_said_yields_in_the_same_document_reading():
+    alone = _reading({"elsewhere": 0.2})
+    same_doc = _reading({"Step 1. Restart the app.": 0.8, "Step 2. Sign out and in again.": 0.7})
+    chosen = choose("still not working, what else?", [alone], same_doc, ["Step 1. Restart the app."])
+    assert chosen.ranked[0].sentence == "Step 2. Sign out and in again."
+
+
+def test_a_follow_up_without_pointing_words_stays_on_the_conversations_page(serve_settings, make_client):
+    client = make_client(serve_settings, engine=None)
+    first = client.post("/v1/chat", json={"message": "my payment failed, what happens now"}).json()
+    assert {s["path"] for s in first["sources"] if s["cited"]} == {"troubleshooting/payment-failed.md"}
+    follow = client.post("/v1/chat", json={"message": "will i lose my files?", "session_id": first["session_id"]}).json()
+    assert follow["handoff"] is False
+    assert [s["path"] for s in follow["sources"] if s["cited"]][0] == "troubleshooting/payment-failed.md"
+    # A new topic in the same conversation is answered from its own page.
+    switch = client.post("/v1/chat", json={"message": "what are the API rate limits?", "session_id": first["session_id"]}).json()
+    assert switch["handoff"] is False and "600 requests per minute" in switch["answer"]
