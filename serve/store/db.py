@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -158,14 +159,31 @@ def _sqlite_engine(path: Path, wait_s: float) -> Engine:
         # pysqlite's own transaction handling is off: SQLAlchemy's begin emits BEGIN IMMEDIATE below,
         # so a transaction takes the write lock at its start and cannot fail later for want of it.
         dbapi_conn.isolation_level = None
-        dbapi_conn.execute("PRAGMA journal_mode=WAL")
         dbapi_conn.execute(f"PRAGMA busy_timeout={int(wait_s * 1000)}")
+        _write_ahead_log(dbapi_conn, wait_s)
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _write_ahead_log(dbapi_conn: Any, wait_s: float) -> None:
+    """Switch the database to WAL. SQLite answers "database is locked" at once, without waiting in
+    its busy handler, while another connection holds a lock the switch needs: two replicas opening a
+    new store together. Retried for up to `wait_s`, like any other lock wait."""
+    import sqlite3
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _postgres_engine(url: str, pool_size: int, wait_s: float) -> Engine:
