@@ -33,15 +33,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from ragtune.answer import Answer, ModelReply
+from ragtune.answer import Answer
 from ragtune.errors import PayloadTooLarge, UserInputError
 from ragtune.grounding.answerability import LOW_EVIDENCE, NO_EVIDENCE
 from ragtune.grounding.evidence import top_evidence
-from ragtune.grounding.features import CorpusStats
 from ragtune.grounding.followup import Said, answer_subject, in_context, no_progress, question_parts
 from ragtune.grounding.messages import detect_language
 from ragtune.grounding.model import GroundingModel
-from ragtune.prompt import PromptStyle, Turn
+from ragtune.prompt import Turn
 from ragtune.retriever import Retriever
 from ragtune.settings import Settings
 from serve.answer_text import AnswerTextExtractor
@@ -56,11 +55,10 @@ from serve.generation import (
     model_answer,
     model_pass_rate,
     model_phrased_accuracy,
-    verify,
 )
 from serve.guard import AnswerGuard
 from serve.prepared import AnswerOptions, Prepared, ms
-from serve.prompting import max_tokens, pack, prompt_style, temperature
+from serve.prompting import max_tokens, pack, temperature
 from serve.reader import QuestionReader
 from serve.readings import answered_from, choose, subject_of
 from serve.responses import chat_response, extractive, handoff
@@ -91,7 +89,6 @@ class ChatService:
         self.grounding = GroundingModel.load(Path(path) if path else None)
         self.guard = AnswerGuard(settings, retriever.embedder, self.events)  # serve/guard.py: planted text, contacts
         self.reader = QuestionReader(settings, retriever, self.grounding, self.guard)  # serve/reader.py
-        self.selector = self.reader.selector
         self._ready: tuple[float, bool] = (float("-inf"), False)  # the first call checks, however young the clock
 
     @property
@@ -144,14 +141,14 @@ class ChatService:
         else:
             history = history[-2 * chat.history_turns :] if chat.history_turns else []
         previous = [t.content for t in history if t.role == "user"]
+        answers = [t.content for t in history if t.role == "assistant"]
         # What was said is left out only when the customer says it did not help.
-        said = Said([t.content for t in history if t.role == "assistant"] if no_progress(question) else [])
+        said = Said(answers if no_progress(question) else [])
         language = detect_language(question)
         t0 = time.perf_counter()
         # (retrieval query, what units are scored against besides the question)
         readings: list[tuple[str, str, dict[str, Any] | None]] = [(question, question, filters)]
-        answers = [t.content for t in history if t.role == "assistant"]
-        same_doc: int | None = None  # the index of the reading kept to the previous answer's document
+        same_doc: tuple[str, str, dict[str, Any]] | None = None  # the reading kept to the previous answer's document
         if previous and chat.rewrite_followups:
             ctx_query = in_context(question, previous)
             readings.append((ctx_query, ctx_query, filters))
@@ -167,19 +164,16 @@ class ChatService:
                     readings.append((about, about, filters))
                     # The same, kept to the document that answer quoted: a follow-up usually goes on
                     # about it ("do we pay for them straight away" after how to invite members).
-                    same_doc = len(readings)
-                    readings.append((about, ctx_query, {**(filters or {}), "doc_id": source.doc_id}))
+                    same_doc = (about, ctx_query, {**(filters or {}), "doc_id": source.doc_id})
             if len(previous) > 1:
                 # A subject two questions back ("does it read french?" after a question about the scanner).
                 two_back = in_context(question, [f"{previous[-2]} {previous[-1]}"])
                 readings.append((two_back, two_back, filters))
         # The readings are independent: read side by side (a follow-up's three or four readings
         # otherwise wait on each other's retrieval and scoring).
-        candidates = list(
-            await asyncio.gather(*(asyncio.to_thread(self.reader.read, r, question, f, said, s) for r, s, f in readings))
-        )
-        same = candidates.pop(same_doc) if same_doc is not None else None
-        chosen = choose(question, candidates, same, answers[-1:])
+        specs = readings + [same_doc] if same_doc else readings
+        read = list(await asyncio.gather(*(asyncio.to_thread(self.reader.read, r, question, f, said, s) for r, s, f in specs)))
+        chosen = choose(question, read[: len(readings)], read[-1] if same_doc else None, answers[-1:])
         timings = {"retrieval_ms": ms(t0)}
         self.events.retrieved(timings["retrieval_ms"] / 1000)
         p = Prepared(
@@ -218,10 +212,6 @@ class ChatService:
             timings["prompt_ms"] = ms(t0)
         return p
 
-    def corpus_stats(self) -> CorpusStats:
-        """Word statistics of the serving index version (computed once per version)."""
-        return self.reader.corpus_stats()
-
     async def model_allowed(self) -> bool:
         """Whether this answer is phrased by the model: always in generative mode; in auto mode only
         when the serving model's measured verified-pass rate reaches chat.min_model_pass_rate and the
@@ -240,14 +230,6 @@ class ChatService:
     def model_pass_rate(self) -> float | None:
         """The serving model version's verified-pass rate from its gated eval, if measured."""
         return model_pass_rate(self.engine)
-
-    def prompt_style(self) -> PromptStyle:
-        """The prompt the serving model was tuned on (`short` for a tuned adapter), else the full one."""
-        return prompt_style(self.engine)
-
-    def verify(self, p: Prepared, reply: ModelReply) -> list[str]:
-        """Why a model reply fails verification against the evidence (serve/generation.py); [] passes."""
-        return verify(self.settings, p, reply)
 
     # ---- answers -------------------------------------------------------------------------
     async def answer(

@@ -18,6 +18,7 @@ schema, at start and by `ragtune db upgrade`.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -173,8 +174,6 @@ def _write_ahead_log(dbapi_conn: Any, wait_s: float) -> None:
     """Switch the database to WAL. SQLite answers "database is locked" at once, without waiting in
     its busy handler, while another connection holds a lock the switch needs: two replicas opening a
     new store together. Retried for up to `wait_s`, like any other lock wait."""
-    import sqlite3
-
     deadline = time.monotonic() + wait_s
     while True:
         try:
