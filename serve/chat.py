@@ -173,7 +173,14 @@ class ChatService:
         # otherwise wait on each other's retrieval and scoring).
         specs = readings + [same_doc] if same_doc else readings
         read = list(await asyncio.gather(*(asyncio.to_thread(self.reader.read, r, question, f, said, s) for r, s, f in specs)))
-        chosen = choose(question, read[: len(readings)], read[-1] if same_doc else None, answers[-1:])
+        chosen = choose(
+            question,
+            read[: len(readings)],
+            read[-1] if same_doc else None,
+            answers[-1:],
+            self.reader.alternatives(),
+            previous[-1] if previous else None,
+        )
         timings = {"retrieval_ms": ms(t0)}
         self.events.retrieved(timings["retrieval_ms"] / 1000)
         p = Prepared(
@@ -189,6 +196,7 @@ class ChatService:
         )
         p.options = options or AnswerOptions()
         p.ranked, p.decision, p.said, p.language = chosen.ranked, chosen.decision, said, language
+        p.alternatives = self.reader.alternatives()
         p.evidence = top_evidence(chosen.ranked, chat.evidence_sentences, self.grounding.support)
         parts = question_parts(question)
         if len(parts) == 2 and (not p.decision.handoff or p.decision.reason in (LOW_EVIDENCE, NO_EVIDENCE)):

@@ -9,6 +9,7 @@ from ragtune.documents import Hit
 from ragtune.grounding.answerability import Decision
 from ragtune.grounding.evidence import Evidence
 from ragtune.grounding.followup import Said
+from ragtune.grounding.polarity import Alternatives
 from ragtune.prompt import NumberedSources, Turn
 from ragtune.retriever import RetrievalResult
 from serve.schemas import Usage
@@ -52,6 +53,12 @@ class Prepared:
     options: AnswerOptions = field(default_factory=AnswerOptions)
     usage: Usage = field(default_factory=Usage)
     turn: int = 0  # this answer's index in the session (the store's count when persisted)
+    alternatives: Alternatives = field(default_factory=Alternatives)  # names listed side by side (a direct "No")
+
+    @property
+    def previous_question(self) -> str | None:
+        asked = [t.content for t in self.history if t.role == "user"]
+        return asked[-1] if asked else None
 
     @property
     def outcome(self) -> str:

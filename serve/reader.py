@@ -11,6 +11,7 @@ from ragtune.grounding.evidence import EvidenceSelector
 from ragtune.grounding.features import CorpusStats
 from ragtune.grounding.followup import Said
 from ragtune.grounding.model import GroundingModel
+from ragtune.grounding.polarity import Alternatives
 from ragtune.grounding.spelling import Speller
 from ragtune.retriever import Retriever
 from ragtune.settings import Settings
@@ -27,19 +28,24 @@ class QuestionReader:
         self.retriever = retriever
         self.grounding = grounding
         self.guard = guard  # serve/guard.py: planted text, contacts
-        self._stats: tuple[str, tuple[CorpusStats, Speller]] | None = None
+        self._stats: tuple[str, tuple[CorpusStats, Speller, Alternatives]] | None = None
         self.selector = EvidenceSelector(retriever.embedder, grounding, self.corpus_stats)
 
     def corpus_stats(self) -> CorpusStats:
         """Word statistics of the serving index version (computed once per version)."""
         return self._corpus()[0]
 
-    def _corpus(self) -> tuple[CorpusStats, Speller]:
+    def alternatives(self) -> Alternatives:
+        """The names the serving index's documents list side by side (ragtune/grounding/polarity.py)."""
+        return self._corpus()[2]
+
+    def _corpus(self) -> tuple[CorpusStats, Speller, Alternatives]:
         snap = self.retriever.snapshot()
         cached = self._stats
         if cached is None or cached[0] != snap.version:
             texts = [f"{c.title} {c.section} {c.text}" for c in snap.chunks]
-            cached = (snap.version, (CorpusStats.from_texts(texts), Speller.from_texts(texts)))
+            bodies = [c.text for c in snap.chunks]
+            cached = (snap.version, (CorpusStats.from_texts(texts), Speller.from_texts(texts), Alternatives.from_texts(bodies)))
             self._stats = cached
         return cached[1]
 

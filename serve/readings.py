@@ -10,6 +10,7 @@ from ragtune.documents import Chunk, Hit
 from ragtune.grounding.answerability import ACTION, ANGRY, OTHER_COMPANY, PERSON, Decision
 from ragtune.grounding.evidence import Evidence
 from ragtune.grounding.followup import Said, points_back
+from ragtune.grounding.polarity import Alternatives, asks_about_alternative, names_kind_of
 from ragtune.grounding.text import collapse, split_sentences
 from ragtune.retriever import RetrievalResult, Retriever
 
@@ -105,12 +106,50 @@ def continues(same_doc: Reading, alone: Reading) -> bool:
     return same_doc.ranked[0].score >= alone.ranked[0].score - CONTINUE_MARGIN
 
 
-def choose(question: str, readings: list[Reading], same_doc: Reading | None, last_answer: list[str]) -> Reading:
+def on_alternative(same_doc: Reading, name: str, alternatives: Alternatives, last_answer: list[str]) -> Reading | None:
+    """A follow-up asking whether what came before covers another alternative ("is it on the free
+    plan?" after a Vault answer) is answered by the previous document's unit that says which
+    alternatives it covers ("The Vault is included in Pro, Business and Enterprise plans."), when
+    that document has one among its answering units: it leads, the others follow. The previous
+    answer's own unit comes first when it names them ("does that work on the free plan too?" after
+    "On Pro and Business plans, Share > Link activity lists ..."), then the units of the chunk it
+    came from (its paragraph: "does it work on pro too?" after how to apply for the nonprofit discount)."""
+    if same_doc.decision.handoff:
+        return None
+    said = Said(last_answer)
+    covering = [e for e in same_doc.ranked if names_kind_of(e.sentence, name, alternatives)]
+    # What the previous answer said first, then its chunks' units (the section it came from), then the rest by score.
+    text = collapse(last_answer[-1]) if last_answer else ""
+    given = sorted(((text.find(collapse(e.sentence)), e) for e in same_doc.ranked if e.sentence in said), key=lambda t: t[0])
+    quoted = (given[0][1].chunk_id, given[0][1].unit.block) if given else None  # where the previous answer began
+    covering.sort(key=lambda e: (e.sentence not in said, (e.chunk_id, e.unit.block) != quoted))
+    if not covering:
+        return None
+    lead = replace(covering[0], score=same_doc.ranked[0].score + 1e-3)
+    rest = [e for e in same_doc.ranked if e is not covering[0]]
+    return replace(same_doc, ranked=[lead, *rest])
+
+
+def choose(
+    question: str,
+    readings: list[Reading],
+    same_doc: Reading | None,
+    last_answer: list[str],
+    alternatives: Alternatives | None = None,
+    previous: str | None = None,
+) -> Reading:
     """The reading a question is answered on. `readings`: the question alone first, then its
     readings in context; `same_doc`: the one kept to the previous answer's document (None when
     there is no such answer); `last_answer`: the previous answer, if any (what it said yields to
-    what it did not: the customer has read it)."""
+    what it did not: the customer has read it); `alternatives` and `previous` (the previous
+    question): for a follow-up that asks whether it also holds for another plan (or platform,
+    region: ragtune/grounding/polarity.py)."""
     alone = readings[0]
+    if same_doc is not None and alternatives is not None and alone.decision.reason != OTHER_COMPANY:
+        name = asks_about_alternative(question, alternatives, previous)
+        covered = on_alternative(same_doc, name, alternatives, last_answer) if name else None
+        if covered is not None:
+            return covered
     if same_doc is not None and continues(same_doc, alone):
         return read_before(same_doc, Said(last_answer))
     if len(readings) == 1 or alone.decision.reason == OTHER_COMPANY:

@@ -6,6 +6,7 @@ from ragtune.answer import Answer
 from ragtune.documents import Hit
 from ragtune.grounding.compose import compose
 from ragtune.grounding.messages import REASON_TEXT, message
+from ragtune.grounding.polarity import lead_with_no, says_no
 from ragtune.settings import Settings
 from serve.citations import evidence_citations
 from serve.engines import Engine
@@ -20,6 +21,8 @@ def confidence(settings: Settings, p: Prepared) -> str:
 def extractive(settings: Settings, p: Prepared) -> Answer:
     """The answer composed from the evidence sentences, no model (also auto mode's fallback)."""
     text, used = compose(p.evidence, p.said, parts=p.parts)
+    if used and p.parts == 1 and says_no(p.question, used[0].sentence, p.alternatives, p.previous_question):
+        text = lead_with_no(text, p.alternatives.proper)  # "is the Vault on Free?" -> "No, the Vault is included in Pro, ..."
     return Answer(answer=text, citations=evidence_citations(used), confidence=confidence(settings, p), handoff=False)
 
 

@@ -85,3 +85,20 @@ def test_a_follow_up_without_pointing_words_stays_on_the_conversations_page(serv
     # A new topic in the same conversation is answered from its own page.
     switch = client.post("/v1/chat", json={"message": "what are the API rate limits?", "session_id": first["session_id"]}).json()
     assert switch["handoff"] is False and "600 requests per minute" in switch["answer"]
+
+
+def test_is_it_on_another_plan_is_answered_no_from_the_previous_answers_page(serve_settings, make_client):
+    client = make_client(serve_settings, engine=None)
+    first = client.post("/v1/chat", json={"message": "can i see who opened my shared link?"}).json()
+    assert "Link activity" in first["answer"]
+    follow = client.post(
+        "/v1/chat", json={"message": "does that work on the free plan too?", "session_id": first["session_id"]}
+    ).json()
+    assert follow["handoff"] is False
+    assert follow["answer"].startswith("No, ") and "Pro and Business" in follow["answer"].split(".")[0]
+    assert [s["path"] for s in follow["sources"] if s["cited"]][0] == "faq/sharing-faq.md"
+    # Asked about a plan the page lists, no "No" is made up.
+    listed = client.post(
+        "/v1/chat", json={"message": "does that work on the business plan too?", "session_id": first["session_id"]}
+    ).json()
+    assert not listed["answer"].startswith("No")

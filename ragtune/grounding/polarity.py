@@ -1,0 +1,137 @@
+"""A direct "No" for a yes/no question the evidence answers in the negative by what it leaves out.
+
+"Is the Vault on the Free plan?" is answered by "The Vault is included in Pro, Business and
+Enterprise plans.": the right sentence, but a customer has to work out the "no" from a list. The
+documents themselves say which names stand side by side (plans, regions, platforms, languages):
+names the company lists together ("Free and Pro", "Pro, Business and Enterprise") are alternatives
+of one kind, learned from the index's own text each time it changes, not from a word list. When a
+yes/no question asks about one alternative and the answering sentence names others of its kind but
+not it, the answer leads with "No," (a hard constraint, like a number that is not in the evidence:
+the thing asked about is absent from the evidence's list). Nothing is added when the sentence
+names the alternative asked about or already says no; "yes" is never inferred (the question may
+hinge on something else: "is the free trial 30 days?").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ragtune.grounding.text import STOPWORDS
+
+# A name as the documents write it: capitalised, one or two words ("Pro", "Google Drive", "Microsoft 365").
+_NAME = r"[A-Z][\w+-]*(?: [A-Z0-9][\w+-]*)?"
+_LIST = re.compile(rf"(?<![\w.])({_NAME}(?:, {_NAME})*,? (?:and|or) {_NAME})\b")
+_SPLIT = re.compile(r",? (?:and|or) |, ")
+_YES_NO = re.compile(
+    r"^\W*(?:(?:and|so|but|ok(?:ay)?|also|then|hi|hello|hey|please)\W+)*"
+    r"(?:is|are|am|was|were|does|do|did|can|could|will|would|should|has|have|may|isn'?t|aren'?t|doesn'?t|don'?t|can'?t|won'?t)\b",
+    re.I,
+)
+_WH = re.compile(r"\b(?:what|how|when|where|which|who|whom|whose|why)\b", re.I)
+_ELLIPSIS = re.compile(r"^\W*(?:and|also|but|so|what about|how about|same|ok(?:ay)?)\b", re.I)
+_MID_WORD = re.compile(r"(?<=[a-z,] )([A-Za-z][a-z]+)\b")
+_SAYS_NO = re.compile(r"\b(?:no|not|never|only|cannot|none|without|neither|nor)\b|n't\b", re.I)
+
+
+def _name(text: str) -> str:
+    words = text.split()
+    while words and words[0].lower() in STOPWORDS:  # "On Pro and Business": "On" is no name
+        words = words[1:]
+    return " ".join(words).lower()
+
+
+@dataclass(frozen=True)
+class Alternatives:
+    """Names the documents list side by side, grouped: each name maps to the names of its kind."""
+
+    groups: dict[str, frozenset[str]] = field(default_factory=dict)
+    proper: frozenset[str] = frozenset()  # words the documents capitalise mid-sentence ("Vault", "Northwind")
+
+    @classmethod
+    def from_texts(cls, texts: list[str]) -> Alternatives:
+        parent: dict[str, str] = {}
+
+        def find(x: str) -> str:
+            while parent.setdefault(x, x) != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        for text in texts:
+            for match in _LIST.finditer(text):
+                names = [n for n in (_name(part) for part in _SPLIT.split(match.group(1))) if len(n) > 1]
+                for other in names[1:]:
+                    parent[find(other)] = find(names[0])
+        members: dict[str, set[str]] = {}
+        for name in parent:
+            members.setdefault(find(name), set()).add(name)
+        groups = {n: frozenset(g) for g in members.values() if len(g) >= 2 for n in g}
+        capital: dict[str, int] = {}
+        lower: dict[str, int] = {}
+        for text in texts:
+            for match in _MID_WORD.finditer(text):
+                word = match.group(1)
+                counts = capital if word[0].isupper() else lower
+                counts[word.lower()] = counts.get(word.lower(), 0) + 1
+        proper = frozenset(w for w, n in capital.items() if n > lower.get(w, 0))
+        return cls(groups, proper)
+
+    def named_in(self, text: str) -> list[str]:
+        """The alternatives `text` names (case aside), longest first."""
+        low = text.lower()
+        found = [n for n in self.groups if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", low)]
+        return sorted(found, key=len, reverse=True)
+
+
+def is_yes_no(question: str, previous: str | None = None) -> bool:
+    """A question answered by yes or no: it opens with a verb ("is it on the free plan?"), or, right
+    after such a question, it only names something else ("and on the free plan?")."""
+    if _YES_NO.search(question):
+        return True
+    if previous is not None and not _WH.search(question) and _ELLIPSIS.search(question):
+        return bool(_YES_NO.search(previous))
+    return False
+
+
+_REFERS_BACK = re.compile(r"\b(?:it|its|that|this|they|them|those|these)\b", re.I)
+
+
+def asks_about_alternative(question: str, alternatives: Alternatives, previous: str | None = None) -> str | None:
+    """The alternative a follow-up asks about for what came before ("is it on the free plan?",
+    "does that work on pro too?", "and on the free plan?" after a yes/no question), else None."""
+    if previous is None or not is_yes_no(question, previous):
+        return None
+    if not (_REFERS_BACK.search(question) or _ELLIPSIS.search(question)):
+        return None
+    asked = alternatives.named_in(question)
+    return asked[0] if len(asked) == 1 else None
+
+
+def names_kind_of(unit: str, name: str, alternatives: Alternatives) -> bool:
+    """Whether `unit` names alternatives of `name`'s kind ("... included in Pro, Business and Enterprise")."""
+    return bool(set(alternatives.named_in(unit)) & alternatives.groups.get(name, frozenset()))
+
+
+def says_no(question: str, answer_unit: str, alternatives: Alternatives, previous: str | None = None) -> bool:
+    """Whether the answer to a yes/no question is "no" by what `answer_unit` (the sentence that
+    answers it) leaves out: the question asks about one alternative, the unit names others of its
+    kind but not it, and does not itself say no already."""
+    if not alternatives.groups or not is_yes_no(question, previous) or _SAYS_NO.search(answer_unit):
+        return False
+    asked = alternatives.named_in(question)
+    if len(asked) != 1:
+        return False  # none asked about, or a choice between two ("free or pro?")
+    name = asked[0]
+    named = set(alternatives.named_in(answer_unit))
+    return name not in named and bool(named & alternatives.groups[name])
+
+
+def lead_with_no(answer: str, proper: frozenset[str] = frozenset()) -> str:
+    """The answer with a direct "No," in front ("No, the Vault is included in ..."); its first word
+    keeps its capital only when it is a name (`proper`) or an abbreviation."""
+    first, _, rest = answer.partition(" ")
+    word = first.strip('.,:;!?"()')
+    if word[:1].isupper() and word[1:].islower() and word.lower() not in proper:
+        first = first.lower()
+    return f"No, {first} {rest}".rstrip() if rest else f"No, {first}"

@@ -1,0 +1,44 @@
+"""A direct "No" from what the evidence leaves out of a list (ragtune/grounding/polarity.py)."""
+
+from ragtune.grounding.polarity import Alternatives, asks_about_alternative, is_yes_no, lead_with_no, says_no
+
+DOCS = [
+    "The Vault is included in Pro, Business and Enterprise plans.",
+    "Link activity is shown on Pro and Business plans. Free and Pro accounts have one user.",
+    "Data is stored in Frankfurt and Amsterdam. The Northwind app keeps the Vault locked.",
+    "Text recognition reads English, German and French.",
+]
+
+
+def test_names_the_documents_list_together_are_alternatives_of_one_kind():
+    alt = Alternatives.from_texts(DOCS)
+    assert alt.groups["free"] == {"free", "pro", "business", "enterprise"}
+    assert alt.groups["frankfurt"] == {"frankfurt", "amsterdam"}
+    assert "the" not in alt.groups and "vault" not in alt.groups  # a name standing alone is no alternative
+    assert "vault" in alt.proper and "northwind" in alt.proper  # capitalised mid-sentence: a name
+
+
+def test_a_yes_no_question_about_an_alternative_the_evidence_leaves_out_is_answered_no():
+    alt = Alternatives.from_texts(DOCS)
+    vault = "The Vault is included in Pro, Business and Enterprise plans."
+    assert says_no("is the vault on the free plan?", vault, alt)
+    assert not says_no("is the vault on the business plan?", vault, alt)  # it is listed
+    assert not says_no("which plans include the vault?", vault, alt)  # not a yes/no question
+    assert not says_no("is the vault on free or pro?", vault, alt)  # a choice between two
+    assert not says_no("is the free trial 30 days?", "Every account gets a 14-day free trial.", alt)  # no list of plans
+    assert not says_no("is it on the free plan?", "The Vault is not available on the Free plan.", alt)  # says no itself
+    assert says_no("does it read polish or french?", "Text recognition reads English, German and French.", alt) is False
+    assert says_no("does it read italian?", "Text recognition reads English, German and French.", alt) is False  # never listed
+    # "and on the free plan?" is a yes/no question only right after one.
+    assert is_yes_no("and on the free plan?", "can I see who opened my link?")
+    assert not is_yes_no("and on the free plan?", "how many devices can I connect?")
+    assert lead_with_no(vault, alt.proper) == "No, the Vault is included in Pro, Business and Enterprise plans."
+    assert lead_with_no("Pro: 1 TB, 1 user.", alt.proper) == "No, Pro: 1 TB, 1 user."
+
+
+def test_a_follow_up_asks_about_an_alternative_only_when_it_points_back():
+    alt = Alternatives.from_texts(DOCS)
+    assert asks_about_alternative("does that work on the free plan too?", alt, "can i see who opened my link?") == "free"
+    assert asks_about_alternative("and on business?", alt, "is link activity on pro?") == "business"
+    assert asks_about_alternative("is the api on business?", alt, "how do i reset my password?") is None  # its own subject
+    assert asks_about_alternative("is it on the free plan?", alt, None) is None  # nothing before
