@@ -9,7 +9,7 @@ import pytest
 
 from cli.main import main
 from ragtune.grounding.model import GroundingModel
-from train.selector import SUPPORT, load_data, train
+from train.selector import SUPPORT, _choose_threshold, _quantile_threshold, load_data, train
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "train" / "examples"
 
@@ -65,3 +65,19 @@ def test_the_shipped_model_carries_its_held_out_report():
     report = GroundingModel.load().report
     assert report["selection_heldout"]["after_top3"] >= report["selection_heldout"]["after_top1"]
     assert json.dumps(report["handoff_heldout"])  # figures, as trained on the bundled examples
+
+
+def test_the_hand_off_threshold_barely_moves_when_a_few_examples_change():
+    rng = np.random.default_rng(3)
+    # Answerable questions' out-of-fold scores: most high, a sparse low tail (where a 3% quantile sits).
+    scores = np.concatenate([rng.beta(8, 2, 380), rng.uniform(0.05, 0.5, 20)])
+    plain, bagged = [], []
+    for _ in range(30):  # the same examples but for a few: 3 dropped, 3 more answerable ones
+        kept = np.delete(scores, rng.choice(len(scores), 3, replace=False))
+        changed = np.concatenate([kept, rng.beta(8, 2, 3)])
+        plain.append(_quantile_threshold(changed, 0.03))
+        bagged.append(_choose_threshold(changed, np.ones(len(changed)), 0.03, resamples=100))
+    assert np.std(bagged) < 0.7 * np.std(plain)
+    # Still the threshold asked for: about 3% of the answerable questions fall below it.
+    below = (scores < _choose_threshold(scores, np.ones(len(scores)), 0.03)).mean()
+    assert 0.01 <= below <= 0.05
