@@ -40,6 +40,7 @@ from ragtune.grounding.evidence import top_evidence
 from ragtune.grounding.followup import Said, answer_subject, in_context, no_progress, question_parts
 from ragtune.grounding.messages import detect_language
 from ragtune.grounding.model import GroundingModel
+from ragtune.grounding.polarity import swapped_in
 from ragtune.prompt import Turn
 from ragtune.retriever import Retriever
 from ragtune.settings import Settings
@@ -171,15 +172,20 @@ class ChatService:
                 readings.append((two_back, two_back, filters))
         # The readings are independent: read side by side (a follow-up's three or four readings
         # otherwise wait on each other's retrieval and scoring).
-        specs = readings + [same_doc] if same_doc else readings
-        read = list(await asyncio.gather(*(asyncio.to_thread(self.reader.read, r, question, f, said, s) for r, s, f in specs)))
+        # "and on business?" after a question about the Free plan: that question, about Business.
+        swap = swapped_in(question, previous, self.reader.alternatives())
+        specs = [(r, question, s, f) for r, s, f in readings + ([same_doc] if same_doc else [])]
+        if swap:  # read as if the customer had asked it so
+            specs.append((swap, swap, swap, filters))
+        read = list(await asyncio.gather(*(asyncio.to_thread(self.reader.read, r, q, f, said, s) for r, q, s, f in specs)))
         chosen = choose(
             question,
             read[: len(readings)],
-            read[-1] if same_doc else None,
+            read[len(readings)] if same_doc else None,
             answers[-1:],
             self.reader.alternatives(),
             previous[-1] if previous else None,
+            read[-1] if swap else None,
         )
         timings = {"retrieval_ms": ms(t0)}
         self.events.retrieved(timings["retrieval_ms"] / 1000)

@@ -137,14 +137,18 @@ def choose(
     last_answer: list[str],
     alternatives: Alternatives | None = None,
     previous: str | None = None,
+    swapped: Reading | None = None,
 ) -> Reading:
     """The reading a question is answered on. `readings`: the question alone first, then its
     readings in context; `same_doc`: the one kept to the previous answer's document (None when
     there is no such answer); `last_answer`: the previous answer, if any (what it said yields to
     what it did not: the customer has read it); `alternatives` and `previous` (the previous
     question): for a follow-up that asks whether it also holds for another plan (or platform,
-    region: ragtune/grounding/polarity.py)."""
+    region: ragtune/grounding/polarity.py); `swapped`: the previous question asked about the
+    alternative a bare follow-up names ("and on business?"), answered on when it is answered."""
     alone = readings[0]
+    if swapped is not None and not swapped.decision.handoff and swapped.ranked:
+        return swapped
     if same_doc is not None and alternatives is not None and alone.decision.reason != OTHER_COMPANY:
         name = asks_about_alternative(question, alternatives, previous)
         covered = on_alternative(same_doc, name, alternatives, last_answer) if name else None

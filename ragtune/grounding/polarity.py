@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ragtune.grounding.text import STOPWORDS
+from ragtune.grounding.text import STOPWORDS, words
 
 # A name as the documents write it: capitalised, one or two words ("Pro", "Google Drive", "Microsoft 365").
 _NAME = r"[A-Z][\w+-]*(?: [A-Z0-9][\w+-]*)?"
@@ -31,6 +31,7 @@ _YES_NO = re.compile(
 _WH = re.compile(r"\b(?:what|how|when|where|which|who|whom|whose|why)\b", re.I)
 _ELLIPSIS = re.compile(r"^\W*(?:and|also|but|so|what about|how about|same|ok(?:ay)?)\b", re.I)
 _MID_WORD = re.compile(r"(?<=[a-z,] )([A-Za-z][a-z]+)\b")
+_ELLIPSIS_WORDS = ("and", "also", "about", "what", "how", "same", "plan", "plans", "account", "tier", "instead")
 _SAYS_NO = re.compile(r"\b(?:no|not|never|only|cannot|none|without|neither|nor)\b|n't\b", re.I)
 
 
@@ -106,6 +107,37 @@ def asks_about_alternative(question: str, alternatives: Alternatives, previous: 
         return None
     asked = alternatives.named_in(question)
     return asked[0] if len(asked) == 1 else None
+
+
+def swapped(question: str, previous: str | None, alternatives: Alternatives) -> str | None:
+    """The previous question about another alternative, when the follow-up only names that one
+    ("and on business?" after "how many versions do you keep on free?" -> "how many versions do
+    you keep on business?"); None when the follow-up says more than that (a question of its own)."""
+    if not previous or not alternatives.groups:
+        return None
+    asked = alternatives.named_in(question)
+    before = alternatives.named_in(previous)
+    if len(asked) != 1 or asked[0] in before:
+        return None
+    name = asked[0]
+    kin = [b for b in before if b in alternatives.groups[name]]
+    if len(kin) != 1:
+        return None
+    rest = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", " ", question.lower())
+    known = set(words(previous)) | set(_ELLIPSIS_WORDS)
+    extra = [w for w in words(rest) if w not in STOPWORDS and w not in known and len(w) > 2]
+    if len(extra) > 1 or (len(question.split()) > 6 and not _ELLIPSIS.search(question)):
+        return None
+    return re.sub(rf"(?<![\w-]){re.escape(kin[0])}(?![\w-])", name, previous, count=1, flags=re.I)
+
+
+def swapped_in(question: str, previous: list[str], alternatives: Alternatives) -> str | None:
+    """`swapped` against the conversation's last questions, each bare follow-up among them read as
+    the question it stood for ("enterprise?" after "and on business?" after a question about Pro)."""
+    base: str | None = None
+    for asked in previous[-3:]:
+        base = (swapped(asked, base, alternatives) if base else None) or asked
+    return swapped(question, base, alternatives)
 
 
 def names_kind_of(unit: str, name: str, alternatives: Alternatives) -> bool:

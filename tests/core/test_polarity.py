@@ -42,3 +42,23 @@ def test_a_follow_up_asks_about_an_alternative_only_when_it_points_back():
     assert asks_about_alternative("and on business?", alt, "is link activity on pro?") == "business"
     assert asks_about_alternative("is the api on business?", alt, "how do i reset my password?") is None  # its own subject
     assert asks_about_alternative("is it on the free plan?", alt, None) is None  # nothing before
+
+
+def test_a_bare_follow_up_naming_another_alternative_asks_the_previous_question_about_it():
+    from ragtune.grounding.polarity import swapped, swapped_in
+
+    alt = Alternatives.from_texts(DOCS)
+    assert (
+        swapped("and on business?", "how many versions do you keep on free", alt) == "how many versions do you keep on business"
+    )
+    assert (
+        swapped("and pro?", "Free account - how many devices can I connect", alt)
+        == "pro account - how many devices can I connect"
+    )
+    # A question of its own that names a plan is not a bare follow-up.
+    assert swapped("ok and does the business plan come with an admin console", "how do i invite people on pro", alt) is None
+    assert swapped("and on business?", "how do i reset my password", alt) is None  # nothing to swap
+    assert swapped("and on pro?", "is pro worth it", alt) is None  # the same one
+    # A chain of bare follow-ups: each stands for the question before it, swapped.
+    asked = ["how fast do you answer on pro", "and on business?"]
+    assert swapped_in("enterprise?", asked, alt) == "how fast do you answer on enterprise"

@@ -102,3 +102,15 @@ def test_is_it_on_another_plan_is_answered_no_from_the_previous_answers_page(ser
         "/v1/chat", json={"message": "does that work on the business plan too?", "session_id": first["session_id"]}
     ).json()
     assert not listed["answer"].startswith("No")
+
+
+def test_and_on_business_is_the_previous_question_about_business(serve_settings, make_client):
+    client = make_client(serve_settings, engine=None)
+    first = client.post("/v1/chat", json={"message": "how fast do you answer support messages on pro"}).json()
+    assert "4 business hours" in first["answer"]
+    sid = first["session_id"]
+    follow = client.post("/v1/chat", json={"message": "and on business?", "session_id": sid}).json()
+    assert follow["handoff"] is False and follow["query"].endswith("on business"), follow["query"]
+    assert "1 business hour" in follow["answer"]
+    again = client.post("/v1/chat", json={"message": "enterprise?", "session_id": sid}).json()
+    assert again["handoff"] is False and "30 minutes" in again["answer"]
