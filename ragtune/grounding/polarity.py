@@ -145,11 +145,62 @@ def names_kind_of(unit: str, name: str, alternatives: Alternatives) -> bool:
     return bool(set(alternatives.named_in(unit)) & alternatives.groups.get(name, frozenset()))
 
 
+_VERSION = r"\d+(?:\.\d+)?"
+_ASKED_VERSION = re.compile(rf"\b([a-z][a-z]+) ?({_VERSION})\b", re.I)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split("."))
+
+
+def below_requirement(question: str, unit: str) -> bool:
+    """A version the question names that the unit's requirement rules out: "android 10" against
+    "Android 11 or later", "windows 7" against "Windows 10 and 11" (a number, a hard constraint)."""
+    for name, number in _ASKED_VERSION.findall(question):
+        if name.lower() in STOPWORDS:
+            continue
+        asked = _version(number)
+        at_least = re.search(rf"\b{re.escape(name)} ({_VERSION})(?: or (?:later|newer|higher|above)|\+)", unit, re.I)
+        if at_least:
+            return asked < _version(at_least.group(1))
+        listed = re.search(rf"\b{re.escape(name)} ((?:{_VERSION}, )*{_VERSION},? (?:and|or) {_VERSION})\b", unit, re.I)
+        if listed:
+            return asked not in {_version(v) for v in re.findall(_VERSION, listed.group(1))}
+    return False
+
+
+_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
+_SPAN = r"(\d+|an?|one)[ -](day|week|month|year)s?"
+_ASKED_SPAN = re.compile(rf"\b{_SPAN}\b", re.I)
+_WINDOW = re.compile(rf"\b(?:within|for up to|up to|for)(?: the first)? {_SPAN}\b", re.I)
+
+
+def _days(number: str, unit: str) -> int:
+    count = 1 if number.lower() in ("a", "an", "one") else int(number)
+    return count * _DAYS[unit.lower()]
+
+
+def past_window(question: str, unit: str) -> bool:
+    """A span the question names that is longer than the window the unit gives ("renewed 2 months
+    ago, can I still get a refund?" against "within 30 days of the purchase or renewal date")."""
+    asked = _ASKED_SPAN.findall(question)
+    if len(asked) != 1 or not _WINDOW.search(unit):
+        return False
+    # Longer than every span the unit names: "30 days on Pro and 180 days on Business" is no "no"
+    # to 3 months, whichever plan the customer is on.
+    return _days(*asked[0]) > max(_days(*w) for w in _ASKED_SPAN.findall(unit))
+
+
 def says_no(question: str, answer_unit: str, alternatives: Alternatives, previous: str | None = None) -> bool:
     """Whether the answer to a yes/no question is "no" by what `answer_unit` (the sentence that
     answers it) leaves out: the question asks about one alternative, the unit names others of its
-    kind but not it, and does not itself say no already."""
-    if not alternatives.groups or not is_yes_no(question, previous) or _SAYS_NO.search(answer_unit):
+    kind but not it, a version below what the unit requires, or a span longer than the window it
+    gives; and the unit does not itself say no already."""
+    if not is_yes_no(question, previous) or _SAYS_NO.search(answer_unit):
+        return False
+    if below_requirement(question, answer_unit) or past_window(question, answer_unit):
+        return True
+    if not alternatives.groups:
         return False
     asked = alternatives.named_in(question)
     if len(asked) != 1:

@@ -62,3 +62,31 @@ def test_a_bare_follow_up_naming_another_alternative_asks_the_previous_question_
     # A chain of bare follow-ups: each stands for the question before it, swapped.
     asked = ["how fast do you answer on pro", "and on business?"]
     assert swapped_in("enterprise?", asked, alt) == "how fast do you answer on enterprise"
+
+
+def test_a_version_below_the_documents_requirement_is_answered_no():
+    from ragtune.grounding.polarity import below_requirement
+
+    mobile = "The Northwind Cloud app runs on iOS 16 or later and Android 11 or later."
+    desktop = "It runs on Windows 10 and 11 (64-bit) and macOS 12 or later, on Intel and Apple silicon."
+    assert below_requirement("does the android app work on android 10?", mobile)
+    assert not below_requirement("does it work on android 13", mobile)  # at or above the minimum
+    assert below_requirement("will it run on ios 15.4?", mobile)
+    assert below_requirement("does it run on windows 7", desktop)  # not among the versions listed
+    assert not below_requirement("windows 11?", desktop)
+    assert not below_requirement("is the plan 10 eur", mobile)  # no requirement for that name
+    alt = Alternatives.from_texts(DOCS)
+    assert says_no("does the android app work on android 10?", mobile, alt)
+    assert not says_no("which android versions work?", mobile, alt)  # not a yes/no question
+
+
+def test_a_span_longer_than_every_window_the_evidence_gives_is_answered_no():
+    from ragtune.grounding.polarity import past_window
+
+    refund = "You can cancel an annual plan within 30 days of the purchase or renewal date and receive a full refund."
+    trash = "Deleted files can be restored from the Trash for 30 days on Free and Pro and 180 days on Business."
+    assert past_window("i renewed my yearly plan 2 months ago, can i still get a refund", refund)
+    assert not past_window("bought it 2 weeks ago, refund possible?", refund)
+    assert past_window("i deleted a file a year ago, can i get it back?", trash)
+    assert not past_window("deleted it 3 months ago, can i restore it", trash)  # 180 days on Business
+    assert not past_window("is the trial 30 days?", "Every new account gets a 14-day free trial.")  # no window
