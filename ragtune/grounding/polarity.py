@@ -9,7 +9,14 @@ yes/no question asks about one alternative and the answering sentence names othe
 not it, the answer leads with "No," (a hard constraint, like a number that is not in the evidence:
 the thing asked about is absent from the evidence's list). Nothing is added when the sentence
 names the alternative asked about or already says no; "yes" is never inferred (the question may
-hinge on something else: "is the free trial 30 days?").
+hinge on something else: "is the free trial 30 days?"). Numbers the evidence rules out say "no" the
+same way: a version below the documents' requirement ("android 10" against "Android 11 or later")
+and a span longer than every window the sentence gives ("renewed 2 months ago" against "within 30
+days").
+
+The same alternatives resolve follow-ups: "is it on the free plan?" after an answer about the Vault
+(`asks_about_alternative`, answered by the unit that lists the plans), and a bare "and on
+business?" after a question about the Free plan, read as that question about Business (`swapped_in`).
 """
 
 from __future__ import annotations
@@ -36,10 +43,10 @@ _SAYS_NO = re.compile(r"\b(?:no|not|never|only|cannot|none|without|neither|nor)\
 
 
 def _name(text: str) -> str:
-    words = text.split()
-    while words and words[0].lower() in STOPWORDS:  # "On Pro and Business": "On" is no name
-        words = words[1:]
-    return " ".join(words).lower()
+    tokens = text.split()
+    while tokens and tokens[0].lower() in STOPWORDS:  # "On Pro and Business": "On" is no name
+        tokens = tokens[1:]
+    return " ".join(tokens).lower()
 
 
 @dataclass(frozen=True)
