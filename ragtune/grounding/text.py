@@ -21,7 +21,7 @@ _INLINE_NUMBER = re.compile(r"(?:^|(?<=\s))(\d{1,2})[.)]\s+(?=\S)")
 _ROW_LABEL = re.compile(r"(?:^|, )([A-Z][A-Za-z0-9 ()/&'.-]{0,40}): ")
 MIN_SENTENCE_WORDS = 4
 MAX_HEADING_WORDS = 6
-_WORD = re.compile(r"[a-z0-9]+(?:['\-][a-z0-9]+)*")
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
 STOPWORDS = frozenset(
     """a an the and or but if then so of to in on at by for with from as is are was were be been being am do does did
 have has had having it its this that these those there here their they them you your yours we our us i me my mine

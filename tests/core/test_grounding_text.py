@@ -130,3 +130,12 @@ def test_numbered_ids_map_back_and_the_prompt_lists_them():
     system = build_messages("refund?", numbered.chunks, [], "Acme")[0]["content"]
     assert "[id: S1] Refund policy > Annual plans" in system and "7f26486b" not in system
     assert contract_shape(["S1", "S2"]) in system and '"sources": ["S1" | "S2"]' in system
+
+
+def test_a_hyphenated_word_matches_the_same_words_written_apart():
+    # The documents write "two-factor", customers "two factor" (BM25 splits hyphens too).
+    from ragtune.grounding.text import stems, words
+
+    assert words("Two-factor authentication, end-to-end") == ["two", "factor", "authentication", "end", "to", "end"]
+    assert set(stems("how do i turn on two factor")) <= set(stems("Two-factor authentication can be turned on"))
+    assert words("don't") == ["don't"]  # a contraction stays one word
