@@ -173,7 +173,8 @@ class ChatService:
         # The readings are independent: read side by side (a follow-up's three or four readings
         # otherwise wait on each other's retrieval and scoring).
         # "and on business?" after a question about the Free plan: that question, about Business.
-        swap = swapped_in(question, previous, self.reader.alternatives())
+        alternatives = self.reader.alternatives()  # of the index version read now
+        swap = swapped_in(question, previous, alternatives)
         specs = [(r, question, s, f) for r, s, f in readings + ([same_doc] if same_doc else [])]
         if swap:  # read as if the customer had asked it so
             specs.append((swap, swap, swap, filters))
@@ -183,7 +184,7 @@ class ChatService:
             read[: len(readings)],
             read[len(readings)] if same_doc else None,
             answers[-1:],
-            self.reader.alternatives(),
+            alternatives,
             previous[-1] if previous else None,
             read[-1] if swap else None,
         )
@@ -202,7 +203,7 @@ class ChatService:
         )
         p.options = options or AnswerOptions()
         p.ranked, p.decision, p.said, p.language = chosen.ranked, chosen.decision, said, language
-        p.alternatives = self.reader.alternatives()
+        p.alternatives = alternatives
         p.evidence = top_evidence(chosen.ranked, chat.evidence_sentences, self.grounding.support)
         parts = question_parts(question)
         if len(parts) == 2 and (not p.decision.handoff or p.decision.reason in (LOW_EVIDENCE, NO_EVIDENCE)):

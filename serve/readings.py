@@ -116,15 +116,15 @@ def on_alternative(same_doc: Reading, name: str, alternatives: Alternatives, las
     came from (its paragraph: "does it work on pro too?" after how to apply for the nonprofit discount)."""
     if same_doc.decision.handoff:
         return None
-    said = Said(last_answer)
     covering = [e for e in same_doc.ranked if names_kind_of(e.sentence, name, alternatives)]
-    # What the previous answer said first, then its chunks' units (the section it came from), then the rest by score.
+    if not covering:
+        return None
+    # What the previous answer said first, then the units of the paragraph it began with, then the rest by score.
+    said = Said(last_answer)
     text = collapse(last_answer[-1]) if last_answer else ""
     given = sorted(((text.find(collapse(e.sentence)), e) for e in same_doc.ranked if e.sentence in said), key=lambda t: t[0])
     quoted = (given[0][1].chunk_id, given[0][1].unit.block) if given else None  # where the previous answer began
     covering.sort(key=lambda e: (e.sentence not in said, (e.chunk_id, e.unit.block) != quoted))
-    if not covering:
-        return None
     lead = replace(covering[0], score=same_doc.ranked[0].score + 1e-3)
     rest = [e for e in same_doc.ranked if e is not covering[0]]
     return replace(same_doc, ranked=[lead, *rest])

@@ -22,17 +22,19 @@ import re
 
 from ragtune.grounding.text import collapse
 
-_POINTS_BACK = re.compile(
-    r"^(?:and|also|but|so|what about|how about|and what|then|ok(?:ay)?|same)\b"
-    r"|\b(?:it|its|that|this|those|these|they|them|there|one|too|either|instead|else|still|again)\b",
-    re.I,
-)
+_GOES_ON = re.compile(r"^(?:and|also|but|so|what about|how about|and what|then|ok(?:ay)?|same)\b", re.I)
+_REFERS = re.compile(r"\b(?:it|its|that|this|those|these|they|them|there|one|too|either|instead|else|still|again)\b", re.I)
 MAX_CONTEXT_WORDS = 60
+
+
+def goes_on(question: str) -> bool:
+    """Whether the question opens by going on from the one before ("and on business?", "what about pro?")."""
+    return bool(_GOES_ON.search(question.lstrip()))
 
 
 def points_back(question: str) -> bool:
     """Whether the question leans on the conversation for its subject."""
-    return bool(_POINTS_BACK.search(question)) or len(question.split()) <= 3
+    return goes_on(question) or bool(_REFERS.search(question)) or len(question.split()) <= 3
 
 
 def in_context(question: str, previous_questions: list[str]) -> str:

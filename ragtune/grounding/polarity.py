@@ -24,7 +24,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ragtune.grounding.followup import goes_on
 from ragtune.grounding.text import STOPWORDS, words
+from ragtune.grounding.verify import negated
 
 # A name as the documents write it: capitalised, one or two words ("Pro", "Google Drive", "Microsoft 365").
 _NAME = r"[A-Z][\w+-]*(?: [A-Z0-9][\w+-]*)?"
@@ -36,10 +38,13 @@ _YES_NO = re.compile(
     re.I,
 )
 _WH = re.compile(r"\b(?:what|how|when|where|which|who|whom|whose|why)\b", re.I)
-_ELLIPSIS = re.compile(r"^\W*(?:and|also|but|so|what about|how about|same|ok(?:ay)?)\b", re.I)
 _MID_WORD = re.compile(r"(?<=[a-z,] )([A-Za-z][a-z]+)\b")
 _ELLIPSIS_WORDS = ("and", "also", "about", "what", "how", "same", "plan", "plans", "account", "tier", "instead")
-_SAYS_NO = re.compile(r"\b(?:no|not|never|only|cannot|none|without|neither|nor)\b|n't\b", re.I)
+
+
+def _whole(name: str) -> str:
+    """A pattern for `name` as a whole word or phrase (not inside "pro-rated" or "business-critical")."""
+    return rf"(?<![\w-]){re.escape(name)}(?![\w-])"
 
 
 def _name(text: str) -> str:
@@ -88,7 +93,7 @@ class Alternatives:
     def named_in(self, text: str) -> list[str]:
         """The alternatives `text` names (case aside), longest first."""
         low = text.lower()
-        found = [n for n in self.groups if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", low)]
+        found = [n for n in self.groups if re.search(_whole(n), low)]
         return sorted(found, key=len, reverse=True)
 
 
@@ -97,7 +102,7 @@ def is_yes_no(question: str, previous: str | None = None) -> bool:
     after such a question, it only names something else ("and on the free plan?")."""
     if _YES_NO.search(question):
         return True
-    if previous is not None and not _WH.search(question) and _ELLIPSIS.search(question):
+    if previous is not None and not _WH.search(question) and goes_on(question):
         return bool(_YES_NO.search(previous))
     return False
 
@@ -110,7 +115,7 @@ def asks_about_alternative(question: str, alternatives: Alternatives, previous: 
     "does that work on pro too?", "and on the free plan?" after a yes/no question), else None."""
     if previous is None or not is_yes_no(question, previous):
         return None
-    if not (_REFERS_BACK.search(question) or _ELLIPSIS.search(question)):
+    if not (_REFERS_BACK.search(question) or goes_on(question)):
         return None
     asked = alternatives.named_in(question)
     return asked[0] if len(asked) == 1 else None
@@ -130,12 +135,12 @@ def swapped(question: str, previous: str | None, alternatives: Alternatives) -> 
     kin = [b for b in before if b in alternatives.groups[name]]
     if len(kin) != 1:
         return None
-    rest = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", " ", question.lower())
+    rest = re.sub(_whole(name), " ", question.lower())
     known = set(words(previous)) | set(_ELLIPSIS_WORDS)
     extra = [w for w in words(rest) if w not in STOPWORDS and w not in known and len(w) > 2]
-    if len(extra) > 1 or (len(question.split()) > 6 and not _ELLIPSIS.search(question)):
+    if len(extra) > 1 or (len(question.split()) > 6 and not goes_on(question)):
         return None
-    return re.sub(rf"(?<![\w-]){re.escape(kin[0])}(?![\w-])", name, previous, count=1, flags=re.I)
+    return re.sub(_whole(kin[0]), name, previous, count=1, flags=re.I)
 
 
 def swapped_in(question: str, previous: list[str], alternatives: Alternatives) -> str | None:
@@ -203,7 +208,7 @@ def says_no(question: str, answer_unit: str, alternatives: Alternatives, previou
     answers it) leaves out: the question asks about one alternative, the unit names others of its
     kind but not it, a version below what the unit requires, or a span longer than the window it
     gives; and the unit does not itself say no already."""
-    if not is_yes_no(question, previous) or _SAYS_NO.search(answer_unit):
+    if not is_yes_no(question, previous) or negated(answer_unit) or "only" in words(answer_unit):
         return False
     if below_requirement(question, answer_unit) or past_window(question, answer_unit):
         return True

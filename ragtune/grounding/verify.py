@@ -92,6 +92,11 @@ def _is_negation(token: str) -> bool:
     )
 
 
+def negated(text: str) -> bool:
+    """Whether `text` says no anywhere ("not", "never", "without", "can't", ...)."""
+    return any(_is_negation(t) for t in _TOKEN.findall(text))
+
+
 def content_stems(text: str) -> set[str]:
     return {stem(w) for w in _WORD.findall(text) if w.lower() not in STOP and not _is_negation(w)}
 
