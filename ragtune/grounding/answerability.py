@@ -185,6 +185,9 @@ def intent_input(qvec: np.ndarray, text: str) -> np.ndarray:
     return np.concatenate([np.asarray(qvec, dtype=np.float64), form_features(text)])
 
 
+_ADDRESS = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+")  # an e-mail address
+
+
 def other_products(
     model: GroundingModel, question: str, ranked: list[Evidence], stats: CorpusStats, vectors: WordVectors | None, own: str = ""
 ) -> list[str]:
@@ -197,8 +200,13 @@ def other_products(
         c = e.hit.chunk
         seen |= set(words(f"{c.title} {c.section} {c.text}"))
     own_words = set(words(own))
+    # An e-mail address names a person and their organisation ("remove jan@ourfirm.example"), not a
+    # product; a contraction ("i'd") is not a name.
+    in_addresses = set(words(" ".join(_ADDRESS.findall(question))))
     candidates = [
-        w for w in dict.fromkeys(words(question)) if len(w) >= 3 and w not in STOPWORDS and w not in seen and w not in own_words
+        w
+        for w in dict.fromkeys(words(question))
+        if len(w) >= 3 and w.isalpha() and w not in STOPWORDS and w not in seen and w not in own_words and w not in in_addresses
     ]
     if not candidates:
         return []

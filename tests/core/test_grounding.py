@@ -5,7 +5,7 @@ intent decide hand-offs (shipped weights: ragtune/grounding/data/grounding.json)
 import numpy as np
 import pytest
 
-from ragtune.grounding.answerability import decide
+from ragtune.grounding.answerability import decide, other_products
 from ragtune.grounding.compose import compose
 from ragtune.grounding.evidence import EvidenceSelector, corpus_stats_from, evidence_chunks, top_evidence
 from ragtune.grounding.followup import Said
@@ -79,6 +79,19 @@ def test_questions_the_documents_cannot_answer_are_handed_off(retriever, groundi
     _, decision = _read(retriever, grounding, question)
     assert decision.handoff
     assert decision.reason == reason if reason else decision.reason in {"low_evidence", "no_evidence"}
+
+
+def test_an_e_mail_address_or_a_contraction_is_not_another_company_s_product(retriever, grounding):
+    model, stats, selector = grounding
+
+    def named(question):
+        hits = retriever.search(question).relevant(0.3)[:6]
+        return other_products(model, question, selector.score(question, hits), stats, selector.word_vectors, "Northwind")
+
+    assert named("how do i reset my gmail password") == ["gmail"]
+    assert named("my gmail address jan@gmail.example can't sign in to northwind") == []  # the address, not the product
+    assert named("can you just remove jan@ourfirm.example from our team for me") == []
+    assert "i'd" not in named("i'd rather not use an authenticator app, can i use a physical usb security key instead?")
 
 
 def test_an_account_action_is_handed_off_with_the_self_service_steps(retriever, grounding):
