@@ -33,6 +33,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ragtune.answer import Answer
 from ragtune.errors import PayloadTooLarge, UserInputError
 from ragtune.grounding.answerability import LOW_EVIDENCE, NO_EVIDENCE
@@ -203,7 +205,7 @@ class ChatService:
         )
         p.options = options or AnswerOptions()
         p.ranked, p.decision, p.said, p.language = chosen.ranked, chosen.decision, said, language
-        p.alternatives = alternatives
+        p.alternatives, p.similarity = alternatives, self._similarity
         p.evidence = top_evidence(chosen.ranked, chat.evidence_sentences, self.grounding.support)
         parts = question_parts(question)
         if len(parts) == 2 and (not p.decision.handoff or p.decision.reason in (LOW_EVIDENCE, NO_EVIDENCE)):
@@ -226,6 +228,11 @@ class ChatService:
             pack(self.settings, self.engine, p)
             timings["prompt_ms"] = ms(t0)
         return p
+
+    def _similarity(self, a: str, b: str) -> float:
+        """Cosine similarity of two texts' embeddings (a phrased answer and the unit it should restate)."""
+        vectors = self.retriever.embedder.embed_documents([a, b])
+        return float(np.dot(vectors[0], vectors[1]))
 
     async def model_allowed(self) -> bool:
         """Whether this answer is phrased by the model: always in generative mode; in auto mode only

@@ -16,7 +16,7 @@ from serve.engines.base import GenerationResult
 from serve.events import ChatEvents
 from serve.prepared import Prepared, ms
 from serve.prompting import PROMPT_RULES, REPAIR_HINT, max_tokens, temperature
-from serve.responses import confidence, extractive
+from serve.responses import composed_answer, confidence, extractive, phrased_with_rest
 from serve.schemas import Verification
 
 log = logging.getLogger("ragtune.chat")
@@ -121,6 +121,8 @@ def verify(settings: Settings, p: Prepared, reply: ModelReply) -> list[str]:
         allowed_names=settings.chat.company_name.split(),
         secrets=PROMPT_RULES,
         headings=[f"{e.hit.chunk.title} {e.hit.chunk.section}" for e in p.evidence],
+        composed=composed_answer(p),
+        similarity=p.similarity,
     )
     # Hand-off is not the model's call: the evidence decided that the question is answered; a
     # reply that says it cannot help is caught by the refusal rule.
@@ -142,7 +144,11 @@ def conclude(settings: Settings, events: ChatEvents, p: Prepared, reply: ModelRe
         events.citations_corrected("dropped", len(dropped))
     if len(dropped) == len(reply.sources):  # no id named a source: every evidence sentence is cited
         events.citations_corrected("filled", 1)
-    answer = Answer(answer=reply.answer, citations=evidence_citations(cited), confidence=confidence(settings, p), handoff=False)
+    text, added = reply.answer, []
+    if settings.chat.answer_mode == "auto":  # the server's verified answer: the phrased lead, then what it left out
+        text, added = phrased_with_rest(p, reply.answer)
+        cited += [e for e in added if e not in cited]
+    answer = Answer(answer=text, citations=evidence_citations(cited), confidence=confidence(settings, p), handoff=False)
     return Made(answer, "generated", check, dropped)
 
 

@@ -10,6 +10,7 @@ from ragtune.grounding.answerability import Decision
 from ragtune.grounding.evidence import Evidence
 from ragtune.grounding.followup import Said
 from ragtune.grounding.polarity import Alternatives
+from ragtune.grounding.verify import Similarity
 from ragtune.prompt import NumberedSources, Turn
 from ragtune.retriever import RetrievalResult
 from serve.schemas import Usage
@@ -54,6 +55,7 @@ class Prepared:
     usage: Usage = field(default_factory=Usage)
     turn: int = 0  # this answer's index in the session (the store's count when persisted)
     alternatives: Alternatives = field(default_factory=Alternatives)  # names listed side by side (a direct "No")
+    similarity: Similarity | None = None  # of two texts, by the embedding model: does a phrased answer restate the composed one
 
     @property
     def previous_question(self) -> str | None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ragtune.answer import Answer
 from ragtune.documents import Hit
-from ragtune.grounding.compose import compose
+from ragtune.grounding.compose import compose, composed_units, join, render, restated
+from ragtune.grounding.evidence import Evidence
 from ragtune.grounding.messages import REASON_TEXT, message
 from ragtune.grounding.polarity import lead_with_no, says_no
 from ragtune.settings import Settings
@@ -20,10 +21,29 @@ def confidence(settings: Settings, p: Prepared) -> str:
 
 def extractive(settings: Settings, p: Prepared) -> Answer:
     """The answer composed from the evidence sentences, no model (also auto mode's fallback)."""
+    text, used = _composed(p)
+    return Answer(answer=text, citations=evidence_citations(used), confidence=confidence(settings, p), handoff=False)
+
+
+def composed_answer(p: Prepared) -> tuple[str, str]:
+    """(lead unit, whole text) of the extractive answer: what a phrased answer must restate."""
+    text, used = _composed(p)
+    lead = render(used[0], p.said)[0] if used else ""
+    return lead, text
+
+
+def phrased_with_rest(p: Prepared, phrased: str) -> tuple[str, list[Evidence]]:
+    """A verified phrased answer, then the composed answer's further units it does not restate (a
+    small model phrases the lead and leaves out the second part's fact), with the evidence added."""
+    rest = [(text, e) for text, e in composed_units(p.evidence, p.said, parts=p.parts)[1:] if not restated(text, phrased)]
+    return join([phrased, *(text for text, _ in rest)]), [e for _, e in rest]
+
+
+def _composed(p: Prepared) -> tuple[str, list[Evidence]]:
     text, used = compose(p.evidence, p.said, parts=p.parts)
     if used and p.parts == 1 and says_no(p.question, used[0].sentence, p.alternatives, p.previous_question):
         text = lead_with_no(text, p.alternatives.proper)  # "is the Vault on Free?" -> "No, the Vault is included in Pro, ..."
-    return Answer(answer=text, citations=evidence_citations(used), confidence=confidence(settings, p), handoff=False)
+    return text, used
 
 
 def handoff(settings: Settings, p: Prepared) -> Answer:

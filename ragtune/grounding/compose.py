@@ -75,6 +75,12 @@ def _similar(a: str, b: str) -> bool:
     return len(sa & sb) / min(len(sa), len(sb)) >= SIMILAR
 
 
+def restated(unit: str, text: str) -> bool:
+    """Whether `text` already says most of what `unit` says (SIMILAR of its content words)."""
+    wanted = set(stems(unit))
+    return bool(wanted) and len(wanted & set(stems(text))) / len(wanted) >= SIMILAR
+
+
 _POINTS_BACK = re.compile(r"^(?:it|its|they|their|them|this|these|that|those|there|then|also|both|such|after that)\b", re.I)
 
 
@@ -103,6 +109,23 @@ def reading_order(used: list[Evidence]) -> list[int]:
 def compose(evidence: list[Evidence], said: Container[str] = (), parts: int = 1) -> tuple[str, list[Evidence]]:
     """(answer text, the evidence it uses), from selected evidence best first. A message asking
     `parts` questions may use one more unit per further question."""
+    pieces = composed_units(evidence, said, parts)
+    return join([text for text, _ in pieces]), [e for _, e in pieces]
+
+
+def join(texts: list[str]) -> str:
+    """Rendered units as one answer: a list stands on its own lines, sentences follow each other."""
+    answer = ""
+    for part in texts:
+        if not answer:
+            answer = part
+        else:
+            answer += ("\n" if "\n" in part or "\n" in answer else " ") + part
+    return answer[:MAX_CHARS]
+
+
+def composed_units(evidence: list[Evidence], said: Container[str] = (), parts: int = 1) -> list[tuple[str, Evidence]]:
+    """The units of the extractive answer in reading order, each rendered (see `compose`)."""
     limit = MAX_UNITS + max(0, parts - 1)
     texts_out: list[str] = []
     covered: set[str] = set()
@@ -118,13 +141,4 @@ def compose(evidence: list[Evidence], said: Container[str] = (), parts: int = 1)
         texts_out.append(text)
         covered |= texts
         used.append(e)
-    order = reading_order(used)
-    texts_out = [texts_out[i] for i in order]
-    used = [used[i] for i in order]
-    answer = ""
-    for part in texts_out:
-        if not answer:
-            answer = part
-        else:
-            answer += ("\n" if "\n" in part or "\n" in answer else " ") + part
-    return answer[:MAX_CHARS], used
+    return [(texts_out[i], used[i]) for i in reading_order(used)]

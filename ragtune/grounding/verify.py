@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import Stemmer
 
 _stemmer = Stemmer.Stemmer("english")
 
-DEBRIS, ECHO, LOOP, NUMBER, NAME, NEGATION, UNSUPPORTED, INCOMPLETE, REFUSAL, LEAK = (
+DEBRIS, ECHO, LOOP, NUMBER, NAME, NEGATION, UNSUPPORTED, INCOMPLETE, REFUSAL, LEAK, DEPARTS = (
     "debris",
     "echo",
     "loop",
@@ -29,7 +29,15 @@ DEBRIS, ECHO, LOOP, NUMBER, NAME, NEGATION, UNSUPPORTED, INCOMPLETE, REFUSAL, LE
     "incomplete",
     "refusal",
     "leak",
+    "departs",
 )
+# A phrased answer restates the answer the server composed from the evidence (the model phrases, the
+# server decides what is said): its embedding similarity to the lead unit is at least RESTATES, and
+# at most EXTRA_SHARE of its content words come from neither that answer nor the question. Chosen
+# on the tuning sets' phrased answers (docs/benchmarks.md, issue 17).
+RESTATES = 0.7
+EXTRA_SHARE = 0.25
+Similarity = Callable[[str, str], float]
 
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d+(?:[.,:]\d+)*%?|[.!?;,:]")
 _WORD = re.compile(r"[A-Za-z]{2,}")
@@ -188,12 +196,16 @@ def verify_answer(
     secrets: Iterable[str] = (),
     min_support: float = 0.5,
     headings: list[str] | None = None,
+    composed: tuple[str, str] | None = None,
+    similarity: Similarity | None = None,
 ) -> list[str]:
     """Reasons to reject `answer` as a restatement of `evidence` (sentences, best first); [] when it passes.
 
     `allowed_names` are words that may appear although the evidence lacks them (the company's
     name); `secrets` are texts that must never be repeated (the system prompt); `headings` are the
-    title and section of each evidence sentence (they say which plan a price is for)."""
+    title and section of each evidence sentence (they say which plan a price is for); `composed`:
+    (lead unit, whole text) of the answer the server composed from the same evidence, which a
+    phrased answer must restate (`departs`; `similarity` of two texts, the embedding model's)."""
     reasons: list[str] = []
     allowed_names = list(allowed_names)
     if debris_reason(answer):
@@ -231,7 +243,25 @@ def verify_answer(
         reasons.append(REFUSAL)  # the evidence answers the question; the model says it cannot
     if leaks(answer, secrets):
         reasons.append(LEAK)
+    if composed is not None and departs(answer, question, composed[0], composed[1], similarity, allowed_names):
+        reasons.append(DEPARTS)
     return reasons
+
+
+def departs(
+    answer: str, question: str, lead: str, whole: str, similarity: Similarity | None = None, allowed_names: Iterable[str] = ()
+) -> bool:
+    """Whether a phrased answer says something other than the server's composed answer: it is not
+    about the lead unit ("A trial can be extended once by 14 days" for "how long is the free
+    trial?" when the lead is the 14-day trial), adds what neither that answer nor the question says
+    ("... and our business plans are free"), or answers "yes" where the composed answer says "No"."""
+    if similarity is not None and lead and similarity(answer, lead) < RESTATES:
+        return True
+    said = content_stems(answer)
+    pool = content_stems(whole) | content_stems(question) | {stem(w) for w in allowed_names}
+    if said and len(said - pool) > EXTRA_SHARE * len(said):
+        return True
+    return bool(re.match(r"\s*no\b", whole, re.I)) and bool(re.match(r"\s*(?:yes|yeah|yep|sure)\b", answer, re.I))
 
 
 def _wrong_unit(answer: str, source: str) -> bool:

@@ -82,3 +82,46 @@ def test_debris_is_rejected(debris):
 )
 def test_faithful_restatements_pass(answer, question, evidence):
     assert verify_answer(answer, question, evidence, allowed_names=["Northwind", "Cloud"]) == []
+
+
+TRIAL_ANSWER = (
+    "Every new account gets a 14-day free trial of the Pro plan with 1 TB of storage.",
+    "Every new account gets a 14-day free trial of the Pro plan with 1 TB of storage. A trial can be extended once by 14 days.",
+)
+ANDROID_ANSWER = (
+    "The app runs on iOS 16 or later and Android 11 or later.",
+    "No, the app runs on iOS 16 or later and Android 11 or later.",
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "question", "composed", "passes"),
+    [
+        ("Your free trial lasts 14 days and comes with 1 TB of Pro storage.", "how long is the free trial?", TRIAL_ANSWER, True),
+        # The other sentence of the evidence, not the one the server leads with.
+        ("A trial can be extended once by 14 days.", "how long is the free trial?", TRIAL_ANSWER, False),
+        # The lead, and a claim neither the composed answer nor the question makes.
+        (
+            "Every new account gets a 14-day free trial of Pro with 1 TB. Students keep it forever, with priority phone support.",
+            "how long is the free trial?",
+            TRIAL_ANSWER,
+            False,
+        ),
+        ("The app runs on Android 11 or later and iOS 16 or later.", "does the app work on android 10?", ANDROID_ANSWER, True),
+        (
+            "Yes, the app runs on Android 11 or later and iOS 16 or later.",
+            "does the app work on android 10?",
+            ANDROID_ANSWER,
+            False,
+        ),
+    ],
+)
+def test_a_phrased_answer_restates_the_answer_the_server_composed(embedder, answer, question, composed, passes):
+    def similarity(a, b):
+        va, vb = embedder.embed_documents([a, b])
+        return float(va @ vb)
+
+    evidence = [s if s.endswith(".") else f"{s}." for s in composed[1].removeprefix("No, ").split(". ")]
+    reasons = verify_answer(answer, question, evidence, composed=composed, similarity=similarity)
+    assert ("departs" not in reasons) is passes, reasons
+    assert "departs" not in verify_answer(answer, question, evidence)  # only checked against a composed answer

@@ -144,7 +144,7 @@ def test_health_and_openapi(serve_settings, make_client):
 # ---- Ollama engine, against the stand-in --------------------------------------------------
 
 
-def _reply(ids, answer="You can cancel within 30 days for a full refund."):
+def _reply(ids, answer="Annual plans are not refunded after 30 days; the plan stays active until the end of the paid year."):
     return json.dumps({"answer": answer, "sources": list(ids)})
 
 
@@ -387,3 +387,27 @@ def test_auto_mode_asks_the_model_only_when_its_measured_pass_rate_is_high_enoug
     body = client.post("/v1/chat", json=question).json()
     assert body["verification"]["checked"] is False and body["mode"] == "extractive"
     assert "below chat.min_model_fact_accuracy 0.97" in client.get("/readyz").json()["detail"]
+
+
+def test_a_reply_about_another_sentence_than_the_lead_falls_back(ollama_settings, ollama_stand_in, make_client):
+    # The evidence also says how refunds are paid out; the answer to "how long" leads with the 30 days.
+    client = make_client(ollama_settings)
+    question = "How long do I have to ask for a refund on an annual plan?"
+    ollama_stand_in.replies = [_reply(["S2"], answer="Refunds go back to the original payment method.")]
+    body = client.post("/v1/chat", json={"message": question}).json()
+    assert body["mode"] == "extractive" and "departs" in body["verification"]["reasons"], body
+    assert "30 days" in body["answer"]
+
+
+def test_a_phrased_lead_is_followed_by_what_it_left_out_of_the_composed_answer(ollama_settings, ollama_stand_in, make_client):
+    question = "How long do I have to ask for a refund on an annual plan?"
+    chat = ollama_settings.chat.model_copy(update={"answer_mode": "extractive"})
+    extractive = (
+        make_client(ollama_settings.model_copy(update={"chat": chat})).post("/v1/chat", json={"message": question}).json()
+    )
+    assert "not refunded" in extractive["answer"] and "full refund" in extractive["answer"], extractive["answer"]
+    ollama_stand_in.replies = [_reply(["S1"])]  # restates the composed answer's lead only
+    body = make_client(ollama_settings).post("/v1/chat", json={"message": question}).json()
+    assert body["mode"] == "generated", body["verification"]
+    assert body["answer"].startswith(json.loads(_reply([]))["answer"]) and "full refund" in body["answer"]
+    assert [c["id"] for c in body["citations"]] == [c["id"] for c in extractive["citations"]]

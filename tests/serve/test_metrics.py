@@ -27,7 +27,7 @@ def value(samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-def _reply(ids, answer="You can cancel within 30 days for a full refund."):
+def _reply(ids, answer="Annual plans are not refunded after 30 days; the plan stays active until the end of the paid year."):
     return json.dumps({"answer": answer, "sources": list(ids)})
 
 

@@ -216,7 +216,14 @@ def test_max_tokens_limits_generation_and_is_clamped_to_the_settings(serve_setti
 
 
 def test_temperature_and_max_tokens_reach_ollama_clamped(ollama_settings, ollama_stand_in, make_client):
-    ollama_stand_in.replies = [json.dumps({"answer": "You can cancel within 30 days for a full refund.", "sources": []})]
+    ollama_stand_in.replies = [
+        json.dumps(
+            {
+                "answer": "Annual plans are not refunded after 30 days; the plan stays active until the end of the paid year.",
+                "sources": [],
+            }
+        )
+    ]
     client = make_client(ollama_settings)
     messages = [{"role": "user", "content": "How long do I have to ask for a refund on an annual plan?"}]
     cases = [

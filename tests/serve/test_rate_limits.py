@@ -26,7 +26,12 @@ from serve.store.limits import DAY_S, LimitStore
 WIDGET_KEY = "wk_3f9a1c7e5b2d8046a9e1f3c5b7d90e2a"
 OTHER_KEY = "wk_71c0d9e4a2b6f8135e7c9a0b4d2f6e81"
 QUESTION = {"message": "How long do I have to ask for a refund on an annual plan?"}
-REPLY = json.dumps({"answer": "You can cancel within 30 days for a full refund.", "sources": []})
+REPLY = json.dumps(
+    {
+        "answer": "Annual plans are not refunded after 30 days; the plan stays active until the end of the paid year.",
+        "sources": [],
+    }
+)
 
 
 def keys() -> AuthSettings:
