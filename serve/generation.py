@@ -144,7 +144,7 @@ def conclude(settings: Settings, events: ChatEvents, p: Prepared, reply: ModelRe
         events.citations_corrected("dropped", len(dropped))
     if len(dropped) == len(reply.sources):  # no id named a source: every evidence sentence is cited
         events.citations_corrected("filled", 1)
-    text, added = reply.answer, []
+    text = reply.answer
     if settings.chat.answer_mode == "auto":  # the server's verified answer: the phrased lead, then what it left out
         text, added = phrased_with_rest(p, reply.answer)
         cited += [e for e in added if e not in cited]
