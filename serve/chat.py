@@ -64,7 +64,7 @@ from serve.prepared import AnswerOptions, Prepared, ms
 from serve.prompting import max_tokens, pack, temperature
 from serve.reader import QuestionReader
 from serve.readings import answered_from, choose, subject_of
-from serve.responses import chat_response, extractive, handoff
+from serve.responses import chat_response, extractive, handoff, leads_with_row
 from serve.schemas import ChatResponse, Verification
 from serve.store.conversations import ConversationStore, check_session_id, new_session_id
 
@@ -222,7 +222,7 @@ class ChatService:
                 p.relevant = list({h.id: h for h in first.relevant + second.relevant + p.relevant}.values())
                 if p.decision.handoff:
                     p.decision = min(first.decision, second.decision, key=lambda d: d.answerable)
-        if p.outcome == "answer" and await self.model_allowed():
+        if p.outcome == "answer" and not leads_with_row(p) and await self.model_allowed():
             p.use_model = True
             t0 = time.perf_counter()
             pack(self.settings, self.engine, p)

@@ -8,6 +8,7 @@ from ragtune.grounding.compose import compose, composed_units, join, render, res
 from ragtune.grounding.evidence import Evidence
 from ragtune.grounding.messages import REASON_TEXT, message
 from ragtune.grounding.polarity import lead_with_no, says_no
+from ragtune.grounding.text import is_row
 from ragtune.settings import Settings
 from serve.citations import evidence_citations
 from serve.engines import Engine
@@ -30,6 +31,15 @@ def composed_answer(p: Prepared) -> tuple[str, str]:
     text, used = _composed(p)
     lead = render(used[0], p.said)[0] if used else ""
     return lead, text
+
+
+def leads_with_row(p: Prepared) -> bool:
+    """Whether the composed answer leads with a table or spreadsheet row: data the server renders
+    as it is (ragtune/grounding/compose.py `row_sentence`), not prose for the model to rephrase (a
+    small model moves a row's figures onto the next row's name)."""
+    pieces = composed_units(p.evidence, p.said, parts=p.parts)
+    unit = pieces[0][1].unit if pieces else None
+    return unit is not None and (unit.kind == "row" or is_row(unit.text))
 
 
 def phrased_with_rest(p: Prepared, phrased: str) -> tuple[str, list[Evidence]]:

@@ -411,3 +411,10 @@ def test_a_phrased_lead_is_followed_by_what_it_left_out_of_the_composed_answer(o
     assert body["mode"] == "generated", body["verification"]
     assert body["answer"].startswith(json.loads(_reply([]))["answer"]) and "full refund" in body["answer"]
     assert [c["id"] for c in body["citations"]] == [c["id"] for c in extractive["citations"]]
+
+
+def test_an_answer_that_leads_with_a_table_row_is_not_given_to_the_model(ollama_settings, ollama_stand_in, make_client):
+    ollama_stand_in.replies = [_reply(["S1"], answer="Extra 1 TB storage is available on Business for 39 EUR per month.")]
+    body = make_client(ollama_settings).post("/v1/chat", json={"message": "how much is the extra 1 TB storage add-on"}).json()
+    assert body["mode"] == "extractive" and "4.99" in body["answer"] and "39" not in body["answer"], body["answer"]
+    assert ollama_stand_in.requests_for_chat() == []  # not asked: the row is rendered as it is
