@@ -39,7 +39,7 @@ from ragtune.answer import Answer
 from ragtune.errors import PayloadTooLarge, UserInputError
 from ragtune.grounding.answerability import LOW_EVIDENCE, NO_EVIDENCE
 from ragtune.grounding.evidence import top_evidence
-from ragtune.grounding.followup import Said, answer_subject, in_context, no_progress, question_parts
+from ragtune.grounding.followup import Said, answer_subject, in_context, no_progress, question_parts, tried
 from ragtune.grounding.messages import detect_language
 from ragtune.grounding.model import GroundingModel
 from ragtune.grounding.polarity import swapped_in
@@ -146,7 +146,12 @@ class ChatService:
         previous = [t.content for t in history if t.role == "user"]
         answers = [t.content for t in history if t.role == "assistant"]
         # What was said is left out only when the customer says it did not help.
-        said = Said(answers if no_progress(question) else [])
+        # A follow-up saying what the customer already did ("already updated and did the shift reset
+        # thing, still crashes") leaves those steps out too.
+        if no_progress(question):
+            said = Said(answers, done=tried(question) if answers else "", problem=" ".join(previous))
+        else:
+            said = Said([])
         language = detect_language(question)
         t0 = time.perf_counter()
         # (retrieval query, what units are scored against besides the question)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from ragtune.grounding.text import collapse
+from ragtune.grounding.text import collapse, stems
 
 _GOES_ON = re.compile(r"^(?:and|also|but|so|what about|how about|and what|then|ok(?:ay)?|same)\b", re.I)
 _REFERS = re.compile(r"\b(?:it|its|that|this|those|these|they|them|there|one|too|either|instead|else|still|again)\b", re.I)
@@ -69,17 +69,35 @@ def no_progress(question: str) -> bool:
     return bool(_NO_PROGRESS.search(question))
 
 
-class Said:
-    """What the assistant already told the customer; `text in said` is true for a unit it gave."""
+def tried(question: str) -> str:
+    """What the customer says they already did: the message before it says that did not help
+    ("already updated and did the shift reset thing" of "..., still crashes"); "" when nothing precedes."""
+    found = _NO_PROGRESS.search(question)
+    return question[: found.start()] if found else ""
 
-    def __init__(self, answers: list[str]):
+
+DONE_WORDS = 2
+
+
+class Said:
+    """What the assistant already told the customer; `text in said` is true for a unit it gave, and
+    for a step the customer says they already took (`done`: their message, "already updated and did
+    the shift reset thing, still crashes"): a unit sharing at least DONE_WORDS content words with it
+    beyond the words of the problem they first described (`problem`: "the app crashes")."""
+
+    def __init__(self, answers: list[str], done: str = "", problem: str = ""):
         self._text = " \n ".join(collapse(a) for a in answers)
+        self._done = set(stems(done)) - set(stems(problem))
 
     def __contains__(self, text: object) -> bool:
-        return isinstance(text, str) and bool(self._text) and collapse(text) in self._text
+        if not isinstance(text, str):
+            return False
+        if self._text and collapse(text) in self._text:
+            return True
+        return len(self._done) >= DONE_WORDS and len(self._done & set(stems(text))) >= DONE_WORDS
 
     def __bool__(self) -> bool:
-        return bool(self._text)
+        return bool(self._text) or len(self._done) >= DONE_WORDS
 
 
 _PART_BREAK = re.compile(

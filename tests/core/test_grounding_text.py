@@ -4,7 +4,7 @@ two-part questions, follow-up memory and the hand-off texts: no model needed."""
 import pytest
 
 from ragtune.answer import contract_shape
-from ragtune.grounding.followup import Said, points_back, question_parts
+from ragtune.grounding.followup import Said, points_back, question_parts, tried
 from ragtune.grounding.messages import detect_language, message
 from ragtune.grounding.spelling import Speller, edit_distance
 from ragtune.grounding.text import row_sentence, split_sentences, units
@@ -93,6 +93,18 @@ def test_follow_ups_point_back_and_what_was_said_is_remembered():
     said = Said(["Common fixes:\n1. Pause and resume sync from the icon menu.\n2. Restart the desktop app."])
     assert "Restart the desktop app." in said and "Send us the log file." not in said
     assert not Said([])
+
+
+def test_steps_the_customer_says_they_took_count_as_said():
+    question = "already updated and did the shift reset thing, still crashes"
+    assert tried(question) == "already updated and did the shift reset thing, "
+    said = Said(["Make sure you run the latest version."], done=tried(question), problem="the desktop app crashes after login")
+    assert "Quit the app, then hold Shift while starting it to open the reset dialog and choose Reset settings." in said
+    assert "Add the Northwind folder and the app to the antivirus exceptions." not in said
+    # The problem the customer first described is not a step they took: "sync" is in both.
+    synced = Said([], done=tried("i paused and resumed sync, still not syncing"), problem="one file wont sync")
+    assert "Pause and resume sync from the icon menu." in synced and "Sync stops when the disk is full." not in synced
+    assert not Said([], done=tried("i tried that, still stuck"))  # names no step: nothing more is left out
 
 
 @pytest.mark.parametrize(
