@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,10 @@ import numpy as np
 
 from ragtune.answer import Answer
 from ragtune.errors import PayloadTooLarge, UserInputError
-from ragtune.grounding.answerability import LOW_EVIDENCE, NO_EVIDENCE
+from ragtune.grounding.answerability import LANGUAGE, LOW_EVIDENCE, NO_EVIDENCE
 from ragtune.grounding.evidence import top_evidence
 from ragtune.grounding.followup import Said, answer_subject, in_context, no_progress, question_parts, tried
-from ragtune.grounding.messages import detect_language
+from ragtune.grounding.messages import GROUNDED_LANGUAGE, detect_language
 from ragtune.grounding.model import GroundingModel
 from ragtune.grounding.polarity import swapped_in
 from ragtune.prompt import Turn
@@ -210,6 +211,10 @@ class ChatService:
         )
         p.options = options or AnswerOptions()
         p.ranked, p.decision, p.said, p.language = chosen.ranked, chosen.decision, said, language
+        if language != GROUNDED_LANGUAGE and p.decision.handoff:
+            # Answered when the documents answer it clearly; otherwise the hand-off says why, in the
+            # customer's language, instead of a reason read by models of another language.
+            p.decision = replace(p.decision, reason=LANGUAGE, with_steps=False)
         p.alternatives, p.similarity = alternatives, self._similarity
         p.evidence = top_evidence(chosen.ranked, chat.evidence_sentences, self.grounding.support)
         parts = question_parts(question)

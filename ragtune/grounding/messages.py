@@ -15,6 +15,10 @@ from __future__ import annotations
 import threading
 
 LANGUAGES = ("en", "de", "fr")
+# The language the grounding models read (the English MiniLM, the intent and brand models trained on
+# English examples): in another language their hand-off reasons are guesses ("Ich habe mein Passwort
+# vergessen" reads as a request for a person, "avec" as a product name).
+GROUNDED_LANGUAGE = "en"
 MIN_CONFIDENCE = 0.9
 MIN_LETTERS = 16
 
@@ -29,6 +33,8 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "Their own support knows it best; for anything about your account with us, our support team is there{contact_clause}.",
         "action_steps": "I can't make changes to your account from this chat, but here is how you can do it yourself: {answer} "
         "If you'd rather have our support team do it, they can help{contact_clause}.",
+        "language": "I can only answer from our help articles in English so far, and I'd rather not guess. "
+        "Our support team can help you{contact_clause}.",
         "contact_clause": ": {contact}",
         "no_contact_clause": " (see the contact option below)",
     },
@@ -42,6 +48,8 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "Dort hilft Ihnen dessen Support am besten; bei allem rund um Ihr Konto bei uns ist unser Support-Team da{contact_clause}.",
         "action_steps": "Änderungen an Ihrem Konto kann ich in diesem Chat nicht vornehmen. So geht es selbst: {answer} "
         "Unser Support-Team hilft auch gerne{contact_clause}.",
+        "language": "Auf Deutsch kann ich leider noch nicht aus unseren Hilfeartikeln antworten, und ich möchte nicht raten. "
+        "Unser Support-Team hilft Ihnen gerne weiter{contact_clause}.",
         "contact_clause": ": {contact}",
         "no_contact_clause": " (siehe Kontaktmöglichkeit unten)",
     },
@@ -55,6 +63,8 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "Son assistance saura mieux vous répondre ; pour votre compte chez nous, notre équipe est là{contact_clause}.",
         "action_steps": "Je ne peux pas modifier votre compte depuis ce chat, mais voici comment le faire vous-même : {answer} "
         "Notre équipe d'assistance peut aussi vous aider{contact_clause}.",
+        "language": "Je ne peux pas encore répondre en français à partir de nos articles d'aide, et je préfère ne pas deviner. "
+        "Notre équipe d'assistance peut vous aider{contact_clause}.",
         "contact_clause": " : {contact}",
         "no_contact_clause": " (voir l'option de contact ci-dessous)",
     },
@@ -63,7 +73,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
 REASON_TEXT = {
     "no_evidence": "no_answer",
     "low_evidence": "no_answer",
-    "language": "no_answer",
+    "language": "language",
     "person": "person",
     "angry": "angry",
     "action": "action",

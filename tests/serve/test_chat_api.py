@@ -418,3 +418,13 @@ def test_an_answer_that_leads_with_a_table_row_is_not_given_to_the_model(ollama_
     body = make_client(ollama_settings).post("/v1/chat", json={"message": "how much is the extra 1 TB storage add-on"}).json()
     assert body["mode"] == "extractive" and "4.99" in body["answer"] and "39" not in body["answer"], body["answer"]
     assert ollama_stand_in.requests_for_chat() == []  # not asked: the row is rendered as it is
+
+
+def test_a_question_in_another_language_is_handed_off_in_it_with_the_reason_it_has(serve_settings, make_client):
+    chat = serve_settings.chat.model_copy(update={"answer_mode": "extractive"})
+    client = make_client(serve_settings.model_copy(update={"chat": chat}))
+    for question, language in (("Ich habe mein Passwort vergessen", "de"), ("Est-ce que je peux payer avec PayPal ?", "fr")):
+        body = client.post("/v1/chat", json={"message": question}).json()
+        # Not "you'd like to talk to a person" nor "another company's product": the grounding models read English.
+        assert body["handoff"] is True and body["context"]["handoff_reason"] == "language", body["context"]
+        assert body["answer"] == message("language", language, serve_settings.chat.support_contact)
