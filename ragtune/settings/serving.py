@@ -81,7 +81,7 @@ class ChatSettings(_Section):
     messages: dict[str, str] = Field(
         {},
         description="Hand-off texts replacing the built-in ones, keyed '<language>.<kind>' (language en, de, fr; kind "
-        "no_answer, person, angry, action, action_steps), e.g. {'en.no_answer': 'Let me get a colleague ...'}; "
+        "no_answer, person, angry, action, action_steps, other_company, language), e.g. {'en.no_answer': 'Let me get a colleague ...'}; "
         "{contact_clause} is replaced by chat.support_contact, {answer} (action_steps) by the self-service steps.",
     )
     max_message_chars: int = Field(4000, ge=1, description="Longest accepted user message; longer ones get a 413.")
