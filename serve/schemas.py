@@ -83,7 +83,9 @@ class ContextReport(BaseModel):
         None,
         description="Why the answer is a hand-off: no_evidence (nothing retrieved above retrieval.min_relevance), "
         "low_evidence (the grounding model finds the evidence does not answer the question), person (the customer asks "
-        "for a person), angry (a complaint), action (an account action the assistant cannot carry out).",
+        "for a person), angry (a complaint), action (an account action the assistant cannot carry out), other_company "
+        "(a question about another company's product), language (a German or French message the English documents "
+        "do not answer clearly).",
     )
     answerable: float = Field(
         0.0, description="The grounding model's calibrated probability that the evidence answers the question."
