@@ -248,7 +248,8 @@ def decide(
     if intent in (PERSON, ANGRY):
         return Decision(True, ASKED_PERSON if intent == PERSON else COMPLAINT, 0.0, intent, intent_score)
     if not ranked:
-        return Decision(True, NO_EVIDENCE, 0.0, intent, intent_score)
+        # "ok do it for me then" names no subject the documents know, but it is still a request to act.
+        return Decision(True, ACCOUNT_ACTION if intent == ACTION else NO_EVIDENCE, 0.0, intent, intent_score)
     if other_products(model, question, ranked, stats, vectors, own):
         return Decision(True, OTHER_COMPANY, 0.0, intent, intent_score)
     x = answerable_features(question, ranked, stats, vectors, model.brand, known)

@@ -99,6 +99,9 @@ def test_an_account_action_is_handed_off_with_the_self_service_steps(retriever, 
     assert decision.handoff and decision.reason == "action" and decision.with_steps
     _, asked = _read(retriever, grounding, "how do i cancel my subscription?")
     assert not asked.handoff  # asking how is not asking us to do it
+    # A request to act that names nothing the documents know is still one, not "no answer found".
+    ranked, bare = _read(retriever, grounding, "ok do it for me then")
+    assert not ranked and bare.handoff and bare.reason == "action" and not bare.with_steps
 
 
 def test_a_synonym_the_documents_do_not_use_is_not_a_reason_to_hand_off(retriever, grounding):
