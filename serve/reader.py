@@ -98,6 +98,7 @@ class QuestionReader:
             self.selector.word_vectors,
             chat.company_name,
             self.selector.known_nearest(known_vec, judged[0].hit.chunk.doc_id if judged else ""),
+            chat.high_confidence,
         )
         if not relevant and decision.reason is None:
             decision.handoff, decision.reason = True, "no_evidence"

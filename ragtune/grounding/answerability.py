@@ -189,10 +189,16 @@ _ADDRESS = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+")  # an e-mail address
 
 
 def other_products(
-    model: GroundingModel, question: str, ranked: list[Evidence], stats: CorpusStats, vectors: WordVectors | None, own: str = ""
+    model: GroundingModel,
+    question: str,
+    ranked: list[Evidence],
+    stats: CorpusStats,
+    vectors: WordVectors | None,
+    own: str = "",
+    sure: float = 0.0,
 ) -> list[str]:
-    """Words of the question that name another company's product: brand-like (the brand model)
-    and not mentioned by the chunks the evidence comes from."""
+    """Words of the question that name another company's product: brand-like (the brand model, at
+    least `sure`) and not mentioned by the chunks the evidence comes from."""
     if model.brand is None or vectors is None:
         return []
     seen: set[str] = set()
@@ -214,7 +220,7 @@ def other_products(
     return [
         w
         for w, p in zip(candidates, probs, strict=True)
-        if p >= model.brand_threshold and (stem_of(w) not in stats.df or p >= KNOWN_WORD_BRAND)
+        if p >= max(model.brand_threshold, sure) and (stem_of(w) not in stats.df or p >= KNOWN_WORD_BRAND)
     ]
 
 
@@ -241,19 +247,23 @@ def decide(
     vectors: WordVectors | None = None,
     own: str = "",
     known: tuple[float, float] = (0.0, 0.0),
+    confident: float = 1.0,
 ) -> Decision:
     """Answer or hand off. `ranked`: every scored unit, best first (may be empty); `own`: the
-    company's own name (never another company's product); `known`: see `answerable_features`."""
+    company's own name (never another company's product); `known`: see `answerable_features`;
+    `confident`: from this P(answerable) on, a word must look as surely like another company's
+    product as an indexed word must (KNOWN_WORD_BRAND) to hand off ("tether my laptop to my phone,
+    will the app blow my data plan" is answered by the documents; "tether" is a product name too)."""
     intent, intent_score = intent_of(model, qvec, intent_text if intent_text is not None else question)
     if intent in (PERSON, ANGRY):
         return Decision(True, ASKED_PERSON if intent == PERSON else COMPLAINT, 0.0, intent, intent_score)
     if not ranked:
         # "ok do it for me then" names no subject the documents know, but it is still a request to act.
         return Decision(True, ACCOUNT_ACTION if intent == ACTION else NO_EVIDENCE, 0.0, intent, intent_score)
-    if other_products(model, question, ranked, stats, vectors, own):
-        return Decision(True, OTHER_COMPANY, 0.0, intent, intent_score)
     x = answerable_features(question, ranked, stats, vectors, model.brand, known)
     p = float(model.answerable.prob(x)[0])
+    if other_products(model, question, ranked, stats, vectors, own, KNOWN_WORD_BRAND if p >= confident else 0.0):
+        return Decision(True, OTHER_COMPANY, 0.0, intent, intent_score)
     signals = dict(zip(ANSWERABLE_FEATURES, (round(float(v), 4) for v in x), strict=True))
     if intent == ACTION:
         return Decision(True, ACCOUNT_ACTION, p, intent, intent_score, with_steps=p >= model.threshold, signals=signals)

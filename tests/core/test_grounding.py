@@ -94,6 +94,40 @@ def test_an_e_mail_address_or_a_contraction_is_not_another_company_s_product(ret
     assert "i'd" not in named("i'd rather not use an authenticator app, can i use a physical usb security key instead?")
 
 
+def test_a_question_the_documents_answer_surely_needs_a_sure_product_name_to_be_handed_off(retriever, grounding):
+    model, stats, selector = grounding
+    question = "i tether my laptop to my phone on the train, will the app blow my data plan on huge uploads?"
+    hits = retriever.search(question).relevant(0.3)[:6]
+    ranked = selector.score(question, hits)
+    qvec = retriever.embedder.embed_query(question)
+
+    known = selector.known_nearest(qvec, ranked[0].hit.chunk.doc_id)  # as the chat service reads it
+
+    def decided(confident):
+        return decide(model, question, ranked, stats, qvec, question, selector.word_vectors, "Northwind", known, confident)
+
+    assert decided(1.0).reason == "other_company"  # "tether" looks like a product name (0.83)
+    answered = decided(0.8)  # but the metered-connection unit answers the question surely
+    assert not answered.handoff and answered.answerable >= 0.8
+    # A question about another company's product stays one: "gmail" is surely a product name.
+    gmail = "how do i reset my gmail password"
+    ranked = selector.score(gmail, retriever.search(gmail).relevant(0.3)[:6])
+    assert (
+        decide(
+            model,
+            gmail,
+            ranked,
+            stats,
+            retriever.embedder.embed_query(gmail),
+            gmail,
+            selector.word_vectors,
+            "Northwind",
+            confident=0.0,
+        ).reason
+        == "other_company"
+    )
+
+
 def test_an_account_action_is_handed_off_with_the_self_service_steps(retriever, grounding):
     _, decision = _read(retriever, grounding, "cancel my subscription now")
     assert decision.handoff and decision.reason == "action" and decision.with_steps
