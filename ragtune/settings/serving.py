@@ -45,7 +45,8 @@ class ChatSettings(_Section):
         ge=0,
         le=1,
         description="Answerability (the grounding model's calibrated probability that the evidence answers the question) "
-        "from which an answer's confidence is 'high' (else 'medium'; a hand-off is 'low').",
+        "from which an answer's confidence is 'high' (else 'medium'; a hand-off is 'low'); from it on, a word of the "
+        "question must also look surely like another company's product to hand the question off as one.",
     )
     grounding_model: str | None = Field(
         None,
