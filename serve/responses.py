@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ragtune.answer import Answer
 from ragtune.documents import Hit
-from ragtune.grounding.compose import compose, composed_units, join, render, restated
+from ragtune.grounding.compose import compose, composed_units, join, restated
 from ragtune.grounding.evidence import Evidence
 from ragtune.grounding.messages import REASON_TEXT, message
 from ragtune.grounding.polarity import lead_with_no, says_no
@@ -22,15 +22,17 @@ def confidence(settings: Settings, p: Prepared) -> str:
 
 def extractive(settings: Settings, p: Prepared) -> Answer:
     """The answer composed from the evidence sentences, no model (also auto mode's fallback)."""
-    text, used = _composed(p)
-    return Answer(answer=text, citations=evidence_citations(used), confidence=confidence(settings, p), handoff=False)
+    pieces = composed_units(p.evidence, p.said, parts=p.parts)
+    used = [e for _, e in pieces]
+    return Answer(
+        answer=_joined(p, pieces), citations=evidence_citations(used), confidence=confidence(settings, p), handoff=False
+    )
 
 
 def composed_answer(p: Prepared) -> tuple[str, str]:
     """(lead unit, whole text) of the extractive answer: what a phrased answer must restate."""
-    text, used = _composed(p)
-    lead = render(used[0], p.said)[0] if used else ""
-    return lead, text
+    pieces = composed_units(p.evidence, p.said, parts=p.parts)
+    return (pieces[0][0] if pieces else ""), _joined(p, pieces)
 
 
 def leads_with_row(p: Prepared) -> bool:
@@ -49,11 +51,12 @@ def phrased_with_rest(p: Prepared, phrased: str) -> tuple[str, list[Evidence]]:
     return join([phrased, *(text for text, _ in rest)]), [e for _, e in rest]
 
 
-def _composed(p: Prepared) -> tuple[str, list[Evidence]]:
-    text, used = compose(p.evidence, p.said, parts=p.parts)
-    if used and p.parts == 1 and says_no(p.question, used[0].sentence, p.alternatives, p.previous_question):
+def _joined(p: Prepared, pieces: list[tuple[str, Evidence]]) -> str:
+    """The composed units as one answer, led by "No," when the lead says no to a yes/no question."""
+    text = join([t for t, _ in pieces])
+    if pieces and p.parts == 1 and says_no(p.question, pieces[0][1].sentence, p.alternatives, p.previous_question):
         text = lead_with_no(text, p.alternatives.proper)  # "is the Vault on Free?" -> "No, the Vault is included in Pro, ..."
-    return text, used
+    return text
 
 
 def handoff(settings: Settings, p: Prepared) -> Answer:

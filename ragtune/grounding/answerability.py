@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ragtune.contacts import find_contacts
 from ragtune.grounding.evidence import Evidence
 from ragtune.grounding.features import CorpusStats, weighted_overlap
 from ragtune.grounding.model import GroundingModel, Logistic
@@ -185,9 +186,6 @@ def intent_input(qvec: np.ndarray, text: str) -> np.ndarray:
     return np.concatenate([np.asarray(qvec, dtype=np.float64), form_features(text)])
 
 
-_ADDRESS = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+")  # an e-mail address
-
-
 def other_products(
     model: GroundingModel,
     question: str,
@@ -208,7 +206,7 @@ def other_products(
     own_words = set(words(own))
     # An e-mail address names a person and their organisation ("remove jan@ourfirm.example"), not a
     # product; a contraction ("i'd") is not a name.
-    in_addresses = set(words(" ".join(_ADDRESS.findall(question))))
+    in_addresses = set(words(" ".join(c.text for c in find_contacts(question) if c.kind == "email")))
     candidates = [
         w
         for w in dict.fromkeys(words(question))

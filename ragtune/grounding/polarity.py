@@ -39,7 +39,8 @@ _YES_NO = re.compile(
 )
 _WH = re.compile(r"\b(?:what|how|when|where|which|who|whom|whose|why)\b", re.I)
 _MID_WORD = re.compile(r"(?<=[a-z,] )([A-Za-z][a-z]+)\b")
-_ELLIPSIS_WORDS = ("and", "also", "about", "what", "how", "same", "plan", "plans", "account", "tier", "instead")
+# Besides stop words, what a bare follow-up may say around the name it swaps in ("and the business plan instead?").
+_ELLIPSIS_WORDS = ("plan", "plans", "account", "tier", "instead")
 
 
 def _whole(name: str) -> str:

@@ -261,7 +261,7 @@ def departs(
     pool = content_stems(whole) | content_stems(question) | {stem(w) for w in allowed_names}
     if said and len(said - pool) > EXTRA_SHARE * len(said):
         return True
-    return bool(re.match(r"\s*no\b", whole, re.I)) and bool(re.match(r"\s*(?:yes|yeah|yep|sure)\b", answer, re.I))
+    return _leading_reply(whole) == "no" and _leading_reply(answer) == "yes"
 
 
 def _wrong_unit(answer: str, source: str) -> bool:
@@ -366,14 +366,22 @@ def _restricts(answer: str, source: str) -> bool:
     return any(w.lower() in RESTRICTIONS and w.lower() not in words for w in _WORD.findall(answer))
 
 
+_LEADING_REPLY = re.compile(r"\s*(no|nope|yes|yeah|yep|sure)\b", re.I)
+
+
+def _leading_reply(text: str) -> str | None:
+    """ "no" or "yes" when `text` opens with one ("Nope, ..." -> "no"), else None."""
+    first = _LEADING_REPLY.match(text)
+    return None if not first else "no" if first.group(1).lower() in {"no", "nope"} else "yes"
+
+
 def _flipped_reply(answer: str, best: str) -> bool:
     """A leading "No" against an affirmative best sentence ("No, links expire after 7 days"), or a
     leading "Yes" against a negative one ("Yes" to a refund the policy rules out)."""
-    first = re.match(r"\s*(no|nope|yes|yeah|yep)\b", answer, re.I)
-    if not first or not best:
+    reply = _leading_reply(answer)
+    if reply is None or not best:
         return False
-    best_negates = _negation_scopes(best, 2)[2]
-    return (first.group(1).lower() in {"no", "nope"}) != best_negates
+    return (reply == "no") != _negation_scopes(best, 2)[2]
 
 
 def _contradicts(answer: str, source: str) -> bool:
