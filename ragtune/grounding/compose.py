@@ -5,7 +5,8 @@ lead-in, and a short procedure comes whole and numbered; a spreadsheet row becom
 names its columns; a sentence that starts mid-thought ("9.99 EUR per month ...") gets its heading
 ("Pro") in front. Further units follow only when the selector also finds them likely and they say
 something new (a second document's fact for a two-part question), never one already given in this
-conversation, and never a fixed preamble.
+conversation, never one that opens by referring to a sentence the customer has not been given
+("They return to their original folder." without the steps before it), and never a fixed preamble.
 """
 
 from __future__ import annotations
@@ -82,6 +83,22 @@ def restated(unit: str, text: str) -> bool:
 
 
 _POINTS_BACK = re.compile(r"^(?:it|its|they|their|them|this|these|that|those|there|then|also|both|such|after that)\b", re.I)
+# A sentence opening with a word that refers to the sentence before ("There" and "Also" need not).
+_REFERS_BACK = re.compile(r"^(?:it|its|they|their|them|this|these|that|those|then|both|such|after that)\b", re.I)
+
+
+def dangling(e: Evidence, *given: Container[str]) -> bool:
+    """Whether a unit opens by referring to the sentence before it in its paragraph ("They return
+    to their original folder.") while that sentence is in none of `given` (this answer, what the
+    conversation already said): alone it cannot be understood."""
+    if e.unit.kind != "sentence" or not _REFERS_BACK.match(e.unit.text.lstrip()):
+        return False
+    chunk_units = units(e.hit.chunk.text)
+    i = e.position
+    if not 0 < i < len(chunk_units) or chunk_units[i].text != e.unit.text:
+        return False
+    before = chunk_units[i - 1]
+    return before.block == e.unit.block and not any(before.text in g for g in given)
 
 
 def reading_order(used: list[Evidence]) -> list[int]:
@@ -134,6 +151,8 @@ def composed_units(evidence: list[Evidence], said: Container[str] = (), parts: i
         if len(used) >= limit:
             break
         if e.sentence in covered or (used and e.sentence in said):
+            continue
+        if used and dangling(e, covered, said):
             continue
         text, texts = render(e, said)
         if any(_similar(text, p) for p in texts_out):

@@ -196,6 +196,29 @@ def test_the_answering_sentence_leads_unless_it_points_back_to_one_before_it():
     assert text.startswith("The Migration assistant copies") and [e.position for e in used] == [0, 1]
 
 
+def test_a_further_sentence_that_refers_to_one_left_out_is_left_out_too():
+    from ragtune.documents import Chunk
+
+    chunk = Chunk(
+        id="c2",
+        doc_id="guides/trash.md",
+        title="Trash",
+        section="Trash",
+        position=0,
+        text="Deleted files stay in the Trash for 30 days. Select the files and click Restore. "
+        "They return to their original folder. There is no limit on restores.",
+    )
+    # "They return ..." after the 30 days: "they" would be the deleted files' days, so it is left out.
+    text, used = compose([_unit_of(chunk, 0, 0.9), _unit_of(chunk, 2, 0.6), _unit_of(chunk, 3, 0.55)])
+    assert "They return" not in text and [e.position for e in used] == [0, 3]
+    # With the sentence it refers to in the answer it stays ("There is ..." never refers back).
+    text, used = compose([_unit_of(chunk, 1, 0.9), _unit_of(chunk, 2, 0.6)])
+    assert text == "Select the files and click Restore. They return to their original folder."
+    # The best unit always answers, whatever it opens with.
+    text, used = compose([_unit_of(chunk, 2, 0.9)])
+    assert text == "They return to their original folder."
+
+
 def test_a_discount_question_asks_for_a_share_off_and_the_sentence_giving_one_holds_it():
     from ragtune.grounding.features import asked_kinds, holds
     from ragtune.grounding.text import Unit
