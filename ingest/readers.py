@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ingest.parsers import PARSERS, ParsedDocument, ParseError, Section, parse_markdown
+from ragtune.documents import NOTES_LABEL
 
 # The package each reader needs beyond llama-index-readers-file, as pip names it.
 EXTRA_PACKAGES = {
@@ -123,7 +124,7 @@ def read_pptx(data: bytes, path: Path) -> ParsedDocument:
         lines = [line for part in parts for line in part.split("\n")]
         if heading and lines and lines[0].strip() == heading:
             lines = lines[1:]
-        lines = [re.sub(r"^\[Speaker Notes\]:\s*", "Speaker notes: ", line) for line in lines]
+        lines = [re.sub(r"^\[Speaker Notes\]:\s*", NOTES_LABEL, line) for line in lines]
         text = _paragraphs(lines)
         if text or heading:
             sections.append(Section(heading or f"slide {number}", text or heading))

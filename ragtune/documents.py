@@ -75,6 +75,9 @@ class Hit:
 
 
 FILTER_FIELDS = ("doc_id", "doc_type", "category", "title", "section")
+# The label ingest puts in front of a slide's speaker notes: it tells the notes from the slide in
+# the chunk; an answer quoting a note leaves it out.
+NOTES_LABEL = "Speaker notes: "
 
 
 def matches(chunk: Chunk, filters: dict[str, Any] | None) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Container
 
+from ragtune.documents import NOTES_LABEL
 from ragtune.grounding.evidence import Evidence
 from ragtune.grounding.text import Unit, is_row, row_sentence, stems, units
 
@@ -52,7 +53,7 @@ def render(e: Evidence, said: Container[str] = ()) -> tuple[str, set[str]]:
             return head + "\n".join(lines), {u.text for u in items} | ({lead} if lead else set())
         text = unit.text
         return (f"{lead} {text}" if lead else text), {unit.text}
-    text = unit.text
+    text = unit.text.removeprefix(NOTES_LABEL)
     heading = unit.heading or (e.hit.chunk.section if e.hit.chunk.section != e.hit.chunk.title else "")
     if _starts_mid_thought(text) and heading:
         text = with_subject(heading, text)

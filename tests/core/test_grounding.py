@@ -219,6 +219,21 @@ def test_a_further_sentence_that_refers_to_one_left_out_is_left_out_too():
     assert text == "They return to their original folder."
 
 
+def test_an_answer_quoting_a_slide_s_speaker_notes_leaves_out_the_label():
+    from ragtune.documents import NOTES_LABEL, Chunk
+
+    chunk = Chunk(
+        id="c3",
+        doc_id="products/release-notes.pptx",
+        title="Release notes",
+        section="Mobile app 8.0",
+        position=0,
+        text=f"{NOTES_LABEL}The scanner reads text in English, German and French. It runs on the phone.",
+    )
+    text, _ = compose([_unit_of(chunk, 0, 0.9)])
+    assert text == "The scanner reads text in English, German and French."
+
+
 def test_a_discount_question_asks_for_a_share_off_and_the_sentence_giving_one_holds_it():
     from ragtune.grounding.features import asked_kinds, holds
     from ragtune.grounding.text import Unit
