@@ -216,8 +216,10 @@ class ChatService:
             # customer's language, instead of a reason read by models of another language.
             p.decision = replace(p.decision, reason=LANGUAGE, with_steps=False)
         p.alternatives, p.similarity = alternatives, self._similarity
-        p.evidence = top_evidence(chosen.ranked, chat.evidence_sentences, self.grounding.support)
         parts = question_parts(question)
+        p.evidence = top_evidence(
+            chosen.ranked, chat.evidence_sentences, self.grounding.support, across_documents=len(parts) == 2
+        )
         if len(parts) == 2 and (not p.decision.handoff or p.decision.reason in (LOW_EVIDENCE, NO_EVIDENCE)):
             # Two questions in one: each part finds its own evidence (the second read after the
             # first, for its "it"), and the answer gives both when both are answered (also when the

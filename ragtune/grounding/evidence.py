@@ -224,17 +224,24 @@ class EvidenceSelector:
 DENSE_MARGIN = 0.1
 
 
-def top_evidence(ranked: list[Evidence], max_sentences: int = 3, support: float = 0.5) -> list[Evidence]:
+def top_evidence(
+    ranked: list[Evidence], max_sentences: int = 3, support: float = 0.5, across_documents: bool = False
+) -> list[Evidence]:
     """From units ranked best first: the best and up to `max_sentences - 1` more among the next
     best that the selector finds likely (`support`) or that are about as similar to the question as
-    the best one (within DENSE_MARGIN): a fact the selector ranks second is still given."""
+    the best one (within DENSE_MARGIN): a fact the selector ranks second is still given. Similarity
+    alone admits a unit of another document only `across_documents` (a question asking two
+    things): otherwise such a unit is mostly about something else ("An unfinished session expires
+    after 24 hours." under an answer about file requests)."""
     if not ranked:
         return []
     chosen = [ranked[0]]
+    lead_doc = ranked[0].hit.chunk.doc_id
     for e in ranked[1 : max_sentences + 2]:
         if len(chosen) >= max_sentences:
             break
-        likely = e.score >= support or e.dense >= ranked[0].dense - DENSE_MARGIN
+        similar = e.dense >= ranked[0].dense - DENSE_MARGIN and (across_documents or e.hit.chunk.doc_id == lead_doc)
+        likely = e.score >= support or similar
         if likely and all(e.sentence != c.sentence for c in chosen):
             chosen.append(e)
     return chosen

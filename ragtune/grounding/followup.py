@@ -107,6 +107,7 @@ _PART_BREAK = re.compile(
 )
 
 
+_JOINED = re.compile(r"\b(?:and|also|plus)\b", re.I)
 _ASKS = re.compile(r"^(?:what|how|does|do|is|are|can|could|will|when|where|which|who|why|should|would)\b", re.I)
 
 
@@ -115,13 +116,23 @@ def question_parts(question: str) -> list[str]:
     it") as its two parts, each with at least two content words; otherwise the question alone."""
     from ragtune.grounding.text import stems
 
-    pieces = [p.strip(" ,;.") for p in _PART_BREAK.split(question) if p and p.strip(" ,;.")]
-    # A statement ("I'm a teacher.") belongs to the question after it.
+    pieces: list[tuple[str, bool]] = []  # (piece, whether "and"/"also"/"plus" joins it to the next)
+    start = 0
+    for found in _PART_BREAK.finditer(question):
+        pieces.append((question[start : found.start()], bool(_JOINED.search(found.group()))))
+        start = found.end()
+    pieces.append((question[start:], False))
+    # A statement ("I'm a teacher.") belongs to the question after it, unless "and" joins a second
+    # question to it: "camera upload stopped working on my android, and does the scanner read german?"
     merged: list[str] = []
     carry = ""
-    for piece in pieces:
+    for i, (raw, joined) in enumerate(pieces):
+        piece = raw.strip(" ,;.")
+        if not piece:
+            continue
         text = f"{carry}. {piece}" if carry else piece
-        if _ASKS.match(piece) or piece.endswith("?"):
+        asked_next = joined and bool(_ASKS.match(pieces[i + 1][0].strip(" ,;.")))
+        if _ASKS.match(piece) or piece.endswith("?") or (asked_next and len(stems(piece)) >= 2):
             merged.append(text)
             carry = ""
         else:

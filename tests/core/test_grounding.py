@@ -234,6 +234,24 @@ def test_an_answer_quoting_a_slide_s_speaker_notes_leaves_out_the_label():
     assert text == "The scanner reads text in English, German and French."
 
 
+def test_similarity_alone_brings_a_further_unit_of_another_document_only_for_a_two_part_question():
+    from dataclasses import replace
+
+    from ragtune.documents import Chunk
+
+    def chunk(doc: str, text: str) -> Chunk:
+        return Chunk(id=doc, doc_id=doc, title=doc, section=doc, position=0, text=text)
+
+    lead = replace(_unit_of(chunk("release-notes", "You can close a file request at any time."), 0, 0.8), dense=0.6)
+    same = replace(_unit_of(chunk("release-notes", "The owner gets an email for every upload."), 0, 0.1), dense=0.55)
+    other = replace(_unit_of(chunk("api-examples", "An unfinished session expires after 24 hours."), 0, 0.1), dense=0.55)
+    likely = replace(_unit_of(chunk("sharing-faq", "Links on the Free plan expire after 7 days."), 0, 0.6), dense=0.3)
+    ranked = [lead, same, other, likely]
+    # Another document's unit the selector does not find likely stays out; a likely one comes in.
+    assert top_evidence(ranked, 4, 0.5) == [lead, same, likely]
+    assert top_evidence(ranked, 4, 0.5, across_documents=True) == [lead, same, other, likely]
+
+
 def test_a_discount_question_asks_for_a_share_off_and_the_sentence_giving_one_holds_it():
     from ragtune.grounding.features import asked_kinds, holds
     from ragtune.grounding.text import Unit

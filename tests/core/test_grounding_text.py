@@ -85,6 +85,14 @@ def test_a_question_asking_two_things_is_read_as_two_parts():
     ]
     assert question_parts("can i pay by card and paypal") == ["can i pay by card and paypal"]
     assert question_parts("my sync is stuck. what should i do?") == ["my sync is stuck. what should i do?"]
+    # "and" joins a second question to a problem the customer reports: two parts.
+    assert question_parts("camera upload stopped working on my android, and does the scanner read german?") == [
+        "camera upload stopped working on my android",
+        "does the scanner read german?",
+    ]
+    assert question_parts("my trial ended and i have like 40gb, what happens to my files") == [
+        "my trial ended and i have like 40gb, what happens to my files"
+    ]
 
 
 def test_follow_ups_point_back_and_what_was_said_is_remembered():
