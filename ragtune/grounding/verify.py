@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 
 import Stemmer
 
+from ragtune.grounding.text import split_sentences
+
 _stemmer = Stemmer.Stemmer("english")
 
 DEBRIS, ECHO, LOOP, NUMBER, NAME, NEGATION, UNSUPPORTED, INCOMPLETE, REFUSAL, LEAK, DEPARTS = (
@@ -257,10 +259,13 @@ def departs(
     ("... and our business plans are free"), or answers "yes" where the composed answer says "No"."""
     if similarity is not None and lead and similarity(answer, lead) < RESTATES:
         return True
-    said = content_stems(answer)
     pool = content_stems(whole) | content_stems(question) | {stem(w) for w in allowed_names}
-    if said and len(said - pool) > EXTRA_SHARE * len(said):
-        return True
+    # Sentence by sentence: an added sentence ("The desktop app will save you.") is not averaged
+    # away by the restated ones around it.
+    for sentence in [answer, *split_sentences(answer)]:
+        said = content_stems(sentence)
+        if said and len(said - pool) > EXTRA_SHARE * len(said):
+            return True
     return _leading_reply(whole) == "no" and _leading_reply(answer) == "yes"
 
 

@@ -107,6 +107,13 @@ ANDROID_ANSWER = (
             TRIAL_ANSWER,
             False,
         ),
+        # A short added sentence is judged on its own, not averaged away by the restated one before it.
+        (
+            "Every new account gets a 14-day free trial of the Pro plan with 1 TB of storage. The trial will delight you.",
+            "how long is the free trial?",
+            TRIAL_ANSWER,
+            False,
+        ),
         ("The app runs on Android 11 or later and iOS 16 or later.", "does the app work on android 10?", ANDROID_ANSWER, True),
         (
             "Yes, the app runs on Android 11 or later and iOS 16 or later.",
