@@ -176,16 +176,16 @@ def _unit_of(chunk, position: int, score: float):
     )
 
 
-def test_the_answering_sentence_leads_unless_it_points_back_to_one_before_it():
+def _chunk(doc_id: str, text: str, section: str = "Section"):
     from ragtune.documents import Chunk
 
-    chunk = Chunk(
-        id="c1",
-        doc_id="guides/migration.md",
-        title="Migration",
-        section="Migration",
-        position=0,
-        text="The Migration assistant copies files from other providers. It copies up to 2 TB per day. "
+    return Chunk(id=doc_id, doc_id=doc_id, title=doc_id, section=section, position=0, text=text)
+
+
+def test_the_answering_sentence_leads_unless_it_points_back_to_one_before_it():
+    chunk = _chunk(
+        "guides/migration.md",
+        "The Migration assistant copies files from other providers. It copies up to 2 TB per day. "
         "Shared links are not carried over. Large accounts take a few days.",
     )
     # The best unit stands alone: it comes first, the others follow in the document's order.
@@ -197,15 +197,9 @@ def test_the_answering_sentence_leads_unless_it_points_back_to_one_before_it():
 
 
 def test_a_further_sentence_that_refers_to_one_left_out_is_left_out_too():
-    from ragtune.documents import Chunk
-
-    chunk = Chunk(
-        id="c2",
-        doc_id="guides/trash.md",
-        title="Trash",
-        section="Trash",
-        position=0,
-        text="Deleted files stay in the Trash for 30 days. Select the files and click Restore. "
+    chunk = _chunk(
+        "guides/trash.md",
+        "Deleted files stay in the Trash for 30 days. Select the files and click Restore. "
         "They return to their original folder. There is no limit on restores.",
     )
     # "They return ..." after the 30 days: "they" would be the deleted files' days, so it is left out.
@@ -220,16 +214,9 @@ def test_a_further_sentence_that_refers_to_one_left_out_is_left_out_too():
 
 
 def test_an_answer_quoting_a_slide_s_speaker_notes_leaves_out_the_label():
-    from ragtune.documents import NOTES_LABEL, Chunk
+    from ragtune.documents import NOTES_LABEL
 
-    chunk = Chunk(
-        id="c3",
-        doc_id="products/release-notes.pptx",
-        title="Release notes",
-        section="Mobile app 8.0",
-        position=0,
-        text=f"{NOTES_LABEL}The scanner reads text in English, German and French. It runs on the phone.",
-    )
+    chunk = _chunk("products/release-notes.pptx", f"{NOTES_LABEL}The scanner reads text in English, German and French. It runs.")
     text, _ = compose([_unit_of(chunk, 0, 0.9)])
     assert text == "The scanner reads text in English, German and French."
 
@@ -237,11 +224,7 @@ def test_an_answer_quoting_a_slide_s_speaker_notes_leaves_out_the_label():
 def test_similarity_alone_brings_a_further_unit_of_another_document_only_for_a_two_part_question():
     from dataclasses import replace
 
-    from ragtune.documents import Chunk
-
-    def chunk(doc: str, text: str) -> Chunk:
-        return Chunk(id=doc, doc_id=doc, title=doc, section=doc, position=0, text=text)
-
+    chunk = _chunk
     lead = replace(_unit_of(chunk("release-notes", "You can close a file request at any time."), 0, 0.8), dense=0.6)
     same = replace(_unit_of(chunk("release-notes", "The owner gets an email for every upload."), 0, 0.1), dense=0.55)
     other = replace(_unit_of(chunk("api-examples", "An unfinished session expires after 24 hours."), 0, 0.1), dense=0.55)
