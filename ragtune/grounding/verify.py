@@ -256,7 +256,8 @@ def departs(
     """Whether a phrased answer says something other than the server's composed answer: it is not
     about the lead unit ("A trial can be extended once by 14 days" for "how long is the free
     trial?" when the lead is the 14-day trial), adds what neither that answer nor the question says
-    ("... and our business plans are free"), or answers "yes" where the composed answer says "No"."""
+    ("... and our business plans are free"), or does not give the verdict the composed answer opens
+    with (a "yes" or nothing where it says "No")."""
     if similarity is not None and lead and similarity(answer, lead) < RESTATES:
         return True
     pool = content_stems(whole) | content_stems(question) | {stem(w) for w in allowed_names}
@@ -266,7 +267,8 @@ def departs(
         said = content_stems(sentence)
         if said and len(said - pool) > EXTRA_SHARE * len(said):
             return True
-    return _leading_reply(whole) == "no" and _leading_reply(answer) == "yes"
+    # The verdict is the server's: a composed "No," (or "Yes.") leads the phrasing too.
+    return _leading_reply(whole) is not None and _leading_reply(answer) != _leading_reply(whole)
 
 
 def _wrong_unit(answer: str, source: str) -> bool:
@@ -389,11 +391,48 @@ def _flipped_reply(answer: str, best: str) -> bool:
     return (reply == "no") != _negation_scopes(best, 2)[2]
 
 
+def _negated_claims(text: str, width: int) -> list[list[str]]:
+    """The content stems after each negation (up to `width`, up to punctuation), in order, a list a negation."""
+    claims: list[list[str]] = []
+    remaining = 0
+    for token in _TOKEN.findall(text):
+        if token in ".!?;,:" or token in {"but", "however"}:
+            remaining = 0
+            continue
+        if _is_negation(token):
+            claims.append([])
+            remaining = width
+            continue
+        if remaining > 0 and token[0].isalpha() and token.lower() not in STOP:
+            claims[-1].append(stem(token))
+            remaining -= 1
+    return [c for c in claims if c]
+
+
+def _moved_negation(answer: str, source: str) -> bool:
+    """A negated claim made of two of the evidence's negated claims: "we do not sell your files"
+    from "we do not sell personal data, we do not use your files to train ...". The word after each
+    negation of the answer must follow a negation of the evidence, and a further word may not be
+    one that the evidence negates only in another claim ("we cannot reset your Vault passphrase"
+    for "We cannot reset it" names what "it" is)."""
+    given = [set(c) for c in _negated_claims(source, 4)]
+    for claim in _negated_claims(answer, 2):
+        head, rest = claim[0], set(claim[1:])
+        same = [g for g in given if head in g]
+        if not same:
+            continue  # a negation the evidence words differently: _contradicts' other checks judge it
+        if not any(rest <= g or not (rest - g) & set().union(*(o for o in given if o is not g)) for g in same):
+            return True
+    return False
+
+
 def _contradicts(answer: str, source: str) -> bool:
     """A negation the evidence does not have, or a statement the evidence negates."""
     ans_negated, ans_plain, ans_has = _negation_scopes(answer, 3)
     src_negated, src_plain, src_has = _negation_scopes(source, 2)
     if ans_has and not src_has:
         return True  # "No" / "you can't" where every source sentence is affirmative
+    if _moved_negation(answer, source):
+        return True
     # "We cannot reset it" vs "you can reset it": a stem the evidence only ever negates, stated plainly.
     return bool((src_negated - src_plain) & (ans_plain - ans_negated))

@@ -25,6 +25,9 @@ BACKUP = [
 ]
 SIZES = ["Single files can be up to 250 GB on every paid plan and 5 GB on the Free plan."]
 PRICING = ["1 TB of storage for 1 user, unlimited devices. 9.99 EUR per month, or 99 EUR per year when paid annually."]
+PRIVACY = [
+    "We do not sell personal data, we do not use your files to train machine-learning models, and we do not show advertising."
+]
 
 
 @pytest.mark.parametrize(
@@ -52,6 +55,8 @@ PRICING = ["1 TB of storage for 1 user, unlimited devices. 9.99 EUR per month, o
         ("Yes.", "is my data encrypted", ENCRYPTED, "incomplete"),
         ("No", "can you reset my vault passphrase", VAULT, "incomplete"),
         ("Pro gives you unlimited devices.", "how much is pro", PRICING, "incomplete"),
+        # Two negated claims merged into one the policy does not make.
+        ("We do not sell your files to train machine-learning models.", "do you use my files to train ai", PRIVACY, "negation"),
     ],
 )
 def test_each_rule_rejects_its_crafted_bad_answer(answer, question, evidence, reason):
@@ -78,6 +83,7 @@ def test_debris_is_rejected(debris):
         ("Your account moves to the Free plan.", "what happens when my trial ends", TRIAL),
         ("Yes, links on the Free plan expire after 7 days.", "do free links expire", LINKS),
         ("No, we cannot reset your Vault passphrase.", "can you reset my vault passphrase", VAULT),
+        ("We don't use your files to train machine-learning models.", "do you use my files to train ai", PRIVACY),
     ],
 )
 def test_faithful_restatements_pass(answer, question, evidence):
@@ -114,7 +120,9 @@ ANDROID_ANSWER = (
             TRIAL_ANSWER,
             False,
         ),
-        ("The app runs on Android 11 or later and iOS 16 or later.", "does the app work on android 10?", ANDROID_ANSWER, True),
+        ("No, it runs on Android 11 or later and iOS 16 or later.", "does the app work on android 10?", ANDROID_ANSWER, True),
+        # The server's verdict left out: the customer asked yes or no.
+        ("The app runs on Android 11 or later and iOS 16 or later.", "does the app work on android 10?", ANDROID_ANSWER, False),
         (
             "Yes, the app runs on Android 11 or later and iOS 16 or later.",
             "does the app work on android 10?",
