@@ -411,10 +411,10 @@ def _negated_claims(text: str, width: int) -> list[list[str]]:
 
 def _moved_negation(answer: str, source: str) -> bool:
     """A negated claim made of two of the evidence's negated claims: "we do not sell your files"
-    from "we do not sell personal data, we do not use your files to train ...". The word after each
-    negation of the answer must follow a negation of the evidence, and a further word may not be
-    one that the evidence negates only in another claim ("we cannot reset your Vault passphrase"
-    for "We cannot reset it" names what "it" is)."""
+    from "we do not sell personal data, we do not use your files to train ...". When the word after
+    a negation of the answer follows a negation of the evidence, the next word may not be one the
+    evidence negates only in another claim ("we cannot reset your Vault passphrase" for "We cannot
+    reset it" passes: it names what "it" is)."""
     given = [set(c) for c in _negated_claims(source, 4)]
     for claim in _negated_claims(answer, 2):
         head, rest = claim[0], set(claim[1:])
