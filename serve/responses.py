@@ -7,7 +7,7 @@ from ragtune.documents import Hit
 from ragtune.grounding.compose import compose, composed_units, join, restated
 from ragtune.grounding.evidence import Evidence
 from ragtune.grounding.messages import REASON_TEXT, message
-from ragtune.grounding.polarity import lead_with_no, says_no
+from ragtune.grounding.polarity import follows_with_no, lead_with_no, says_no
 from ragtune.grounding.text import is_row
 from ragtune.settings import Settings
 from serve.citations import evidence_citations
@@ -54,8 +54,19 @@ def phrased_with_rest(p: Prepared, phrased: str) -> tuple[str, list[Evidence]]:
 def _joined(p: Prepared, pieces: list[tuple[str, Evidence]]) -> str:
     """The composed units as one answer, led by "No," when the lead says no to a yes/no question."""
     text = join([t for t, _ in pieces])
-    if pieces and p.parts == 1 and says_no(p.question, pieces[0][1].sentence, p.alternatives, p.previous_question):
-        text = lead_with_no(text, p.alternatives.proper)  # "is the Vault on Free?" -> "No, the Vault is included in Pro, ..."
+    if not pieces or p.parts != 1:
+        return text
+    lead = pieces[0][1]
+    if says_no(p.question, lead.sentence, p.alternatives, p.previous_question):
+        return lead_with_no(text, p.alternatives.proper)  # "is the Vault on Free?" -> "No, the Vault is included in Pro, ..."
+    follower = pieces[1][1] if len(pieces) > 1 else None
+    if (
+        follower is not None
+        and follower.chunk_id == lead.chunk_id
+        and follower.position == lead.position + 1
+        and follows_with_no(p.question, lead.sentence, follower.sentence, p.previous_question)
+    ):
+        return lead_with_no(text, p.alternatives.proper)  # "... for disaster recovery. They are not used to restore single files"
     return text
 
 

@@ -16,7 +16,7 @@ from collections.abc import Container
 
 from ragtune.documents import NOTES_LABEL
 from ragtune.grounding.evidence import Evidence
-from ragtune.grounding.text import Unit, is_row, row_sentence, stems, units
+from ragtune.grounding.text import Unit, is_row, opens_with_reference, row_sentence, stems, units
 
 _MONEY_FIRST = re.compile(r"^[€£$]?\s?\d+(?:[.,]\d+)?\s*(?:EUR|USD|GBP|CHF|€|£|\$)")
 MAX_PROCEDURE_ITEMS = 7
@@ -84,15 +84,13 @@ def restated(unit: str, text: str) -> bool:
 
 
 _POINTS_BACK = re.compile(r"^(?:it|its|they|their|them|this|these|that|those|there|then|also|both|such|after that)\b", re.I)
-# A sentence opening with a word that refers to the sentence before ("There" and "Also" need not).
-_REFERS_BACK = re.compile(r"^(?:it|its|they|their|them|this|these|that|those|then|both|such|after that)\b", re.I)
 
 
 def dangling(e: Evidence, *given: Container[str]) -> bool:
     """Whether a unit opens by referring to the sentence before it in its paragraph ("They return
     to their original folder.") while that sentence is in none of `given` (this answer, what the
     conversation already said): alone it cannot be understood."""
-    if e.unit.kind != "sentence" or not _REFERS_BACK.match(e.unit.text.lstrip()):
+    if e.unit.kind != "sentence" or not opens_with_reference(e.unit.text):
         return False
     chunk_units = units(e.hit.chunk.text)
     i = e.position

@@ -25,8 +25,8 @@ import re
 from dataclasses import dataclass, field
 
 from ragtune.grounding.followup import goes_on
-from ragtune.grounding.text import STOPWORDS, words
-from ragtune.grounding.verify import negated
+from ragtune.grounding.text import STOPWORDS, opens_with_reference, words
+from ragtune.grounding.verify import content_stems, negated, negated_claims
 
 # A name as the documents write it: capitalised, one or two words ("Pro", "Google Drive", "Microsoft 365").
 _NAME = r"[A-Z][\w+-]*(?: [A-Z0-9][\w+-]*)?"
@@ -221,6 +221,18 @@ def says_no(question: str, answer_unit: str, alternatives: Alternatives, previou
     name = asked[0]
     named = set(alternatives.named_in(answer_unit))
     return name not in named and bool(named & alternatives.groups[name])
+
+
+def follows_with_no(question: str, lead: str, follower: str, previous: str | None = None) -> bool:
+    """Whether the sentence that goes on from the lead says no to what a yes/no question asks while
+    the lead says nothing either way: "do you use your own backups to restore a single file for me?"
+    -> "Our own backups are ... kept for 35 days for disaster recovery. They are not used to restore
+    single files for customers." `follower` must be the lead's next sentence in its paragraph and
+    open by referring to it, and what it negates must be what the question asks about."""
+    if not is_yes_no(question, previous) or negated(lead) or not opens_with_reference(follower):
+        return False
+    asked = content_stems(question)
+    return any(set(claim) & asked for claim in negated_claims(follower, 2))
 
 
 def lead_with_no(answer: str, proper: frozenset[str] = frozenset()) -> str:

@@ -222,3 +222,12 @@ def stems(text: str, keep_stopwords: bool = False) -> list[str]:
 
 def stem_of(word: str) -> str:
     return _stemmer.stemWord(word.lower())
+
+
+_REFERS_BACK = re.compile(r"^(?:it|its|they|their|them|this|these|that|those|then|both|such|after that)\b", re.I)
+
+
+def opens_with_reference(sentence: str) -> bool:
+    """Whether a sentence opens with a word that refers to the sentence before it ("They return to
+    their original folder.", "After that they are deleted"); "There is" and "Also" need not."""
+    return bool(_REFERS_BACK.match(sentence.lstrip()))

@@ -391,7 +391,7 @@ def _flipped_reply(answer: str, best: str) -> bool:
     return (reply == "no") != _negation_scopes(best, 2)[2]
 
 
-def _negated_claims(text: str, width: int) -> list[list[str]]:
+def negated_claims(text: str, width: int) -> list[list[str]]:
     """The content stems after each negation (up to `width`, up to punctuation), in order, a list a negation."""
     claims: list[list[str]] = []
     remaining = 0
@@ -415,8 +415,8 @@ def _moved_negation(answer: str, source: str) -> bool:
     a negation of the answer follows a negation of the evidence, the next word may not be one the
     evidence negates only in another claim ("we cannot reset your Vault passphrase" for "We cannot
     reset it" passes: it names what "it" is)."""
-    given = [set(c) for c in _negated_claims(source, 4)]
-    for claim in _negated_claims(answer, 2):
+    given = [set(c) for c in negated_claims(source, 4)]
+    for claim in negated_claims(answer, 2):
         head, rest = claim[0], set(claim[1:])
         same = [g for g in given if head in g]
         if not same:

@@ -1,6 +1,6 @@
 """A direct "No" from what the evidence leaves out of a list (ragtune/grounding/polarity.py)."""
 
-from ragtune.grounding.polarity import Alternatives, asks_about_alternative, is_yes_no, lead_with_no, says_no
+from ragtune.grounding.polarity import Alternatives, asks_about_alternative, follows_with_no, is_yes_no, lead_with_no, says_no
 
 DOCS = [
     "The Vault is included in Pro, Business and Enterprise plans.",
@@ -90,3 +90,19 @@ def test_a_span_longer_than_every_window_the_evidence_gives_is_answered_no():
     assert past_window("i deleted a file a year ago, can i get it back?", trash)
     assert not past_window("deleted it 3 months ago, can i restore it", trash)  # 180 days on Business
     assert not past_window("is the trial 30 days?", "Every new account gets a 14-day free trial.")  # no window
+
+
+BACKUPS = "Our own backups are encrypted and kept for 35 days for disaster recovery."
+NOT_USED = "They are not used to restore single files for customers."
+
+
+def test_the_sentence_going_on_from_the_lead_can_say_no_for_it():
+    question = "do you use your own backups to restore a single file for me?"
+    assert follows_with_no(question, BACKUPS, NOT_USED)
+    # Only for a yes/no question, only a sentence that goes on from the lead, and only a "no" to
+    # what the question asks ("not" about something else says nothing).
+    assert not follows_with_no("how long do you keep your own backups?", BACKUPS, NOT_USED)
+    assert not follows_with_no(question, BACKUPS, "Single files are not used to restore backups.")
+    assert not follows_with_no(question, BACKUPS, "They are not shown in the web app.")
+    # A lead that says no itself needs no "No," in front (says_no's rule: the unit says it already).
+    assert not follows_with_no(question, "We do not keep backups of single files.", NOT_USED)

@@ -428,3 +428,13 @@ def test_a_question_in_another_language_is_handed_off_in_it_with_the_reason_it_h
         # Not "you'd like to talk to a person" nor "another company's product": the grounding models read English.
         assert body["handoff"] is True and body["context"]["handoff_reason"] == "language", body["context"]
         assert body["answer"] == message("language", language, serve_settings.chat.support_contact)
+
+
+def test_a_yes_no_question_answered_no_by_the_sentence_after_the_lead_gets_a_direct_no(serve_settings, make_client):
+    client = make_client(serve_settings, engine=None)
+    body = client.post("/v1/chat", json={"message": "do you use your own backups to restore a single file for me?"}).json()
+    assert body["handoff"] is False
+    assert body["answer"].startswith("No, our own backups") and "not used to restore single files" in body["answer"]
+    # Asked the same thing as an open question, no verdict is put in front.
+    body = client.post("/v1/chat", json={"message": "what are your own backups for?"}).json()
+    assert not body["answer"].startswith("No")
