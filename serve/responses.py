@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from ragtune.answer import Answer
 from ragtune.documents import Hit
 from ragtune.grounding.compose import compose, composed_units, join, restated
 from ragtune.grounding.evidence import Evidence
+from ragtune.grounding.features import holds
 from ragtune.grounding.messages import REASON_TEXT, message
 from ragtune.grounding.polarity import follows_with_no, lead_with_no, says_no
-from ragtune.grounding.text import is_row
+from ragtune.grounding.text import Unit, is_row
 from ragtune.settings import Settings
 from serve.citations import evidence_citations
 from serve.engines import Engine
@@ -70,13 +73,30 @@ def _joined(p: Prepared, pieces: list[tuple[str, Evidence]]) -> str:
     return text
 
 
+# How deep in the reading's ranked units an action hand-off looks for the step to lead with.
+INSTRUCTION_DEPTH = 5
+_MENU_PATH = re.compile(r"\w+ > \w+")
+
+
+def instructions_first(evidence: list[Evidence], ranked: list[Evidence]) -> list[Evidence]:
+    """An action hand-off's self-service part led by what the customer can do: the best of the
+    reading's top units that is a step (a procedure's item, an instruction, a menu path such as
+    "Settings > Billing > Cancel subscription"), then the rest of the evidence. "fine, cancel it for
+    me now" was told "Nothing is deleted when you cancel." as how to do it yourself."""
+    for e in ranked[:INSTRUCTION_DEPTH]:
+        unit = e.unit if e.unit.text else Unit(e.sentence)
+        if holds(unit, "steps") or _MENU_PATH.search(unit.text):
+            return [e, *(x for x in evidence if x.sentence != e.sentence)]
+    return evidence
+
+
 def handoff(settings: Settings, p: Prepared) -> Answer:
     """The hand-off text for the decision's reason, in the customer's language; an account action
     the documents explain also gets the self-service steps (and their citations)."""
     chat = settings.chat
     kind = REASON_TEXT.get(p.decision.reason or "", "no_answer")
     if p.decision.with_steps and p.evidence:
-        steps, used = compose(p.evidence, p.said)
+        steps, used = compose(instructions_first(p.evidence, p.ranked), p.said)
         text = message("action_steps", p.language, chat.support_contact, chat.messages, answer=steps)
         return Answer(answer=text[:2000], citations=evidence_citations(used), confidence="low", handoff=True)
     text = message(kind, p.language, chat.support_contact, chat.messages)

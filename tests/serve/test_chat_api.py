@@ -438,3 +438,14 @@ def test_a_yes_no_question_answered_no_by_the_sentence_after_the_lead_gets_a_dir
     # Asked the same thing as an open question, no verdict is put in front.
     body = client.post("/v1/chat", json={"message": "what are your own backups for?"}).json()
     assert not body["answer"].startswith("No")
+
+
+def test_an_account_action_hand_off_leads_its_self_service_part_with_a_step(serve_settings, make_client):
+    client = make_client(serve_settings, engine=None)
+    first = client.post("/v1/chat", json={"message": "what happens to my files if i cancel my subscription?"}).json()
+    assert first["handoff"] is False
+    body = client.post("/v1/chat", json={"message": "fine, cancel it for me now", "session_id": first["session_id"]}).json()
+    assert body["handoff"] is True
+    # What the customer can do comes first, not a fact about cancelling.
+    _, _, steps = body["answer"].partition(":")
+    assert steps.strip().startswith("The account owner cancels under Settings > Billing > Cancel subscription."), body["answer"]
