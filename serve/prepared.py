@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from ragtune.documents import Hit
 from ragtune.grounding.answerability import Decision
+from ragtune.grounding.compose import composed_units
 from ragtune.grounding.evidence import Evidence
 from ragtune.grounding.followup import Said
 from ragtune.grounding.polarity import Alternatives
@@ -56,6 +57,15 @@ class Prepared:
     turn: int = 0  # this answer's index in the session (the store's count when persisted)
     alternatives: Alternatives = field(default_factory=Alternatives)  # names listed side by side (a direct "No")
     similarity: Similarity | None = None  # of two texts, by the embedding model: does a phrased answer restate the composed one
+    _composition: tuple[tuple[int, ...], list[tuple[str, Evidence]]] | None = field(default=None, repr=False)
+
+    def composed(self) -> list[tuple[str, Evidence]]:
+        """The extractive answer's rendered units in reading order (ragtune/grounding/compose.py),
+        composed once for the evidence as it stands (packing the prompt may drop some of it)."""
+        key = (*map(id, self.evidence), self.parts)
+        if self._composition is None or self._composition[0] != key:
+            self._composition = (key, composed_units(self.evidence, self.said, parts=self.parts))
+        return self._composition[1]
 
     @property
     def previous_question(self) -> str | None:

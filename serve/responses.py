@@ -6,7 +6,7 @@ import re
 
 from ragtune.answer import Answer
 from ragtune.documents import Hit
-from ragtune.grounding.compose import compose, composed_units, join, restated
+from ragtune.grounding.compose import compose, join, restated
 from ragtune.grounding.evidence import Evidence
 from ragtune.grounding.features import holds
 from ragtune.grounding.messages import REASON_TEXT, message
@@ -25,7 +25,7 @@ def confidence(settings: Settings, p: Prepared) -> str:
 
 def extractive(settings: Settings, p: Prepared) -> Answer:
     """The answer composed from the evidence sentences, no model (also auto mode's fallback)."""
-    pieces = composed_units(p.evidence, p.said, parts=p.parts)
+    pieces = p.composed()
     used = [e for _, e in pieces]
     return Answer(
         answer=_joined(p, pieces), citations=evidence_citations(used), confidence=confidence(settings, p), handoff=False
@@ -34,7 +34,7 @@ def extractive(settings: Settings, p: Prepared) -> Answer:
 
 def composed_answer(p: Prepared) -> tuple[str, str]:
     """(lead unit, whole text) of the extractive answer: what a phrased answer must restate."""
-    pieces = composed_units(p.evidence, p.said, parts=p.parts)
+    pieces = p.composed()
     return (pieces[0][0] if pieces else ""), _joined(p, pieces)
 
 
@@ -42,7 +42,7 @@ def leads_with_row(p: Prepared) -> bool:
     """Whether the composed answer leads with a table or spreadsheet row: data the server renders
     as it is (ragtune/grounding/compose.py `row_sentence`), not prose for the model to rephrase (a
     small model moves a row's figures onto the next row's name)."""
-    pieces = composed_units(p.evidence, p.said, parts=p.parts)
+    pieces = p.composed()
     unit = pieces[0][1].unit if pieces else None
     return unit is not None and (unit.kind == "row" or is_row(unit.text))
 
@@ -50,7 +50,7 @@ def leads_with_row(p: Prepared) -> bool:
 def phrased_with_rest(p: Prepared, phrased: str) -> tuple[str, list[Evidence]]:
     """A verified phrased answer, then the composed answer's further units it does not restate (a
     small model phrases the lead and leaves out the second part's fact), with the evidence added."""
-    rest = [(text, e) for text, e in composed_units(p.evidence, p.said, parts=p.parts)[1:] if not restated(text, phrased)]
+    rest = [(text, e) for text, e in p.composed()[1:] if not restated(text, phrased)]
     return join([phrased, *(text for text, _ in rest)]), [e for _, e in rest]
 
 

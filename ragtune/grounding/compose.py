@@ -83,7 +83,8 @@ def restated(unit: str, text: str) -> bool:
     return bool(wanted) and len(wanted & set(stems(text))) / len(wanted) >= SIMILAR
 
 
-_POINTS_BACK = re.compile(r"^(?:it|its|they|their|them|this|these|that|those|there|then|also|both|such|after that)\b", re.I)
+# Besides a reference to the sentence before (text.opens_with_reference), "There ..." and "Also ..." go on from it too.
+_GOES_ON_FROM = re.compile(r"^(?:there|also)\b", re.I)
 
 
 def dangling(e: Evidence, *given: Container[str]) -> bool:
@@ -110,7 +111,7 @@ def reading_order(used: list[Evidence]) -> list[int]:
     for i, e in enumerate(used):
         first_rank.setdefault(e.chunk_id, i)
     best = used[0]
-    points_back = bool(_POINTS_BACK.match(best.sentence.lstrip())) and any(
+    points_back = (opens_with_reference(best.sentence) or bool(_GOES_ON_FROM.match(best.sentence.lstrip()))) and any(
         e.chunk_id == best.chunk_id and e.position < best.position for e in used[1:]
     )
 

@@ -101,25 +101,22 @@ class Said:
 
 
 _PART_BREAK = re.compile(
-    r"\?\s+(?=\S)|[,;]?\s+(?:and|also|plus)\s+(?=(?:what|how|does|do|is|are|can|could|will|when|where|which|who|should|would|i)\b)"
+    r"\?\s+(?=\S)|[,;]?\s+(?P<joined>and|also|plus)\s+(?=(?:what|how|does|do|is|are|can|could|will|when|where|which|who|should|would|i)\b)"
     r"|,\s+(?=(?:what|how|does|do|is|are|can|could|will|when|where|which|who|should)\b)|\.\s+(?=[A-Za-z])",
     re.I,
 )
 
 
-_JOINED = re.compile(r"\b(?:and|also|plus)\b", re.I)
 _ASKS = re.compile(r"^(?:what|how|does|do|is|are|can|could|will|when|where|which|who|why|should|would)\b", re.I)
 
 
 def question_parts(question: str) -> list[str]:
     """A question asking two things ("what does business cost and what uptime do you guarantee for
     it") as its two parts, each with at least two content words; otherwise the question alone."""
-    from ragtune.grounding.text import stems
-
     pieces: list[tuple[str, bool]] = []  # (piece, whether "and"/"also"/"plus" joins it to the next)
     start = 0
     for found in _PART_BREAK.finditer(question):
-        pieces.append((question[start : found.start()], bool(_JOINED.search(found.group()))))
+        pieces.append((question[start : found.start()], found.group("joined") is not None))
         start = found.end()
     pieces.append((question[start:], False))
     # A statement ("I'm a teacher.") belongs to the question after it, unless "and" joins a second
