@@ -181,7 +181,7 @@ def run(args, settings: Settings) -> int:
 
 
 def evaluate(args, settings: Settings) -> int:
-    from evaluation.model_quality import pipeline_responses
+    from evaluation.model_quality import pipeline_fingerprint, pipeline_responses
     from ragtune.progress import RichProgress
     from train.evaluate import Candidate, format_table
     from train.evaluate import evaluate as run_eval
@@ -229,6 +229,7 @@ def evaluate(args, settings: Settings) -> int:
             modes,
             pipeline_variant=f"answer_mode={settings.chat.answer_mode}",
             company=settings.chat.company_name,
+            fingerprint=pipeline_fingerprint(settings, questions, retriever),
         )
     from train.run import loss_chart
 
@@ -255,7 +256,7 @@ def _record_eval(settings: Settings, run: Path, report: dict, base: Path, questi
     registry = ModelRegistry(settings.data_dir)
     results = report["results"]
     reusable = questions is not None and "pipeline" in results.get("tuned", {}) and evaluator_name() == OWN_EVALUATOR
-    key = _questions_key(questions) if reusable and questions is not None else None
+    key = _questions_key(questions, settings) if reusable and questions is not None else None
 
     def gate(figures: dict) -> dict:
         return figures | {"questions_key": key, "quality_score": quality_score(figures), "evaluator": OWN_EVALUATOR}
@@ -284,11 +285,15 @@ def _card_eval(card_path: Path, report: dict, questions: Path | None) -> None:
     card_path.write_text(json.dumps(card, indent=1, default=str))
 
 
-def _questions_key(path: Path) -> str:
+def _questions_key(path: Path, settings: Settings) -> str:
+    """Gate figures are reused only for the same questions file and the same pipeline around the
+    model (index version, settings, grounding model, answering code)."""
+    from evaluation.model_quality import pipeline_fingerprint
     from train.evaluate import file_key
     from train.sources import read_heldout
 
-    return f"{file_key(path)}-{len(read_heldout(path))}"
+    questions = read_heldout(path)
+    return f"{file_key(path)}-{len(questions)}-{pipeline_fingerprint(settings, questions)}"
 
 
 def _baseline_cache(registry, gguf: Path, key: str) -> Path:
@@ -384,7 +389,7 @@ def _gate(settings: Settings, registry, candidate, questions_path: Path) -> None
     from train.sources import read_heldout
 
     questions = read_heldout(questions_path)
-    key = _questions_key(questions_path)
+    key = _questions_key(questions_path, settings)
     current = registry.current()
     serving_gguf = Path(current.gguf) if current else _default_gguf(settings)
     evaluator = evaluator_name()

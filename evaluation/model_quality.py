@@ -11,6 +11,8 @@ summary mapped onto training's figure names; `train eval`'s table runs the quest
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,34 @@ def _engine(settings: Settings, gguf: Path, adapter: Path | None = None) -> tupl
     chat = settings.chat.model_copy(update={"min_model_pass_rate": 0.0})
     model_settings = settings.model_copy(update={"llm": llm, "chat": chat})
     return model_settings, create_engine(model_settings)
+
+
+ANSWERING_CODE = ("ragtune", "serve", "evaluation", "train/evaluate.py")
+
+
+def pipeline_fingerprint(settings: Settings, questions: list[dict], retriever: Any = None) -> str:
+    """A short digest of everything besides the model that decides a pipeline eval's figures: the
+    questions, the serving settings, the index version, the grounding model and the answering and
+    scoring code. `train eval` caches figures under it, so figures from an older pipeline (or
+    another index, other questions) are never reused as the gate's."""
+    from ragtune.grounding.model import BUNDLED
+    from ragtune.index import KnowledgeIndex
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps(questions, sort_keys=True, default=str).encode())
+    for part in (settings.chat, settings.retrieval, settings.embedding):
+        digest.update(part.model_dump_json().encode())
+    version = (retriever.index if retriever is not None else KnowledgeIndex(settings)).current_version()
+    digest.update(str(version).encode())
+    grounding = Path(settings.chat.grounding_model) if settings.chat.grounding_model else BUNDLED
+    digest.update(grounding.read_bytes() if grounding.is_file() else str(grounding).encode())
+    root = Path(__file__).resolve().parents[1]
+    for name in ANSWERING_CODE:
+        target = root / name
+        for path in sorted(target.rglob("*.py")) if target.is_dir() else [target]:
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def pipeline_responses(

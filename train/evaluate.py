@@ -231,11 +231,14 @@ def evaluate(
     modes: tuple[str, ...] = ("raw", "pipeline"),
     pipeline_variant: str = "",
     company: str = "",
+    fingerprint: str = "",
 ) -> dict:
     """{label: {"raw": figures, "pipeline": figures}} for each model GGUF; cached per file.
 
     `pipeline_variant` names what else decides the pipeline's answers (the chat answer mode), so a
-    cached result is reused only for the same one."""
+    cached result is reused only for the same one; `fingerprint` (a digest of the questions, the
+    index version and the answering code, `evaluation.model_quality.pipeline_fingerprint`) keeps a
+    result from an older pipeline or other questions from being reused after they changed."""
     progress = progress or NullProgress()
     report: dict[str, Any] = {
         "models": {k: v.label for k, v in models.items()},
@@ -262,7 +265,8 @@ def evaluate(
 
             result["pipeline"] = cached(
                 out / "cache",
-                f"pipeline-{key}-{len(questions)}{'-' + pipeline_variant if pipeline_variant else ''}",
+                f"pipeline-{key}-{len(questions)}{'-' + pipeline_variant if pipeline_variant else ''}"
+                f"{'-' + fingerprint if fingerprint else ''}",
                 compute_pipe,
             )["figures"]
         if "pipeline" in result:

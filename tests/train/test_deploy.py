@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
+from cli.train import _questions_key
 from evaluation.model_quality import evaluator_name
 from ragtune.registry import ModelRegistry
+from ragtune.settings import load_settings
 from train.evaluate import file_key
 
 pytestmark = pytest.mark.slow  # runs the deploy gate's chat pipeline
@@ -76,8 +78,10 @@ def test_deploy_gate_refuses_a_worse_version_unless_forced(exported, data_dir, t
     questions.write_text(
         json.dumps({"question": QUESTION, "kind": "in_scope", "doc": "policies/refund-policy.pdf", "fact": "30 days"}) + "\n"
     )
-    key = f"{file_key(questions)}-1"
-    # Figures as an earlier gate run stored them (the gate reuses them for the same questions file).
+    key = _questions_key(questions, load_settings())
+    assert key.startswith(f"{file_key(questions)}-1-")
+    # Figures as an earlier gate run stored them (the gate reuses them for the same questions file
+    # and the same pipeline around the model).
     registry.update_eval("ragtune-v1", {"gate": {"questions_key": key, "quality_score": 0.5, "evaluator": evaluator_name()}})
     registry.update_eval("ragtune-v2", {"gate": {"questions_key": key, "quality_score": 0.25, "evaluator": evaluator_name()}})
     assert main(["train", "deploy", "ragtune-v2", "--questions", str(questions)]) == 2
@@ -88,6 +92,24 @@ def test_deploy_gate_refuses_a_worse_version_unless_forced(exported, data_dir, t
     assert registry.current().version == "ragtune-v2"
     assert main(["train", "deploy", "--rollback"]) == 0
     assert registry.current().version == "ragtune-v1"
+
+
+def test_deploy_gate_does_not_reuse_figures_from_another_pipeline(exported, data_dir, tmp_path):
+    _, paths = exported
+    registry = _register_two(data_dir, paths["gguf"])
+    registry.deploy("ragtune-v1")
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(
+        json.dumps({"question": QUESTION, "kind": "in_scope", "doc": "policies/refund-policy.pdf", "fact": "30 days"}) + "\n"
+    )
+    # Stored by a gate run before the answering code or the index changed: the same questions file,
+    # another pipeline. Reused, they would refuse v2; measured again, both are the same model.
+    stale = f"{file_key(questions)}-1-0123456789ab"
+    registry.update_eval("ragtune-v1", {"gate": {"questions_key": stale, "quality_score": 0.5, "evaluator": evaluator_name()}})
+    registry.update_eval("ragtune-v2", {"gate": {"questions_key": stale, "quality_score": 0.25, "evaluator": evaluator_name()}})
+    assert main(["train", "deploy", "ragtune-v2", "--questions", str(questions)]) == 0
+    assert registry.current().version == "ragtune-v2"
+    assert registry.get("ragtune-v2").eval["gate"]["questions_key"] == _questions_key(questions, load_settings())
 
 
 def test_deploy_gate_runs_the_chat_pipeline(exported, data_dir, tmp_path, capsys, monkeypatch):

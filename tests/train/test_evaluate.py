@@ -108,6 +108,34 @@ def test_cached_pipeline_results_are_kept_apart_by_answer_mode(tmp_path):
     assert calls[-1] == Candidate(gguf, adapter) and len(calls) == 3 and report["models"] == {"m": "m+a"}
 
 
+def test_a_cached_pipeline_result_is_not_reused_after_the_pipeline_changed(tmp_path):
+    from train.evaluate import Candidate, evaluate
+
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    calls = []
+
+    def pipeline(model, qs):
+        calls.append(model)
+        return [{"answer": "Sorry.", "handoff": True, "mode": "handoff", "total_ms": 1, "sources": []}]
+
+    questions = [{"kind": "out_of_scope", "question": "?"}]
+    # The same model and questions, but the answering code or index changed in between (another fingerprint).
+    for fingerprint in ("aaa111", "aaa111", "bbb222"):
+        evaluate(
+            {"m": Candidate(gguf)},
+            [],
+            questions,
+            tmp_path / "eval",
+            None,
+            pipeline,
+            None,
+            modes=("pipeline",),
+            fingerprint=fingerprint,
+        )
+    assert len(calls) == 2
+
+
 def test_train_eval_runs_both_modes_on_real_models(exported, knowledge_index, tmp_path, capsys, monkeypatch):
     import shutil
 
