@@ -33,7 +33,7 @@ import numpy as np
 from ragtune.grounding.answerability import ACTION, ANGRY, ANSWERABLE_FEATURES, INFO, PERSON, answerable_features, intent_input
 from ragtune.grounding.evidence import Evidence, EvidenceSelector, corpus_stats_from
 from ragtune.grounding.features import SELECTOR_FEATURES, features
-from ragtune.grounding.known import KnownQuestions, holds_quote
+from ragtune.grounding.known import KnownQuestions, Nearest, holds_quote
 from ragtune.grounding.model import GroundingModel, Logistic
 from train.logistic import fit_logistic, fit_softmax
 
@@ -83,13 +83,14 @@ class SelectorData:
     answerable: list[dict[str, Any]]  # question, label (1 answerable / 0 not), kind
     intents: list[tuple[str, str, str]]  # (text, intent, source)
     words: list[tuple[str, int]] = field(default_factory=list)  # (word, 1 another company's product / 0 ordinary)
-    known: list[tuple[str, str, str, int]] = field(default_factory=list)  # (question, doc, quote, answerable)
+    # (question, doc, quote, answerable, kind: why an unanswerable one is, "" for an answerable one)
+    known: list[tuple[str, str, str, int, str]] = field(default_factory=list)
 
     def known_questions(self, index_docs: list[str]) -> KnownQuestions:
         """The examples as known questions, judged against an index of `index_docs`."""
         k = self.known
         return KnownQuestions(
-            [q for q, _, _, _ in k], [d for _, d, _, _ in k], [x for _, _, x, _ in k], [a for *_, a in k], None, "", index_docs
+            [r[0] for r in k], [r[1] for r in k], [r[2] for r in k], [r[3] for r in k], None, "", index_docs, [r[4] for r in k]
         )
 
 
@@ -128,7 +129,7 @@ def load_data(
             if row.get("question") and row.get("quote") and row.get("doc"):
                 data.pairs.append({"question": row["question"], "doc": row["doc"], "quote": row["quote"]})
                 data.intents.append((row["question"], INFO, "own"))
-                data.known.append((row["question"], row["doc"], row["quote"], 1))
+                data.known.append((row["question"], row["doc"], row["quote"], 1, ""))
     for path in heldout:
         for row in _read_jsonl(path):
             kind = row.get("kind", "in_scope")
@@ -149,11 +150,11 @@ def load_data(
             if kind in UNANSWERABLE:
                 data.answerable.append({"question": row["question"], "label": 0, "kind": kind})
                 data.intents.append((row["question"], INFO, "own"))
-                data.known.append((row["question"], "", "", 0))
+                data.known.append((row["question"], "", "", 0, kind))
             elif kind == "in_scope":
                 data.answerable.append({"question": row["question"], "label": 1, "kind": kind, "doc": str(row.get("doc", ""))})
                 data.intents.append((row["question"], INFO, "own"))
-                data.known.append((row["question"], str(row.get("doc", "")), "", 1))
+                data.known.append((row["question"], str(row.get("doc", "")), "", 1, ""))
             elif kind in (PERSON, ANGRY, ACTION, INFO):
                 data.intents.append((row["question"], kind, "own"))
             else:
@@ -217,7 +218,7 @@ class Candidates:
         cands = self.selector.candidates(question, hits, qvec, exclude=question, hide_doc=hide)
         return cands, features(question, cands, self.stats), hits
 
-    def known_nearest(self, question: str, ranked: list[Evidence], doc: str = "") -> tuple[float, float]:
+    def known_nearest(self, question: str, ranked: list[Evidence], doc: str = "") -> Nearest:
         hide = doc if doc and unseen(question) else None
         evidence_doc = ranked[0].hit.chunk.doc_id if ranked else ""
         qvec = self.retriever.embedder.embed_query(question)
@@ -437,7 +438,9 @@ def train(
 def _answerable_row(cand: Candidates, model: GroundingModel, question: str, doc: str) -> np.ndarray:
     ranked = cand.ranked(question, model, doc)
     known = cand.known_nearest(question, ranked, doc)
-    return answerable_features(question, ranked, cand.stats, cand.selector.word_vectors, model.brand, known)
+    return answerable_features(
+        question, ranked, cand.stats, cand.selector.word_vectors, model.brand, known, model.brand_threshold
+    )
 
 
 def _intent_from_input(model: GroundingModel, x: np.ndarray) -> str:

@@ -99,11 +99,16 @@ def answerable_features(
     stats: CorpusStats,
     vectors: WordVectors | None = None,
     brand: Logistic | None = None,
-    known: tuple[float, float] = (0.0, 0.0),
+    known: tuple[float, ...] = (0.0, 0.0, 0.0),
+    brand_threshold: float = 0.5,
 ) -> np.ndarray:
     """The answerability model's input. For the question's words the index never uses, `vectors`
     (word embeddings) say how close each comes to a word of the evidence (a synonym: "educators"
-    for "teachers") and `brand` how much it looks like another company's product ("gmail")."""
+    for "teachers") and `brand` how much it looks like another company's product ("gmail").
+    `known`: the closest answerable and unanswerable known question (`KnownQuestions.nearest`); the
+    unanswerable examples about another company's product count only for a question that names
+    something the documents do not, or a word that looks like a product name (`brand` at least
+    `brand_threshold`, "google")."""
     q = stems(question)
     if not ranked:
         return np.zeros(len(ANSWERABLE_FEATURES), dtype=np.float64)
@@ -142,6 +147,7 @@ def answerable_features(
                 if context:
                     closest = (vectors(missing) @ vectors(context).T).max(axis=1)
                     named_missing = float(1.0 - np.clip(closest, 0.0, 1.0).min())
+    names_outside = bool(unknown) or named_missing > 0 or _brandlike(question, vectors, brand, brand_threshold)
     return np.asarray(
         [
             ranked[0].score,
@@ -154,7 +160,7 @@ def answerable_features(
             named_missing,
             1.0 / math.sqrt(max(1, len(set(q)))),
             known[0],
-            known[1],
+            known[1] if names_outside or len(known) < 3 else known[2],
         ],
         dtype=np.float64,
     )
@@ -184,6 +190,14 @@ def form_features(text: str) -> np.ndarray:
 
 def intent_input(qvec: np.ndarray, text: str) -> np.ndarray:
     return np.concatenate([np.asarray(qvec, dtype=np.float64), form_features(text)])
+
+
+def _brandlike(question: str, vectors: WordVectors | None, brand: Logistic | None, threshold: float) -> bool:
+    """Whether a word of the question looks like a product name, known to the index or not."""
+    if brand is None or vectors is None:
+        return True  # cannot tell: keep every known unanswerable question
+    candidates = [w for w in dict.fromkeys(words(question)) if len(w) >= 3 and w.isalpha() and w not in STOPWORDS]
+    return bool(candidates) and float(brand.prob(vectors(candidates)).max()) >= threshold
 
 
 def other_products(
@@ -244,7 +258,7 @@ def decide(
     intent_text: str | None = None,
     vectors: WordVectors | None = None,
     own: str = "",
-    known: tuple[float, float] = (0.0, 0.0),
+    known: tuple[float, ...] = (0.0, 0.0, 0.0),
     confident: float = 1.0,
 ) -> Decision:
     """Answer or hand off. `ranked`: every scored unit, best first (may be empty); `own`: the
@@ -258,7 +272,7 @@ def decide(
     if not ranked:
         # "ok do it for me then" names no subject the documents know, but it is still a request to act.
         return Decision(True, ACCOUNT_ACTION if intent == ACTION else NO_EVIDENCE, 0.0, intent, intent_score)
-    x = answerable_features(question, ranked, stats, vectors, model.brand, known)
+    x = answerable_features(question, ranked, stats, vectors, model.brand, known, model.brand_threshold)
     p = float(model.answerable.prob(x)[0])
     if other_products(model, question, ranked, stats, vectors, own, KNOWN_WORD_BRAND if p >= confident else 0.0):
         return Decision(True, OTHER_COMPANY, 0.0, intent, intent_score)

@@ -22,7 +22,7 @@ import numpy as np
 from ragtune.documents import Hit
 from ragtune.embedding import Embedder
 from ragtune.grounding.features import Candidate, CorpusStats, features
-from ragtune.grounding.known import KnownQuestions, known_hits
+from ragtune.grounding.known import KnownQuestions, Nearest, known_hits
 from ragtune.grounding.model import GroundingModel
 from ragtune.grounding.text import Unit, units
 from ragtune.prompt import ContextChunk
@@ -109,17 +109,18 @@ class EvidenceSelector:
 
     def known_nearest(
         self, qvec: np.ndarray, evidence_doc: str = "", exclude: str | None = None, hide_doc: str | None = None
-    ) -> tuple[float, float]:
-        """Similarity of the closest answerable and unanswerable known question (0, 0 without any).
-        The unanswerable side counts only when the best evidence (`evidence_doc`) comes from a
-        document that was in the index when they were judged (and not from `hide_doc`)."""
+    ) -> Nearest:
+        """Similarity of the closest answerable and unanswerable known question (0 without any;
+        see `KnownQuestions.nearest`). The unanswerable side counts only when the best evidence
+        (`evidence_doc`) comes from a document that was in the index when they were judged (and not
+        from `hide_doc`)."""
         known = self.known
         if known is None or not len(known):
-            return 0.0, 0.0
-        yes, no = known.nearest(known.similarity(self.embedder, qvec, exclude, hide_doc))
+            return Nearest(0.0, 0.0, 0.0)
+        nearest = known.nearest(known.similarity(self.embedder, qvec, exclude, hide_doc))
         if evidence_doc and (not known.judged(evidence_doc) or evidence_doc == hide_doc):
-            no = 0.0
-        return yes, no
+            return Nearest(nearest.yes, 0.0, 0.0)
+        return nearest
 
     def with_known(
         self,

@@ -8,7 +8,10 @@ deal?", further from "Teachers ... get 50% off"):
 - a candidate sentence gets the similarity of the closest known question it answers (the selector's
   `known` signal);
 - the question gets the similarity of the closest answerable and the closest unanswerable known
-  question (answerability's `known_yes` / `known_no`).
+  question (answerability's `known_yes` / `known_no`). A question unanswerable because it is about
+  another company's product ("how to enable two factor on my facebook account") says nothing about
+  a question that names no such product ("how do i turn on two factor"): answerability reads the
+  closest unanswerable one without them for a question whose words are all the documents' own.
 
 Training computes these leaving the question itself out (`exclude`), so the weights learned for
 them are the ones a new paraphrase of a known question earns, not an exact match's.
@@ -20,7 +23,7 @@ import base64
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -38,6 +41,15 @@ def holds_quote(unit_text: str, quote: str) -> bool:
     return bool(q) and (q in t or (len(t) > 20 and t in q))
 
 
+OTHER_PRODUCT = "other_company"  # the kind of an example unanswerable for naming another company's product
+
+
+class Nearest(NamedTuple):
+    yes: float  # the closest answerable known question
+    no: float  # the closest unanswerable one
+    no_own_words: float  # the closest unanswerable one that is not about another company's product
+
+
 @dataclass
 class KnownQuestions:
     questions: list[str]
@@ -47,6 +59,7 @@ class KnownQuestions:
     vectors: np.ndarray | None = None  # embedded questions (rows unit length), for `fingerprint`'s space
     fingerprint: str = ""
     index_docs: list[str] = field(default_factory=list)  # the documents of the index they were judged against
+    kinds: list[str] = field(default_factory=list)  # why an unanswerable one is ("other_company", ...); "" unknown
     _by_doc: dict[str, list[int]] = field(default_factory=dict, repr=False)
     _norms: list[str] = field(default_factory=list, repr=False)
     _index_docs: set[str] = field(default_factory=set, repr=False)
@@ -55,6 +68,8 @@ class KnownQuestions:
         n = len(self.questions)
         if not (len(self.docs) == len(self.quotes) == len(self.answerable) == n):
             raise ValueError("known questions: questions, docs, quotes and answerable differ in length")
+        if self.kinds and len(self.kinds) != n:
+            raise ValueError("known questions: kinds and questions differ in length")
         self._by_doc = {}
         for i, (doc, quote) in enumerate(zip(self.docs, self.quotes, strict=True)):
             if doc and quote and self.answerable[i]:
@@ -100,12 +115,16 @@ class KnownQuestions:
         added since (an admin's upload) may answer what was unanswerable then."""
         return not self.index_docs or doc in self._index_docs
 
-    def nearest(self, sims: np.ndarray) -> tuple[float, float]:
-        """(closest answerable, closest unanswerable) similarity, 0 where there is none."""
+    def nearest(self, sims: np.ndarray) -> Nearest:
+        """The closest answerable and unanswerable known question's similarity (0 where there is
+        none), and the closest unanswerable one that is not about another company's product."""
         labels = np.asarray(self.answerable, dtype=bool)
-        yes = sims[labels] if labels.any() else np.zeros(0)
-        no = sims[~labels] if (~labels).any() else np.zeros(0)
-        return (max(0.0, float(yes.max())) if len(yes) else 0.0, max(0.0, float(no.max())) if len(no) else 0.0)
+        product = np.asarray([k == OTHER_PRODUCT for k in self.kinds] if self.kinds else [False] * len(self), dtype=bool)
+
+        def top(mask: np.ndarray) -> float:
+            return max(0.0, float(sims[mask].max())) if mask.any() else 0.0
+
+        return Nearest(top(labels), top(~labels), top(~labels & ~product))
 
     def unit_scores(self, sims: np.ndarray, units: Sequence[tuple[str, str]]) -> np.ndarray:
         """For each (document, unit text): the similarity of the closest known question that this
@@ -128,6 +147,7 @@ class KnownQuestions:
             "quotes": self.quotes,
             "answerable": self.answerable,
             "index_docs": self.index_docs,
+            "kinds": self.kinds,
         }
         if self.vectors is not None and len(self.vectors):
             data["fingerprint"] = self.fingerprint
@@ -149,6 +169,7 @@ class KnownQuestions:
             vectors,
             str(data.get("fingerprint", "")),
             list(data.get("index_docs") or []),
+            list(data.get("kinds") or []),
         )
 
 

@@ -24,7 +24,7 @@ def test_a_paraphrase_is_closest_to_its_known_question_and_the_answering_unit_sc
     embedder = retriever.embedder
     sims = memory.similarity(embedder, embedder.embed_query("discount for educators?"))
     assert int(np.argmax(sims)) == 0 and sims[0] > sims[1]
-    yes, no = memory.nearest(sims)
+    yes, no, _ = memory.nearest(sims)
     assert yes == pytest.approx(float(sims[0])) and no == pytest.approx(float(max(sims[1], sims[2])))
     units = [
         ("faq/students-and-nonprofits.md", "Students and teachers get 50% off the Pro plan with a valid school email address."),
@@ -73,6 +73,10 @@ def test_the_memory_round_trips_with_its_vectors(retriever, memory, tmp_path):
     assert again.vectors is not None and np.allclose(again.vectors, memory.vectors, atol=1e-3)  # float16 on disk
     with pytest.raises(ValueError, match="differ in length"):
         KnownQuestions(["a"], [], [], [])
+    kinds = KnownQuestions(
+        memory.questions, memory.docs, memory.quotes, memory.answerable, kinds=["", "other_company", "out_of_scope"]
+    )
+    assert KnownQuestions.from_json(kinds.to_json()).kinds == kinds.kinds
 
 
 def test_the_shipped_model_knows_the_bundled_examples():
@@ -87,7 +91,39 @@ def test_a_document_added_since_training_may_answer_what_was_unanswerable(retrie
     judged = KnownQuestions(memory.questions, memory.docs, memory.quotes, memory.answerable, index_docs=["faq/billing-faq.md"])
     selector = EvidenceSelector(retriever.embedder, GroundingModel.load(), known=judged)
     qvec = retriever.embedder.embed_query("how do I change my iCloud password?")
-    _, before = selector.known_nearest(qvec, "faq/billing-faq.md")
-    _, after = selector.known_nearest(qvec, "loyalty.md")
+    _, before, _ = selector.known_nearest(qvec, "faq/billing-faq.md")
+    _, after, _ = selector.known_nearest(qvec, "loyalty.md")
     assert before > 0.9 and after == 0.0
     assert judged.judged("faq/billing-faq.md") and not judged.judged("loyalty.md") and memory.judged("anything.md")
+
+
+def test_another_companys_product_says_nothing_about_a_question_naming_none(retriever):
+    """'how do i turn on two factor' is close to the example 'how to enable two factor on my facebook
+    account', which is unanswerable only because of Facebook: it must not pull the question toward
+    a hand-off, while a question that names a product is still compared with it."""
+    from ragtune.grounding.answerability import ANSWERABLE_FEATURES, answerable_features
+    from ragtune.grounding.evidence import corpus_stats_from
+
+    memory = KnownQuestions(
+        ["how to enable two factor on my facebook account", "how do i turn on dark mode", "enable 2fa"],
+        ["", "", "faq/security-faq.md"],
+        ["", "", "Two-factor authentication"],
+        [0, 0, 1],
+        kinds=["other_company", "out_of_scope", ""],
+    )
+    model = GroundingModel.load()
+    selector = EvidenceSelector(retriever.embedder, model, known=memory)
+    stats = corpus_stats_from(retriever.snapshot().chunks)
+    column = ANSWERABLE_FEATURES.index("known_no")
+
+    def known_no(question: str) -> tuple[float, float]:
+        qvec = retriever.embedder.embed_query(question)
+        ranked = selector.score(question, retriever.search(question).relevant(0.3)[:6])
+        nearest = selector.known_nearest(qvec, ranked[0].hit.chunk.doc_id)
+        x = answerable_features(question, ranked, stats, selector.word_vectors, model.brand, nearest, model.brand_threshold)
+        return float(x[column]), nearest.no
+
+    plain, closest = known_no("how do i turn on two factor")
+    assert closest > 0.6 and plain < closest - 0.1  # the Facebook example is the closest, and is not read
+    named, closest = known_no("how do i turn on two factor for my instagram")
+    assert named == pytest.approx(closest) and named > 0.6
