@@ -38,6 +38,10 @@ DEBRIS, ECHO, LOOP, NUMBER, NAME, NEGATION, UNSUPPORTED, INCOMPLETE, REFUSAL, LE
 # at most EXTRA_SHARE of its content words come from neither that answer nor the question. Chosen
 # on the tuning sets' phrased answers (docs/benchmarks.md, issue 17).
 RESTATES = 0.7
+_PRONOUN = re.compile(r"\b(?:it|its|they|them|their)\b", re.I)
+# A sentence opening with a figure or price ("9.99 EUR per month"), not a word that starts with
+# digits ("2FA", "24/7").
+_LEADING_FIGURE = re.compile(r"^[€$£]?\s?\d(?![\d.,]*[A-Za-z]{2,}\b)(?!\d*/\d)")
 EXTRA_SHARE = 0.25
 Similarity = Callable[[str, str], float]
 
@@ -255,10 +259,29 @@ def departs(
 ) -> bool:
     """Whether a phrased answer says something other than the server's composed answer: it is not
     about the lead unit ("A trial can be extended once by 14 days" for "how long is the free
-    trial?" when the lead is the 14-day trial), adds what neither that answer nor the question says
-    ("... and our business plans are free"), or does not give the verdict the composed answer opens
-    with (a "yes" or nothing where it says "No")."""
+    trial?" when the lead is the 14-day trial), does not open with it (a further sentence first, a
+    figure without its subject), drops a word of the question that the lead answers with, adds what
+    neither that answer nor the question says ("... and our business plans are free"), or does not
+    give the verdict the composed answer opens with (a "yes" or nothing where it says "No", a "yes"
+    where it gives none)."""
     if similarity is not None and lead and similarity(answer, lead) < RESTATES:
+        return True
+    first = (split_sentences(answer) or [answer])[0]
+    # The answer first: a bare figure ("9.99 EUR per month, ...") has lost what it is the price of,
+    # and a first sentence closer to a further sentence than to the lead puts the answer second.
+    if _LEADING_FIGURE.match(first) and not _LEADING_FIGURE.match(lead.strip()):
+        return True
+    if similarity is not None and lead:
+        lead_stems = content_stems(lead)
+        further = [s for s in split_sentences(whole) if s not in lead and not content_stems(s) <= lead_stems]
+        if further and max(similarity(first, s) for s in further) > similarity(first, lead):
+            return True
+    # What ties the answer to the question stays in it: "students get 50% off" for a teacher's
+    # question drops the "teachers" the lead holds. A pronoun may stand for one such word ("No, it
+    # runs on Android 11 or later" for "does the app work on android 10?").
+    tied = content_stems(question) & content_stems(lead)
+    dropped = len(tied) - _overlap(tied, content_stems(answer))
+    if dropped > (1 if _PRONOUN.search(answer) else 0):
         return True
     pool = content_stems(whole) | content_stems(question) | {stem(w) for w in allowed_names}
     # Sentence by sentence: an added sentence ("The desktop app will save you.") is not averaged
@@ -267,8 +290,10 @@ def departs(
         said = content_stems(sentence)
         if said and len(said - pool) > EXTRA_SHARE * len(said):
             return True
-    # The verdict is the server's: a composed "No," (or "Yes.") leads the phrasing too.
-    return _leading_reply(whole) is not None and _leading_reply(answer) != _leading_reply(whole)
+    # The verdict is the server's: a composed "No," (or "Yes.") leads the phrasing too, and a
+    # phrasing adds none ("Yes, the current status ... is shown at status.northwind.example" for
+    # "is northwind down right now?"; "Yes, you can share a link in Slack" for a Teams integration).
+    return _leading_reply(answer) != _leading_reply(whole)
 
 
 def _wrong_unit(answer: str, source: str) -> bool:

@@ -99,6 +99,18 @@ ANDROID_ANSWER = (
     "No, the app runs on iOS 16 or later and Android 11 or later.",
 )
 
+STATUS_ANSWER = ("The current status of every Northwind service is shown at status.northwind.example.",) * 2
+PRO_ANSWER = ("Pro costs 9.99 EUR per month, or 99 EUR per year when paid annually.",) * 2
+REFUND_ANSWER = (
+    "Write to billing@northwind.example or use the chat in the app, and include the invoice number.",
+    "Write to billing@northwind.example or use the chat in the app, and include the invoice number. "
+    "Refund requests are handled by our billing team, not by the automated assistant.",
+)
+TEACHER_ANSWER = (
+    "Students and teachers get 50% off the Pro plan with a valid school email address.",
+    "Students and teachers get 50% off the Pro plan with a valid school email address. The discount is checked again every 12 months.",
+)
+
 
 @pytest.mark.parametrize(
     ("answer", "question", "composed", "passes"),
@@ -128,6 +140,50 @@ ANDROID_ANSWER = (
             "does the app work on android 10?",
             ANDROID_ANSWER,
             False,
+        ),
+        # A verdict the server did not give: the status page does not say the service is down.
+        (
+            "Yes, the current status of every Northwind service is shown at status.northwind.example.",
+            "is northwind down right now?",
+            STATUS_ANSWER,
+            False,
+        ),
+        (
+            "The current status of every Northwind service is shown at status.northwind.example.",
+            "is northwind down right now?",
+            STATUS_ANSWER,
+            True,
+        ),
+        # A price without what it is the price of.
+        ("9.99 EUR per month, or 99 EUR per year when paid annually.", "how much is pro a month", PRO_ANSWER, False),
+        ("Pro is 9.99 EUR a month, or 99 EUR a year when paid annually.", "how much is pro a month", PRO_ANSWER, True),
+        # The answer second: the further sentence of the composed answer comes first.
+        (
+            "Refund requests are handled by our billing team, not by the automated assistant. Write to "
+            "billing@northwind.example or use the chat in the app, and include the invoice number.",
+            "How do I ask for a refund?",
+            REFUND_ANSWER,
+            False,
+        ),
+        (
+            "Write to billing@northwind.example or use the chat in the app with your invoice number. Refund requests "
+            "are handled by our billing team, not by the automated assistant.",
+            "How do I ask for a refund?",
+            REFUND_ANSWER,
+            True,
+        ),
+        # The teacher asked; the lead says teachers too; the phrasing only students.
+        (
+            "Students get 50% off the Pro plan with a valid school email address.",
+            "i'm a teacher, does it apply to me as well?",
+            TEACHER_ANSWER,
+            False,
+        ),
+        (
+            "Teachers get 50% off the Pro plan with a valid school email address.",
+            "i'm a teacher, does it apply to me as well?",
+            TEACHER_ANSWER,
+            True,
         ),
     ],
 )
