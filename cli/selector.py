@@ -12,7 +12,7 @@ from ragtune.settings import Settings
 
 EXAMPLES = Path("train/examples")
 MAX_FALSE_HANDOFF = 0.03
-DEFAULT_PAIRS = [EXAMPLES / "knowledge_pairs.jsonl", EXAMPLES / "paraphrases.jsonl"]
+DEFAULT_PAIRS = [EXAMPLES / "knowledge_pairs.jsonl", EXAMPLES / "paraphrases.jsonl", EXAMPLES / "paraphrases_more.jsonl"]
 DEFAULT_HANDOFF = [EXAMPLES / "handoff.jsonl"]
 DEFAULT_QUESTIONS = [
     EXAMPLES / "heldout.jsonl",
