@@ -54,11 +54,9 @@ def test_a_fresh_install_loads_base_and_adapter_and_asks_it_only_as_far_as_it_me
     adapter = bundled_adapter()
     assert adapter is not None
     assert ready["model_pass_rate"] == adapter.pass_rate and ready["model_phrased_accuracy"] == adapter.phrased_accuracy
-    # Its gated eval (the card) phrases too few answers (chat.min_model_pass_rate) and the ones it
-    # phrased were right less often than chat.min_model_fact_accuracy asks: the default auto mode
-    # answers extractively, and says why (the first bar it misses).
-    assert adapter.pass_rate < settings.chat.min_model_pass_rate
-    assert adapter.phrased_accuracy is not None and adapter.phrased_accuracy < settings.chat.min_model_fact_accuracy
+    # Its gated eval (the card) phrases too few answers (chat.min_model_pass_rate): the default
+    # auto mode answers extractively, and says why.
+    assert adapter.pass_rate < settings.chat.min_model_pass_rate and adapter.phrased_accuracy is not None
     assert ready["mode"] == "extractive" and "min_model_pass_rate" in ready["detail"]
     fast = client.post("/v1/chat", json={"message": "How long is the password reset link valid?"}).json()
     assert fast["mode"] == "extractive" and fast["model"] is None
