@@ -34,6 +34,20 @@ def _register_two(data_dir: Path, gguf: str) -> ModelRegistry:
     return registry
 
 
+def _one_question(tmp_path: Path) -> Path:
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(
+        json.dumps({"question": QUESTION, "kind": "in_scope", "doc": "policies/refund-policy.pdf", "fact": "30 days"}) + "\n"
+    )
+    return questions
+
+
+def _stored_gate(registry: ModelRegistry, key: str) -> None:
+    """Gate figures as an earlier gate run stored them under `key`: v2 scores worse than v1."""
+    registry.update_eval("ragtune-v1", {"gate": {"questions_key": key, "quality_score": 0.5, "evaluator": evaluator_name()}})
+    registry.update_eval("ragtune-v2", {"gate": {"questions_key": key, "quality_score": 0.25, "evaluator": evaluator_name()}})
+
+
 def test_deploy_switches_the_chat_api_and_rollback_restores_it(exported, knowledge_index, retriever, data_dir):
     from fastapi.testclient import TestClient
 
@@ -74,16 +88,12 @@ def test_deploy_gate_refuses_a_worse_version_unless_forced(exported, data_dir, t
     _, paths = exported
     registry = _register_two(data_dir, paths["gguf"])
     registry.deploy("ragtune-v1")
-    questions = tmp_path / "questions.jsonl"
-    questions.write_text(
-        json.dumps({"question": QUESTION, "kind": "in_scope", "doc": "policies/refund-policy.pdf", "fact": "30 days"}) + "\n"
-    )
+    questions = _one_question(tmp_path)
     key = _questions_key(questions, load_settings())
     assert key.startswith(f"{file_key(questions)}-1-")
     # Figures as an earlier gate run stored them (the gate reuses them for the same questions file
     # and the same pipeline around the model).
-    registry.update_eval("ragtune-v1", {"gate": {"questions_key": key, "quality_score": 0.5, "evaluator": evaluator_name()}})
-    registry.update_eval("ragtune-v2", {"gate": {"questions_key": key, "quality_score": 0.25, "evaluator": evaluator_name()}})
+    _stored_gate(registry, key)
     assert main(["train", "deploy", "ragtune-v2", "--questions", str(questions)]) == 2
     err = capsys.readouterr().err
     assert "ragtune-v2 scores 0.25 against 0.5 for ragtune-v1" in err and err.strip().count("\n") == 0
@@ -98,15 +108,11 @@ def test_deploy_gate_does_not_reuse_figures_from_another_pipeline(exported, data
     _, paths = exported
     registry = _register_two(data_dir, paths["gguf"])
     registry.deploy("ragtune-v1")
-    questions = tmp_path / "questions.jsonl"
-    questions.write_text(
-        json.dumps({"question": QUESTION, "kind": "in_scope", "doc": "policies/refund-policy.pdf", "fact": "30 days"}) + "\n"
-    )
+    questions = _one_question(tmp_path)
     # Stored by a gate run before the answering code or the index changed: the same questions file,
     # another pipeline. Reused, they would refuse v2; measured again, both are the same model.
     stale = f"{file_key(questions)}-1-0123456789ab"
-    registry.update_eval("ragtune-v1", {"gate": {"questions_key": stale, "quality_score": 0.5, "evaluator": evaluator_name()}})
-    registry.update_eval("ragtune-v2", {"gate": {"questions_key": stale, "quality_score": 0.25, "evaluator": evaluator_name()}})
+    _stored_gate(registry, stale)
     assert main(["train", "deploy", "ragtune-v2", "--questions", str(questions)]) == 0
     assert registry.current().version == "ragtune-v2"
     assert registry.get("ragtune-v2").eval["gate"]["questions_key"] == _questions_key(questions, load_settings())

@@ -73,7 +73,7 @@ def test_pipeline_scores_facts_citations_and_refusals():
     assert figures["phrased_share"] == 1.0 and figures["phrased_fact_accuracy"] == 0.5  # both answerable ones were generated
 
 
-def test_cached_pipeline_results_are_kept_apart_by_answer_mode(tmp_path):
+def test_cached_pipeline_results_are_kept_apart_by_answer_mode_model_and_pipeline(tmp_path):
     from train.evaluate import Candidate, evaluate
 
     gguf = tmp_path / "m.gguf"
@@ -106,21 +106,8 @@ def test_cached_pipeline_results_are_kept_apart_by_answer_mode(tmp_path):
         {"m": Candidate(gguf, adapter)}, [], questions, tmp_path / "eval", None, pipeline, None, modes=("pipeline",)
     )
     assert calls[-1] == Candidate(gguf, adapter) and len(calls) == 3 and report["models"] == {"m": "m+a"}
-
-
-def test_a_cached_pipeline_result_is_not_reused_after_the_pipeline_changed(tmp_path):
-    from train.evaluate import Candidate, evaluate
-
-    gguf = tmp_path / "m.gguf"
-    gguf.write_bytes(b"GGUF")
-    calls = []
-
-    def pipeline(model, qs):
-        calls.append(model)
-        return [{"answer": "Sorry.", "handoff": True, "mode": "handoff", "total_ms": 1, "sources": []}]
-
-    questions = [{"kind": "out_of_scope", "question": "?"}]
-    # The same model and questions, but the answering code or index changed in between (another fingerprint).
+    # The same model and questions, but the answering code or index changed in between (another
+    # fingerprint): measured again, never the older pipeline's figures.
     for fingerprint in ("aaa111", "aaa111", "bbb222"):
         evaluate(
             {"m": Candidate(gguf)},
@@ -133,7 +120,7 @@ def test_a_cached_pipeline_result_is_not_reused_after_the_pipeline_changed(tmp_p
             modes=("pipeline",),
             fingerprint=fingerprint,
         )
-    assert len(calls) == 2
+    assert len(calls) == 5
 
 
 def test_train_eval_runs_both_modes_on_real_models(exported, knowledge_index, tmp_path, capsys, monkeypatch):
@@ -159,9 +146,12 @@ def test_train_eval_runs_both_modes_on_real_models(exported, knowledge_index, tm
     run = config.run_dir
     assert main(["train", "eval", str(run), "--limit", "2", "--questions", str(questions), "--base-gguf", paths["gguf"]]) == 0
     report = json.loads((run / "eval" / "report.json").read_text())
+    # --limit 2 of the eval split's records (the tiny dataset's split may hold fewer)
+    wanted = min(2, len((config.data.output / "eval.jsonl").read_text().splitlines()))
+    assert wanted >= 1
     for label in ("base", "tuned"):
         raw, pipe = report["results"][label]["raw"], report["results"][label]["pipeline"]
-        assert raw["n"] == 2 and 0 <= raw["schema_validity"] <= 1 and raw["tokens_per_s"] > 0
+        assert raw["n"] == wanted and 0 <= raw["schema_validity"] <= 1 and raw["tokens_per_s"] > 0
         assert pipe["n"] == 1 and pipe["schema_validity"] in (0.0, 1.0)
     assert "| schema validity |" in (run / "eval" / "report.md").read_text()
     assert (run / "loss.png").is_file()
