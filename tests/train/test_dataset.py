@@ -30,7 +30,9 @@ def test_records_are_the_served_prompt_plus_a_reply_serving_accepts(prepared, kn
     settings, _ = knowledge_index
     company = settings.chat.company_name
     records = _records(config)
-    assert summary["records"]["train"] + summary["records"]["eval"] == len(records) >= 8
+    # 6 example pairs, each as written and reworded, plus the Bitext rows: how many survive depends
+    # on which evidence the bundled selector shows with the examples' document hidden (6 of 12 or more).
+    assert summary["records"]["train"] + summary["records"]["eval"] == len(records) >= 6
     assert {r["meta"]["kind"] for r in records} == {"grounded"}  # no hand-off records: the server decides those
     assert {r["meta"]["prompt"] for r in records} == {config.prompt} == {"short"}
     shown = []
