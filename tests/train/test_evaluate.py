@@ -88,38 +88,21 @@ def test_cached_pipeline_results_are_kept_apart_by_answer_mode_model_and_pipelin
         calls.append(model)
         return [{"answer": "Sorry.", "handoff": True, "mode": "handoff", "total_ms": 1, "sources": []}]
 
+    base = Candidate(gguf)
+
+    def run(model=base, **keys) -> dict:
+        return evaluate({"m": model}, [], questions, tmp_path / "eval", None, pipeline, None, modes=("pipeline",), **keys)
+
     for variant in ("answer_mode=auto", "answer_mode=auto", "answer_mode=generative"):
-        evaluate(
-            {"m": Candidate(gguf)},
-            [],
-            questions,
-            tmp_path / "eval",
-            None,
-            pipeline,
-            None,
-            modes=("pipeline",),
-            pipeline_variant=variant,
-        )
+        run(pipeline_variant=variant)
     assert len(calls) == 2  # the repeat came from the cache; the other mode was computed
     # The base with an adapter over it is another model: its own result, not the base's cached one.
-    report = evaluate(
-        {"m": Candidate(gguf, adapter)}, [], questions, tmp_path / "eval", None, pipeline, None, modes=("pipeline",)
-    )
+    report = run(Candidate(gguf, adapter))
     assert calls[-1] == Candidate(gguf, adapter) and len(calls) == 3 and report["models"] == {"m": "m+a"}
     # The same model and questions, but the answering code or index changed in between (another
     # fingerprint): measured again, never the older pipeline's figures.
     for fingerprint in ("aaa111", "aaa111", "bbb222"):
-        evaluate(
-            {"m": Candidate(gguf)},
-            [],
-            questions,
-            tmp_path / "eval",
-            None,
-            pipeline,
-            None,
-            modes=("pipeline",),
-            fingerprint=fingerprint,
-        )
+        run(fingerprint=fingerprint)
     assert len(calls) == 5
 
 
