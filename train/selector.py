@@ -206,10 +206,15 @@ class Candidates:
         self.stats = corpus_stats_from(self.all_chunks)
         self.use_known = True
 
-    def for_question(self, question: str, doc: str = "") -> tuple[list, np.ndarray, list]:
+    def hidden(self, question: str, doc: str, always: bool = False) -> str | None:
+        """The document scored as new for this question: `doc` for a share of questions (`unseen`),
+        or always."""
+        return doc if doc and (always or unseen(question)) else None
+
+    def for_question(self, question: str, doc: str = "", always_hide: bool = False) -> tuple[list, np.ndarray, list]:
         """As serving sees a new question: the question itself is left out of the known ones, and
-        for a share of questions every known question about its document (`unseen`)."""
-        hide = doc if doc and unseen(question) else None
+        for a share of questions (all with `always_hide`) every known question about its document."""
+        hide = self.hidden(question, doc, always_hide)
         result = self.retriever.search(question)
         hits = result.relevant(self.floor)[: self.chunks]
         qvec = self.retriever.embedder.embed_query(question)
@@ -217,6 +222,9 @@ class Candidates:
             hits = self.selector.with_known(qvec, hits, self.all_chunks, self.floor, exclude=question, hide_doc=hide)
         cands = self.selector.candidates(question, hits, qvec, exclude=question, hide_doc=hide)
         return cands, features(question, cands, self.stats), hits
+
+    def new_units(self, cands: list, hits: list, hide: str | None) -> np.ndarray:
+        return self.selector.new_units([hits[c.chunk_rank].chunk.doc_id for c in cands], hide)
 
     def known_nearest(self, question: str, ranked: list[Evidence], doc: str = "") -> Nearest:
         hide = doc if doc and unseen(question) else None
@@ -228,7 +236,7 @@ class Candidates:
         cands, x, hits = self.for_question(question, doc)
         if not cands:
             return []
-        probs = model.selector.prob(x)
+        probs = model.unit_probs(x, self.new_units(cands, hits, self.hidden(question, doc)))
         scored = [
             Evidence(
                 hit=hits[c.chunk_rank], sentence=c.unit.text, score=float(p), unit=c.unit, dense=c.dense, position=c.position
@@ -311,33 +319,35 @@ def train(
     report: dict[str, Any] = {"holdout_share": holdout, "seed": seed}
 
     # 1. The selector, on question -> quote pairs.
-    progress(f"selector: scoring candidates of {len(data.pairs)} pairs")
-    rows = []
+    progress(f"selector: scoring candidates of {len(data.pairs)} pairs, as known and as a new document's")
+    rows, new_rows = [], []
     for pair in data.pairs:
         cands, x, hits = cand.for_question(pair["question"])
-        y = _labels(cands, hits, pair)
-        rows.append((x, y, np.asarray([c.dense for c in cands])))
+        rows.append((x, _labels(cands, hits, pair), np.asarray([c.dense for c in cands]), np.zeros(len(cands), bool)))
+        # The same question as if no example were about its document (an admin's upload since).
+        cands, x, hits = cand.for_question(pair["question"], pair["doc"], always_hide=True)
+        dense = np.asarray([c.dense for c in cands])
+        new_rows.append((x, _labels(cands, hits, pair), dense, cand.new_units(cands, hits, pair["doc"])))
     train_idx, test_idx = _split(len(rows), holdout, seed)
     fit_rows = [rows[i] for i in train_idx if rows[i][1].any()]
-    x = np.vstack([r[0] for r in fit_rows])
-    y = np.concatenate([r[1] for r in fit_rows])
-    selector = fit_logistic(x, y, list(SELECTOR_FEATURES), l2=1.0)
-
-    def accuracy(idx: list[int]) -> dict[str, Any]:
-        found = [rows[i] for i in idx if rows[i][1].any()]
-        top = {"before_top1": 0, "before_top3": 0, "after_top1": 0, "after_top3": 0}
-        for xq, yq, dense in found:
-            after = np.argsort(-selector.prob(xq))
-            before = np.argsort(-dense)
-            top["before_top1"] += int(yq[before[0]] > 0)
-            top["before_top3"] += int(yq[before[:3]].any())
-            top["after_top1"] += int(yq[after[0]] > 0)
-            top["after_top3"] += int(yq[after[:3]].any())
-        n = max(1, len(found))
-        return {"questions": len(idx), "quote_retrieved": len(found)} | {k: round(v / n, 3) for k, v in top.items()}
-
-    report["selection_heldout"] = accuracy(test_idx)
-    report["selection_train"] = accuracy(train_idx)
+    selector = fit_logistic(
+        np.vstack([r[0] for r in fit_rows]), np.concatenate([r[1] for r in fit_rows]), list(SELECTOR_FEATURES), l2=1.0
+    )
+    # The new-document selector learns from the hidden document's units only: those are the rows it scores.
+    fit_new = [new_rows[i] for i in train_idx if new_rows[i][1].any()]
+    selector_new = fit_logistic(
+        np.vstack([r[0][r[3]] for r in fit_new]),
+        np.concatenate([r[1][r[3]] for r in fit_new]),
+        list(SELECTOR_FEATURES),
+        l2=1.0,
+    )
+    report["selection_heldout"] = _selection(rows, test_idx, selector, None)
+    report["selection_train"] = _selection(rows, train_idx, selector, None)
+    # Held-out pairs with their document's known questions hidden: the known selector alone, then
+    # with the new-document selector scoring that document's units.
+    report["selection_heldout_new_document"] = _selection(new_rows, test_idx, selector, None) | {
+        f"with_new_{k}": v for k, v in _selection(new_rows, test_idx, selector, selector_new).items() if k.startswith("after")
+    }
     support = SUPPORT
     model = GroundingModel(
         selector,
@@ -350,6 +360,7 @@ def train(
         ),
         0.5,
         support,
+        selector_new=selector_new,
     )
 
     # 2. Brand-likeness of single words, then answerability (which uses it).
@@ -429,10 +440,32 @@ def train(
         brand=model.brand,
         brand_threshold=model.brand_threshold,
         known=known,
+        selector_new=selector_new,
     )
     report["intent_heldout"] = _intent_figures(model, vectors, labels, [data.intents[i][2] for i in range(len(texts))], i_test)
     model.report = report
     return TrainResult(model, report)
+
+
+Rows = list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]  # per question: features, labels, dense, new
+
+
+def _selection(rows: Rows, idx: list[int], selector: Logistic, selector_new: Logistic | None) -> dict[str, Any]:
+    """Top-1 / top-3: how often the quote's unit ranks first (in the first three), by raw embedding
+    similarity (before) and by the selector (after), over the questions whose quote was retrieved."""
+    found = [rows[i] for i in idx if rows[i][1].any()]
+    top = {"before_top1": 0, "before_top3": 0, "after_top1": 0, "after_top3": 0}
+    for xq, yq, dense, new in found:
+        probs = selector.prob(xq)
+        if selector_new is not None and new.any():
+            probs = np.where(new, selector_new.prob(xq), probs)
+        after, before = np.argsort(-probs), np.argsort(-dense)
+        top["before_top1"] += int(yq[before[0]] > 0)
+        top["before_top3"] += int(yq[before[:3]].any())
+        top["after_top1"] += int(yq[after[0]] > 0)
+        top["after_top3"] += int(yq[after[:3]].any())
+    n = max(1, len(found))
+    return {"questions": len(idx), "quote_retrieved": len(found)} | {k: round(v / n, 3) for k, v in top.items()}
 
 
 def _answerable_row(cand: Candidates, model: GroundingModel, question: str, doc: str) -> np.ndarray:

@@ -140,6 +140,12 @@ class EvidenceSelector:
         sims = known.similarity(self.embedder, qvec, exclude, hide_doc)
         return hits + known_hits(known, sims, chunks, {h.id for h in hits}, relevance)
 
+    def new_units(self, docs: list[str], hide_doc: str | None = None) -> np.ndarray:
+        """For each candidate's document: whether no known question is about it (or it is `hide_doc`),
+        so its units are scored as a new document's (`GroundingModel.unit_probs`)."""
+        known = self.known
+        return np.asarray([known is None or not known.about(d) or d == hide_doc for d in docs], dtype=bool)
+
     def stats(self, hits: list[Hit]) -> CorpusStats:
         return self._stats() if self._stats is not None else corpus_stats_from([h.chunk for h in hits])
 
@@ -208,7 +214,8 @@ class EvidenceSelector:
         cands = fresh or cands
         if not cands:
             return []
-        probs = self.model.selector.prob(features(question, cands, self.stats(hits)))
+        new = self.new_units([hits[c.chunk_rank].chunk.doc_id for c in cands], hide_doc)
+        probs = self.model.unit_probs(features(question, cands, self.stats(hits)), new)
         scored = [
             Evidence(
                 hit=hits[c.chunk_rank], sentence=c.unit.text, score=float(p), unit=c.unit, dense=c.dense, position=c.position

@@ -110,6 +110,10 @@ class KnownQuestions:
         sims = self.ensure(embedder) @ np.asarray(qvec, dtype=np.float32)
         return np.where(self._mask(exclude, hide_doc), sims, -1.0)
 
+    def about(self, doc: str) -> bool:
+        """Whether any answerable known question quotes `doc` (its units can earn the `known` signal)."""
+        return doc in self._by_doc
+
     def judged(self, doc: str) -> bool:
         """Whether the unanswerable questions were judged with `doc` in the index: a document
         added since (an admin's upload) may answer what was unanswerable then."""

@@ -1,7 +1,10 @@
 """The learned part of grounding: small logistic models, their weights kept as JSON.
 
 - `selector` scores each candidate sentence (ragtune/grounding/features.py) as the answer to the
-  question; its probability ranks the evidence.
+  question; its probability ranks the evidence. `selector_new` scores the sentences of a document
+  no known question is about (an admin's upload since training): fitted with each example's
+  document hidden, it leans on what the sentence says, not on the `known` signal that document
+  cannot have.
 - `answerable` says, from the best candidates and the question's words against the index
   vocabulary, whether the evidence answers the question; below `threshold` the answer is a hand-off.
 - `brand` tells from a word's embedding whether it names another company's product ("gmail"), for
@@ -108,6 +111,16 @@ class GroundingModel:
     brand: Logistic | None = None  # P(a word is another company's product) from its embedding
     brand_threshold: float = 0.5
     known: KnownQuestions | None = None  # the company's example questions (ragtune/grounding/known.py)
+    selector_new: Logistic | None = None  # the selector for units of a document no known question is about
+
+    def unit_probs(self, x: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """The selector's probability for each candidate row of `x`; rows whose document no known
+        question is about (`new`) are scored by `selector_new` when there is one."""
+        probs = self.selector.prob(x)
+        new = np.asarray(new, dtype=bool)
+        if self.selector_new is not None and new.any():
+            probs = np.where(new, self.selector_new.prob(x), probs)
+        return probs
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -122,6 +135,7 @@ class GroundingModel:
             "brand": self.brand.to_json() if self.brand else None,
             "brand_threshold": round(self.brand_threshold, 6),
             "known": self.known.to_json() if self.known is not None else None,
+            "selector_new": self.selector_new.to_json() if self.selector_new else None,
         }
 
     def save(self, path: Path) -> None:
@@ -150,4 +164,5 @@ class GroundingModel:
             Logistic.from_json(data["brand"]) if data.get("brand") else None,
             float(data.get("brand_threshold", 0.5)),
             KnownQuestions.from_json(data["known"]) if data.get("known") else None,
+            Logistic.from_json(data["selector_new"]) if data.get("selector_new") else None,
         )

@@ -50,6 +50,26 @@ def test_the_answering_unit_is_among_the_selected_evidence(retriever, grounding,
     assert 0.0 <= ranked[-1].score <= ranked[0].score <= 1.0
 
 
+@pytest.mark.parametrize(
+    ("question", "supporting"),
+    [
+        ("how long does the password reset link work", "The reset link is valid for 1 hour."),
+        ("do you sell my personal data", "We do not sell personal data"),
+    ],
+)
+def test_a_document_no_example_is_about_is_still_answered_from_its_own_sentence(retriever, grounding, question, supporting):
+    # An admin's upload since the model was trained: no known question quotes it, so its units get no
+    # `known` signal; the new-document selector scores them (the known one alone ranks another
+    # document's unit first for both questions).
+    model, _, selector = grounding
+    hits = retriever.search(question).relevant(0.3)[:6]
+    doc = selector.score(question, hits)[0].hit.chunk.doc_id
+    best = selector.score(question, hits, hide_doc=doc)[0]
+    assert best.hit.chunk.doc_id == doc and supporting in best.sentence
+    assert model.selector_new is not None
+    assert selector.new_units([doc, "no/such-doc.md"]).tolist() == [False, True]
+
+
 def test_an_extractive_answer_has_no_preamble_and_a_table_row_reads_as_a_sentence(retriever, grounding):
     ranked, _ = _read(retriever, grounding, "how much is the extra 1 TB storage add-on")
     text, used = compose(top_evidence(ranked, 3, grounding[0].support))

@@ -26,6 +26,11 @@ def test_a_small_fit_learns_weights_and_reports_on_held_out_questions(retriever,
     assert np.abs(model.selector.weights).sum() > 0 and np.abs(model.answerable.weights).sum() > 0
     held = report["selection_heldout"]
     assert held["questions"] == 18 and 0 <= held["after_top1"] <= held["after_top3"] <= 1
+    # A document no example is about (an admin's upload) gets its own selector, reported on held-out
+    # questions with their document hidden.
+    assert model.selector_new is not None and np.abs(model.selector_new.weights).sum() > 0
+    fresh = report["selection_heldout_new_document"]
+    assert fresh["questions"] == 18 and 0 <= fresh["with_new_after_top1"] <= fresh["with_new_after_top3"] <= 1
     assert 0 < model.threshold < 1 and model.support == SUPPORT
     assert set(report["handoff_heldout"]) >= {"handoff_precision", "handoff_recall", "false_handoff_rate"}
     assert model.intent is not None and set(model.intent_thresholds) == {"person", "angry", "action"}
@@ -37,6 +42,9 @@ def test_a_small_fit_learns_weights_and_reports_on_held_out_questions(retriever,
     again = GroundingModel.load(tmp_path / "g.json")
     x = np.random.default_rng(0).normal(size=(3, len(model.selector.features)))
     assert np.allclose(again.selector.prob(x), model.selector.prob(x), atol=1e-4)
+    assert again.selector_new is not None
+    new = np.asarray([False, True, False])
+    assert np.allclose(again.unit_probs(x, new), np.where(new, model.selector_new.prob(x), model.selector.prob(x)), atol=1e-4)
 
 
 def test_bad_example_files_are_refused_with_the_line(tmp_path):
