@@ -12,8 +12,14 @@ from ragtune.settings import Settings
 
 EXAMPLES = Path("train/examples")
 MAX_FALSE_HANDOFF = 0.03
-DEFAULT_PAIRS = [EXAMPLES / "knowledge_pairs.jsonl", EXAMPLES / "paraphrases.jsonl", EXAMPLES / "paraphrases_more.jsonl"]
-DEFAULT_HANDOFF = [EXAMPLES / "handoff.jsonl"]
+DEFAULT_PAIRS = [
+    EXAMPLES / "knowledge_pairs.jsonl",
+    EXAMPLES / "paraphrases.jsonl",
+    EXAMPLES / "paraphrases_more.jsonl",
+    EXAMPLES / "paraphrases_extra.jsonl",
+    EXAMPLES / "paraphrases_twins.jsonl",
+]
+DEFAULT_HANDOFF = [EXAMPLES / "handoff.jsonl", EXAMPLES / "handoff_more.jsonl"]
 DEFAULT_QUESTIONS = [
     EXAMPLES / "heldout.jsonl",
     EXAMPLES / "casual.jsonl",

@@ -194,7 +194,7 @@ class EvidenceSelector:
         if known is not None and len(known) and out:
             sims = known.similarity(self.embedder, qvec, exclude, hide_doc)
             scores = known.unit_scores(sims, [(hits[c.chunk_rank].chunk.doc_id, c.unit.text) for c in out])
-            out = [replace(c, known=float(k)) for c, k in zip(out, scores, strict=True)]
+            out = [replace(c, known=float(k), known_count=int(n)) for c, (k, n) in zip(out, scores, strict=True)]
         return out
 
     def score(

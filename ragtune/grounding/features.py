@@ -4,7 +4,8 @@ Each candidate unit (sentence, list item, table row) of the retrieved chunks get
 its embedding similarity to the question (with its title and section in front), IDF-weighted word
 overlap with the question (a sentence-level BM25), overlap of the question with its headings,
 whether it holds the kind of thing the question asks for (a duration, a price, a percentage, a
-step), where it stands, and how close the question comes to a known question this unit answers. A small logistic model (ragtune/grounding/model.py) weighs them; the
+step), where it stands, how close the question comes to a known question this unit answers and how
+many known questions it answers. A small logistic model (ragtune/grounding/model.py) weighs them; the
 weights are learned from the company's own question -> sentence pairs (`ragtune train selector`).
 """
 
@@ -34,6 +35,7 @@ SELECTOR_FEATURES = (
     "brevity",
     "known",
     "known_gap",
+    "known_count",
 )
 
 _DURATION = re.compile(
@@ -138,6 +140,7 @@ class Candidate:
     dense: float  # cosine(question, heading + unit)
     position: int  # the unit's place in its chunk
     known: float = 0.0  # similarity of the closest known question this unit answers (ragtune/grounding/known.py)
+    known_count: int = 0  # how many known questions this unit answers (a unit customers often ask about)
 
 
 def features(question: str, candidates: list[Candidate], stats: CorpusStats) -> np.ndarray:
@@ -172,6 +175,7 @@ def features(question: str, candidates: list[Candidate], stats: CorpusStats) -> 
                 1.0 / math.sqrt(n_words),
                 c.known,
                 c.known - best_known,
+                math.log1p(c.known_count),
             ]
         )
     return np.asarray(rows, dtype=np.float32)

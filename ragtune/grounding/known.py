@@ -41,7 +41,8 @@ def holds_quote(unit_text: str, quote: str) -> bool:
     return bool(q) and (q in t or (len(t) > 20 and t in q))
 
 
-OTHER_PRODUCT = "other_company"  # the kind of an example unanswerable for naming another company's product
+OTHER_PRODUCT = "other_company"
+LEFT_OUT = -0.999  # `similarity` gives -1 to the known questions it leaves out  # the kind of an example unanswerable for naming another company's product
 
 
 class Nearest(NamedTuple):
@@ -132,16 +133,17 @@ class KnownQuestions:
 
     def unit_scores(self, sims: np.ndarray, units: Sequence[tuple[str, str]]) -> np.ndarray:
         """For each (document, unit text): the similarity of the closest known question that this
-        unit answers (0 when none does)."""
-        out = np.zeros(len(units))
+        unit answers (0 when none does), and how many known questions it answers (left-out ones,
+        similarity -1, not counted), as rows of two."""
+        out = np.zeros((len(units), 2))
         if not len(self):
             return out
         for j, (doc, text) in enumerate(units):
-            best = 0.0
+            best, count = 0.0, 0
             for i in self._by_doc.get(doc, ()):
-                if sims[i] > best and holds_quote(text, self.quotes[i]):
-                    best = float(sims[i])
-            out[j] = best
+                if sims[i] > LEFT_OUT and holds_quote(text, self.quotes[i]):
+                    best, count = max(best, float(sims[i])), count + 1
+            out[j] = (best, count)
         return out
 
     def to_json(self) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ragtune.grounding.features import SELECTOR_FEATURES
 from ragtune.grounding.known import KnownQuestions
 
 BUNDLED = Path(__file__).with_name("data") / "grounding.json"
@@ -99,6 +100,13 @@ class Softmax:
         )
 
 
+def by_name(x: np.ndarray, names: list[str]) -> np.ndarray:
+    """The columns of a SELECTOR_FEATURES matrix that a selector was fitted on (one fitted before a
+    signal was added reads the ones it knows)."""
+    columns = [SELECTOR_FEATURES.index(name) for name in names]
+    return np.atleast_2d(x)[:, columns]
+
+
 @dataclass
 class GroundingModel:
     selector: Logistic
@@ -116,10 +124,10 @@ class GroundingModel:
     def unit_probs(self, x: np.ndarray, new: np.ndarray) -> np.ndarray:
         """The selector's probability for each candidate row of `x`; rows whose document no known
         question is about (`new`) are scored by `selector_new` when there is one."""
-        probs = self.selector.prob(x)
+        probs = self.selector.prob(by_name(x, self.selector.features))
         new = np.asarray(new, dtype=bool)
         if self.selector_new is not None and new.any():
-            probs = np.where(new, self.selector_new.prob(x), probs)
+            probs = np.where(new, self.selector_new.prob(by_name(x, self.selector_new.features)), probs)
         return probs
 
     def to_json(self) -> dict[str, Any]:

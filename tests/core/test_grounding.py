@@ -2,14 +2,17 @@
 learned selector finds the answering unit, composition reads like an agent, answerability and
 intent decide hand-offs (shipped weights: ragtune/grounding/data/grounding.json)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from ragtune.grounding.answerability import decide, other_products
 from ragtune.grounding.compose import compose
 from ragtune.grounding.evidence import EvidenceSelector, corpus_stats_from, evidence_chunks, top_evidence
+from ragtune.grounding.features import SELECTOR_FEATURES
 from ragtune.grounding.followup import Said
-from ragtune.grounding.model import GroundingModel
+from ragtune.grounding.model import GroundingModel, Logistic
 from ragtune.prompt import number_sources
 
 
@@ -170,6 +173,12 @@ def test_the_model_survives_a_round_trip_and_refuses_another_format(tmp_path):
     again = GroundingModel.load(path)
     x = np.ones((2, len(model.selector.features)))
     assert np.allclose(again.selector.prob(x), model.selector.prob(x), atol=1e-5)
+    # A selector fitted before a signal was added reads the columns it was fitted on, by name.
+    sel = model.selector
+    fewer = Logistic(sel.features[:-1], sel.mean[:-1], sel.scale[:-1], sel.weights[:-1], sel.bias)
+    older = replace(model, selector=fewer, selector_new=None)
+    full = np.random.default_rng(1).normal(size=(3, len(SELECTOR_FEATURES)))
+    assert np.allclose(older.unit_probs(full, np.zeros(3, bool)), older.selector.prob(full[:, : len(fewer.features)]))
     path.write_text('{"format": 99}')
     with pytest.raises(ValueError, match="retrain it"):
         GroundingModel.load(path)

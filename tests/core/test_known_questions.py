@@ -32,7 +32,11 @@ def test_a_paraphrase_is_closest_to_its_known_question_and_the_answering_unit_sc
         ("faq/billing-faq.md", "Students and teachers get 50% off the Pro plan with a valid school email address."),
     ]
     scores = memory.unit_scores(sims, units)
-    assert scores[0] == pytest.approx(float(sims[0])) and scores[1] == 0 and scores[2] == 0  # only its own document's unit
+    # Only its own document's unit, with how many known questions it answers.
+    assert scores[0, 0] == pytest.approx(float(sims[0])) and scores[1, 0] == 0 and scores[2, 0] == 0
+    assert scores[:, 1].tolist() == [1, 0, 0]
+    left_out = memory.unit_scores(np.where(np.arange(len(sims)) == 0, -1.0, sims), units)
+    assert left_out[0].tolist() == [0, 0]  # a question left out (training's own question) is not counted
 
 
 def test_training_leaves_the_question_itself_out(retriever, memory):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from cli.main import main
+from ragtune.grounding.features import SELECTOR_FEATURES
 from ragtune.grounding.model import GroundingModel
 from train.selector import SUPPORT, _choose_threshold, _quantile_threshold, load_data, train
 
@@ -40,7 +41,7 @@ def test_a_small_fit_learns_weights_and_reports_on_held_out_questions(retriever,
     # What is fitted is what serving loads.
     model.save(tmp_path / "g.json")
     again = GroundingModel.load(tmp_path / "g.json")
-    x = np.random.default_rng(0).normal(size=(3, len(model.selector.features)))
+    x = np.random.default_rng(0).normal(size=(3, len(SELECTOR_FEATURES)))
     assert np.allclose(again.selector.prob(x), model.selector.prob(x), atol=1e-4)
     assert again.selector_new is not None
     new = np.asarray([False, True, False])
