@@ -94,15 +94,19 @@ class VectorStore:
             return IndexNotReady(f"Chroma collection {name!r} is gone (a newer index version replaced it)")
         problem = _disk_problem(str(exc))
         if problem is not None and self.path is not None:
-            self._stale = self._stale or problem == _DISK_PROBLEMS[_DISK_FULL]  # see _reopen
+            # A full disk or a read-only store: the next write reopens the client (see _reopen).
+            self._stale = True
             return StorageError(f"{problem.format(folder=self.path)}, then ingest again")
         return None
 
     def _reopen(self) -> None:
-        """A new embedded client before the first write after one refused for a full disk.
+        """A new embedded client before the first write after one refused for a full disk or a
+        read-only store.
 
         Chroma's embedded store can keep the refused write's transaction open in its connection
-        pool: the next write then waits on that lock for ever (reads still work). Closing the client
+        pool: the next write then waits on that lock for ever (reads still work). A connection
+        SQLite opened while the folder was read-only stays read-only after the folder is writable
+        again, so every later ingest would fail until a restart. Closing the client
         stops the pool when it is the process's last client of the folder (ragtune holds one per
         index). Opening needs some disk, so while the disk is still full the old client stays, for
         the reads, and the write is refused at once.

@@ -163,6 +163,10 @@ def read_only(path: Path) -> Iterator[None]:
         _mount("-o", "remount,bind,ro", str(path))
         yield
     finally:
+        # Writable again as a disk is after a remount: a file opened while it was read-only (the
+        # Chroma store the refused ingest opened) is written through this mount until it is closed,
+        # so the mount turns writable before it is detached.
+        _mount("-o", "remount,bind,rw", str(path))
         _umount(path)
 
 
