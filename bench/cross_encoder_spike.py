@@ -42,7 +42,8 @@ from ragtune.index import KnowledgeIndex  # noqa: E402
 from ragtune.retriever import Retriever  # noqa: E402
 from ragtune.settings import load_settings  # noqa: E402
 from train.logistic import fit_logistic  # noqa: E402
-from train.selector import Candidates, _answerable_row, _labels, _split, load_data  # noqa: E402
+from train.selector import Candidates, _answerable_row, _labels, _split  # noqa: E402
+from train.selector_data import load_data  # noqa: E402
 
 OUT = ROOT / "data" / "cross"
 HOLDOUT, SEED = 0.3, 13

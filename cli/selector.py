@@ -68,7 +68,8 @@ def selector(args: argparse.Namespace, settings: Settings) -> int:
     from ragtune.embedding import Embedder
     from ragtune.index import KnowledgeIndex
     from ragtune.retriever import Retriever
-    from train.selector import data_hash, load_data, train
+    from train.selector import train
+    from train.selector_data import data_hash, load_data
 
     if not 0 < args.max_false_handoff < 0.5:
         raise UserInputError(f"--max-false-handoff {args.max_false_handoff}: give a share between 0 and 0.5, e.g. 0.03")

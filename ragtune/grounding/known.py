@@ -41,8 +41,8 @@ def holds_quote(unit_text: str, quote: str) -> bool:
     return bool(q) and (q in t or (len(t) > 20 and t in q))
 
 
-OTHER_PRODUCT = "other_company"
-LEFT_OUT = -0.999  # `similarity` gives -1 to the known questions it leaves out  # the kind of an example unanswerable for naming another company's product
+OTHER_PRODUCT = "other_company"  # the kind of an example unanswerable for naming another company's product
+LEFT_OUT = -0.999  # `similarity` gives -1 to the known questions it leaves out
 
 
 class Nearest(NamedTuple):

@@ -107,6 +107,15 @@ def by_name(x: np.ndarray, names: list[str]) -> np.ndarray:
     return np.atleast_2d(x)[:, columns]
 
 
+def mixed_probs(selector: Logistic, selector_new: Logistic | None, x: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """`selector`'s probability for each row of `x`, `selector_new`'s for the rows marked `new`."""
+    probs = selector.prob(by_name(x, selector.features))
+    new = np.asarray(new, dtype=bool)
+    if selector_new is not None and new.any():
+        probs = np.where(new, selector_new.prob(by_name(x, selector_new.features)), probs)
+    return probs
+
+
 @dataclass
 class GroundingModel:
     selector: Logistic
@@ -124,11 +133,7 @@ class GroundingModel:
     def unit_probs(self, x: np.ndarray, new: np.ndarray) -> np.ndarray:
         """The selector's probability for each candidate row of `x`; rows whose document no known
         question is about (`new`) are scored by `selector_new` when there is one."""
-        probs = self.selector.prob(by_name(x, self.selector.features))
-        new = np.asarray(new, dtype=bool)
-        if self.selector_new is not None and new.any():
-            probs = np.where(new, self.selector_new.prob(by_name(x, self.selector_new.features)), probs)
-        return probs
+        return mixed_probs(self.selector, self.selector_new, x, new)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -10,7 +10,8 @@ import pytest
 from cli.main import main
 from ragtune.grounding.features import SELECTOR_FEATURES
 from ragtune.grounding.model import GroundingModel
-from train.selector import SUPPORT, _choose_threshold, _quantile_threshold, load_data, train
+from train.selector import SUPPORT, _choose_threshold, _quantile_threshold, train
+from train.selector_data import load_data
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "train" / "examples"
 
