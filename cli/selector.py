@@ -109,4 +109,6 @@ def selector(args: argparse.Namespace, settings: Settings) -> int:
     result.model.save(out)
     print(json.dumps(result.report, indent=1))
     print(f"written to {out}; serve it with chat.grounding_model={out} (RAGTUNE_CHAT__GROUNDING_MODEL)")
+    # The follow-up model reads this selector's scores: it is fitted again on the new one.
+    print(f"then fit its follow-up model: RAGTUNE_CHAT__GROUNDING_MODEL={out} ragtune train followups --out {out}")
     return 0

@@ -11,6 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
+from cli import followups as cli_followups
 from cli import selector as cli_selector
 from ragtune.errors import UserInputError
 from ragtune.settings import Settings
@@ -77,6 +78,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--questions", type=Path, default=Path("train/examples/heldout.jsonl"), help="held-out questions for the gate")
     step("models", "List the registered model versions and the one serving.")
     cli_selector.add_step(step)
+    cli_followups.add_step(step)
     from cli import train_retriever
 
     train_retriever.add_parser(tsub)
@@ -115,11 +117,12 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         "deploy": deploy,
         "models": models,
         "selector": cli_selector.selector,
+        "followups": cli_followups.followups,
         "retriever": _retriever_step,
     }.get(args.train_command or "")
     if handler is None:
         raise UserInputError(
-            "say which step: ragtune train prepare|validate|run|eval|export|deploy|models|selector|retriever (see --help)"
+            "say which step: ragtune train prepare|validate|run|eval|export|deploy|models|selector|followups|retriever (see --help)"
         )
     return handler(args, settings)
 

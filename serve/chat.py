@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,9 @@ import numpy as np
 from ragtune.answer import Answer
 from ragtune.errors import PayloadTooLarge, UserInputError
 from ragtune.grounding.answerability import LANGUAGE, LOW_EVIDENCE, NO_EVIDENCE
-from ragtune.grounding.evidence import top_evidence
+from ragtune.grounding.evidence import Evidence, top_evidence
 from ragtune.grounding.followup import Said, answer_subject, in_context, no_progress, question_parts, tried
+from ragtune.grounding.followup_rank import FollowupPool
 from ragtune.grounding.messages import GROUNDED_LANGUAGE, detect_language
 from ragtune.grounding.model import GroundingModel
 from ragtune.grounding.polarity import swapped_in
@@ -64,7 +65,7 @@ from serve.guard import AnswerGuard
 from serve.prepared import AnswerOptions, Prepared, ms
 from serve.prompting import max_tokens, pack, temperature
 from serve.reader import QuestionReader
-from serve.readings import answered_from, choose, subject_of
+from serve.readings import Reading, answered_from, choose, learned_followup, subject_of
 from serve.responses import chat_response, extractive, handoff, leads_with_row
 from serve.schemas import ChatResponse, Verification
 from serve.store.conversations import ConversationStore, check_session_id, new_session_id
@@ -94,6 +95,9 @@ class ChatService:
         self.guard = AnswerGuard(settings, retriever.embedder, self.events)  # serve/guard.py: planted text, contacts
         self.reader = QuestionReader(settings, retriever, self.grounding, self.guard)  # serve/reader.py
         self._ready: tuple[float, bool] = (float("-inf"), False)  # the first call checks, however young the clock
+        # Called with (question, pool, chosen reading) for every follow-up: how `ragtune train
+        # followups` collects the follow-up model's examples (cli/followups.py).
+        self.on_followup: Callable[[str, FollowupPool, Reading], None] | None = None
 
     @property
     def retriever(self) -> Retriever:
@@ -157,10 +161,13 @@ class ChatService:
         t0 = time.perf_counter()
         # (retrieval query, what units are scored against besides the question)
         readings: list[tuple[str, str, dict[str, Any] | None]] = [(question, question, filters)]
+        roles = ["alone"]  # what each reading is, for the follow-up model (ragtune/grounding/followup_rank.py)
         same_doc: tuple[str, str, dict[str, Any]] | None = None  # the reading kept to the previous answer's document
+        source = None  # the chunk the previous answer quoted
         if previous and chat.rewrite_followups:
             ctx_query = in_context(question, previous)
             readings.append((ctx_query, ctx_query, filters))
+            roles.append("context")
             if answers:
                 # A hand-off text (or a phrased answer) quotes no chunk: it says nothing about the subject.
                 source = await asyncio.to_thread(answered_from, self.retriever, answers[-1], filters)
@@ -171,6 +178,7 @@ class ChatService:
                     # an answer about service credits): "Service credits how do I claim it".
                     about = in_context(question, [subject_of(source)])
                     readings.append((about, about, filters))
+                    roles += ["context", "about"]
                     # The same, kept to the document that answer quoted: a follow-up usually goes on
                     # about it ("do we pay for them straight away" after how to invite members).
                     same_doc = (about, ctx_query, {**(filters or {}), "doc_id": source.doc_id})
@@ -178,6 +186,7 @@ class ChatService:
                 # A subject two questions back ("does it read french?" after a question about the scanner).
                 two_back = in_context(question, [f"{previous[-2]} {previous[-1]}"])
                 readings.append((two_back, two_back, filters))
+                roles.append("two_back")
         # The readings are independent: read side by side (a follow-up's three or four readings
         # otherwise wait on each other's retrieval and scoring).
         # "and on business?" after a question about the Free plan: that question, about Business.
@@ -196,6 +205,19 @@ class ChatService:
             previous[-1] if previous else None,
             read[-1] if swap else None,
         )
+        if previous and chat.rewrite_followups:
+            found: dict[str, list[list[Evidence]]] = {}
+            for role, reading in zip(roles, read, strict=False):
+                found.setdefault(role, []).append(reading.ranked)
+            if same_doc:
+                found["same_doc"] = [read[len(readings)].ranked]
+            if swap:
+                found["swap"] = [read[-1].ranked]
+            found["chosen"] = [chosen.ranked]
+            pool = FollowupPool(question, found, answers[-1] if answers else "", source.doc_id if source else None)
+            if self.on_followup is not None:
+                self.on_followup(question, pool, chosen)
+            chosen = learned_followup(self.grounding.followup, pool, chosen)
         timings = {"retrieval_ms": ms(t0)}
         self.events.retrieved(timings["retrieval_ms"] / 1000)
         p = Prepared(

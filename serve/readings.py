@@ -10,6 +10,8 @@ from ragtune.documents import Chunk, Hit
 from ragtune.grounding.answerability import ACTION, ANGRY, OTHER_COMPANY, PERSON, Decision
 from ragtune.grounding.evidence import Evidence
 from ragtune.grounding.followup import Said, points_back
+from ragtune.grounding.followup_rank import FollowupPool, by_name_of
+from ragtune.grounding.model import Logistic
 from ragtune.grounding.polarity import Alternatives, asks_about_alternative, names_kind_of
 from ragtune.grounding.text import collapse, split_sentences
 from ragtune.retriever import RetrievalResult, Retriever
@@ -24,6 +26,7 @@ class Reading:
     relevant: list[Hit]
     ranked: list[Evidence]
     decision: Decision
+    how: str = ""  # how `choose` came to it: "swap", "alternative", "same_doc", "context" or "alone"
 
 
 SAID_WEIGHT = 0.5
@@ -148,21 +151,37 @@ def choose(
     alternative a bare follow-up names ("and on business?"), answered on when it is answered."""
     alone = readings[0]
     if swapped is not None and not swapped.decision.handoff and swapped.ranked:
-        return swapped
+        return replace(swapped, how="swap")
     if same_doc is not None and alternatives is not None and alone.decision.reason != OTHER_COMPANY:
         name = asks_about_alternative(question, alternatives, previous)
         covered = on_alternative(same_doc, name, alternatives, last_answer) if name else None
         if covered is not None:
-            return covered
+            return replace(covered, how="alternative")
     if same_doc is not None and continues(same_doc, alone):
-        return read_before(same_doc, Said(last_answer))
+        return replace(read_before(same_doc, Said(last_answer)), how="same_doc")
     if len(readings) == 1 or alone.decision.reason == OTHER_COMPANY:
-        return alone  # another company's product named in the customer's own words stays a hand-off
+        return replace(alone, how="alone")  # another company's product named in the customer's own words stays a hand-off
     ctx = max(readings[1:], key=lambda c: c.decision.answerable)
     # A question that points back ("and if I pay monthly?") is read in context unless that reading
     # is handed off (answerability saturates near 1 for both readings, so comparing them decides
     # nothing); another question only when it is not answered alone.
     if (points_back(question) and not ctx.decision.handoff) or (alone.decision.handoff and not ctx.decision.handoff):
         chosen = fused(readings[1:], ctx)  # the readings in context; the question alone lost
-        return read_before(chosen, Said(last_answer)) if last_answer else chosen
-    return alone
+        return replace(read_before(chosen, Said(last_answer)) if last_answer else chosen, how="context")
+    return replace(alone, how="alone")
+
+
+KEPT = ("swap", "alternative")  # readings the follow-up model does not re-rank
+
+
+def learned_followup(model: Logistic | None, pool: FollowupPool, chosen: Reading) -> Reading:
+    """The chosen reading with its units ranked by the follow-up model over every unit the
+    follow-up's readings found (ragtune/grounding/followup_rank.py); the decision stays the rules'
+    (a hand-off is not re-ranked), and so does a reading made for the follow-up's construction (the
+    previous question with the alternative it names swapped in, "and on business?"; the previous
+    document's unit naming the alternatives). Without a model, or with an empty pool, `chosen` as it is."""
+    if model is None or chosen.decision.handoff or not pool.units or chosen.how in KEPT:
+        return chosen
+    ranked = pool.ranked(model.prob(by_name_of(pool.x, model.features)))
+    relevant = list({h.id: h for h in [*chosen.relevant, *(e.hit for e in ranked[:3])]}.values())
+    return replace(chosen, ranked=ranked, relevant=relevant)

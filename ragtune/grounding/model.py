@@ -12,7 +12,9 @@
 - `known`: the company's example questions, which a customer's question is compared with
   (ragtune/grounding/known.py);
 - `intent` reads the question's embedding for what no document answers: a request for a person,
-  an angry complaint, an account action the assistant cannot carry out.
+  an angry complaint, an account action the assistant cannot carry out;
+- `followup` scores the units a follow-up's readings found (ragtune/grounding/followup_rank.py),
+  fitted by `ragtune train followups` on the company's example conversations.
 
 All of it is trained by `ragtune train selector` (train/selector.py) on the company's own examples,
 with thresholds fitted on a held-out split; the result trained on the bundled examples ships as
@@ -129,6 +131,8 @@ class GroundingModel:
     brand_threshold: float = 0.5
     known: KnownQuestions | None = None  # the company's example questions (ragtune/grounding/known.py)
     selector_new: Logistic | None = None  # the selector for units of a document no known question is about
+    followup: Logistic | None = None  # which unit answers a follow-up (ragtune/grounding/followup_rank.py)
+    followup_report: dict[str, Any] = field(default_factory=dict)  # its held-out figures
 
     def unit_probs(self, x: np.ndarray, new: np.ndarray) -> np.ndarray:
         """The selector's probability for each candidate row of `x`; rows whose document no known
@@ -149,6 +153,8 @@ class GroundingModel:
             "brand_threshold": round(self.brand_threshold, 6),
             "known": self.known.to_json() if self.known is not None else None,
             "selector_new": self.selector_new.to_json() if self.selector_new else None,
+            "followup": self.followup.to_json() if self.followup else None,
+            "followup_report": self.followup_report,
         }
 
     def save(self, path: Path) -> None:
@@ -178,4 +184,6 @@ class GroundingModel:
             float(data.get("brand_threshold", 0.5)),
             KnownQuestions.from_json(data["known"]) if data.get("known") else None,
             Logistic.from_json(data["selector_new"]) if data.get("selector_new") else None,
+            Logistic.from_json(data["followup"]) if data.get("followup") else None,
+            dict(data.get("followup_report") or {}),
         )
