@@ -102,10 +102,7 @@ def followups(args: argparse.Namespace, settings: Settings) -> int:
         raise UserInputError(
             f"no index in {settings.data_dir}: run `ragtune ingest` first (the conversations are read against it)"
         )
-    try:
-        conversations = [c for path in args.conversations for c in load_conversations(path)]
-    except ValueError as exc:
-        raise UserInputError(str(exc)) from None
+    conversations = [c for path in args.conversations for c in load_conversations(path)]  # a located error otherwise
     settings = settings.model_copy(
         update={"chat": settings.chat.model_copy(update={"answer_mode": "extractive", "rewrite_followups": True})}
     )

@@ -14,13 +14,12 @@ other documents that answer it as well.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from pathlib import Path
 
 from ragtune.grounding.text import collapse
-from scripts.check_pairs import document_units
+from scripts.check_pairs import document_units, rows
 
 DEFAULT = Path("train/examples/conversations.jsonl")
 FOLLOWS = {"reference", "same_topic", "switch", "alternative", "still_stuck", "next_step", "two_back", "handoff"}
@@ -32,15 +31,7 @@ def check(path: Path, docs: dict[str, list[str]]) -> tuple[list[str], Counter]:
     problems: list[str] = []
     follows: Counter = Counter()
     ids: set[str] = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{where}: not JSON ({exc.msg})")
-            continue
+    for _, where, row in rows(path, problems):
         if not row.get("id") or row["id"] in ids:
             problems.append(f"{where}: a missing or repeated id")
         ids.add(row.get("id", ""))

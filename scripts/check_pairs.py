@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 from ragtune.grounding.text import collapse, units
@@ -38,21 +39,25 @@ def document_units() -> dict[str, list[str]]:
     return out
 
 
+def rows(path: Path, problems: list[str]) -> Iterator[tuple[int, str, dict]]:
+    """(line number, "path:line", object) for each non-blank line; a line that is not JSON goes to `problems`."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            yield number, where, json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{where}: not JSON ({exc.msg})")
+
+
 def check(path: Path, docs: dict[str, list[str]]) -> tuple[list[str], set[tuple[str, str]], Counter]:
     """(problems, covered (doc, unit) pairs, lines per style)."""
     problems: list[str] = []
     covered: set[tuple[str, str]] = set()
     styles: Counter = Counter()
     seen: dict[str, int] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{where}: not JSON ({exc.msg})")
-            continue
+    for number, where, row in rows(path, problems):
         missing = [k for k in ("question", "doc", "quote", "style") if not row.get(k)]
         if missing:
             problems.append(f"{where}: missing {', '.join(missing)}")

@@ -10,7 +10,6 @@ answering one, against the rules' reading alone (the "chosen" ranking).
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,31 +21,27 @@ from ragtune.grounding.followup_rank import FOLLOWUP_FEATURES, ROLES, FollowupPo
 from ragtune.grounding.model import Logistic
 from ragtune.grounding.text import collapse
 from train.logistic import fit_listwise, fit_logistic
+from train.sources import DatasetError, read_jsonl
 
 KINDS = ("in_scope", "handoff")
 
 
 def load_conversations(path: Path) -> list[dict[str, Any]]:
-    """The conversations of a JSONL file, checked: every turn a question and a kind; an in_scope turn a doc and quotes."""
+    """The conversations of a JSONL file, checked: every turn a question and a kind; an in_scope turn
+    a doc and quotes (a located error otherwise: train/sources.py `read_jsonl`)."""
     conversations = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, row in read_jsonl(path):
         where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{where}: not JSON ({exc.msg}): one conversation per line") from None
         turns = row.get("turns")
         if not isinstance(turns, list) or len(turns) < 2:
-            raise ValueError(f'{where}: give "turns", a list of at least two turns')
+            raise DatasetError(f'{where}: give "turns", a list of at least two turns')
         for i, turn in enumerate(turns, start=1):
             if not isinstance(turn, dict) or not str(turn.get("question", "")).strip():
-                raise ValueError(f'{where} turn {i}: give the customer\'s "question"')
+                raise DatasetError(f'{where} turn {i}: give the customer\'s "question"')
             if turn.get("kind") not in KINDS:
-                raise ValueError(f'{where} turn {i}: "kind" must be one of {", ".join(KINDS)}')
+                raise DatasetError(f'{where} turn {i}: "kind" must be one of {", ".join(KINDS)}')
             if turn["kind"] == "in_scope" and not (turn.get("doc") and turn.get("quotes")):
-                raise ValueError(f'{where} turn {i}: an in_scope turn needs "doc" and "quotes" (the answering words)')
+                raise DatasetError(f'{where} turn {i}: an in_scope turn needs "doc" and "quotes" (the answering words)')
         conversations.append({"id": str(row.get("id", number)), "turns": turns})
     return conversations
 

@@ -15,6 +15,7 @@ from ragtune.grounding.evidence import Evidence
 from ragtune.grounding.followup_rank import FOLLOWUP_FEATURES, FollowupPool
 from ragtune.grounding.model import GroundingModel
 from train.followups import Example, fit_followups, label, load_conversations
+from train.sources import DatasetError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "train" / "examples"
 
@@ -24,7 +25,7 @@ def test_bad_conversation_files_are_refused_with_the_line_and_what_to_give(tmp_p
     bad.write_text(
         '{"id": "a", "turns": [{"question": "how much is pro", "kind": "in_scope", "doc": "p.md", "quotes": ["9.99"]}]}\n'
     )
-    with pytest.raises(ValueError, match=r"conversations.jsonl:1: give \"turns\", a list of at least two turns"):
+    with pytest.raises(DatasetError, match=r"conversations.jsonl:1: give \"turns\", a list of at least two turns"):
         load_conversations(bad)
     bad.write_text(
         "\n"
@@ -38,10 +39,10 @@ def test_bad_conversation_files_are_refused_with_the_line_and_what_to_give(tmp_p
         )
         + "\n"
     )
-    with pytest.raises(ValueError, match=r":2 turn 2: an in_scope turn needs \"doc\" and \"quotes\""):
+    with pytest.raises(DatasetError, match=r":2 turn 2: an in_scope turn needs \"doc\" and \"quotes\""):
         load_conversations(bad)
     bad.write_text("{oops\n")
-    with pytest.raises(ValueError, match="not JSON"):
+    with pytest.raises(DatasetError, match="malformed JSON"):
         load_conversations(bad)
 
 
