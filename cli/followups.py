@@ -46,7 +46,7 @@ async def _collect(settings: Settings, conversations: list[dict[str, Any]]) -> l
     from ragtune.progress import RichProgress
     from ragtune.retriever import Retriever
     from serve.chat import ChatService
-    from serve.readings import KEPT
+    from serve.readings import reranks
     from serve.store import Database
     from serve.store.conversations import ConversationStore, new_session_id
     from train.followups import Example, label
@@ -69,18 +69,7 @@ async def _collect(settings: Settings, conversations: list[dict[str, Any]]) -> l
                     await service.answer(turn["question"], session_id=session)
                     if i and turn["kind"] == "in_scope" and "pool" in seen:
                         pool = seen["pool"]
-                        chosen = seen["chosen"]
-                        reranked = not chosen.decision.handoff and chosen.how not in KEPT
-                        examples.append(
-                            Example(
-                                conversation["id"],
-                                pool.x,
-                                label(pool, turn),
-                                reranked,
-                                [e.sentence for e in pool.units],
-                                chosen.how,
-                            )
-                        )
+                        examples.append(Example(conversation["id"], pool.x, label(pool, turn), reranks(seen["chosen"])))
                 progress.advance("conversations")
         finally:
             db.close()

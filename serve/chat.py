@@ -205,7 +205,7 @@ class ChatService:
             previous[-1] if previous else None,
             read[-1] if swap else None,
         )
-        if previous and chat.rewrite_followups:
+        if previous and chat.rewrite_followups and (self.grounding.followup is not None or self.on_followup is not None):
             found: dict[str, list[list[Evidence]]] = {}
             for role, reading in zip(roles, read, strict=False):
                 found.setdefault(role, []).append(reading.ranked)

@@ -10,7 +10,7 @@ from ragtune.documents import Chunk, Hit
 from ragtune.grounding.answerability import ACTION, ANGRY, OTHER_COMPANY, PERSON, Decision
 from ragtune.grounding.evidence import Evidence
 from ragtune.grounding.followup import Said, points_back
-from ragtune.grounding.followup_rank import FollowupPool, by_name_of
+from ragtune.grounding.followup_rank import FollowupPool
 from ragtune.grounding.model import Logistic
 from ragtune.grounding.polarity import Alternatives, asks_about_alternative, names_kind_of
 from ragtune.grounding.text import collapse, split_sentences
@@ -174,14 +174,20 @@ def choose(
 KEPT = ("swap", "alternative")  # readings the follow-up model does not re-rank
 
 
+def reranks(chosen: Reading) -> bool:
+    """Whether the follow-up model re-ranks the chosen reading: not a hand-off, not a reading the
+    rules made for the follow-up's construction (KEPT)."""
+    return not chosen.decision.handoff and chosen.how not in KEPT
+
+
 def learned_followup(model: Logistic | None, pool: FollowupPool, chosen: Reading) -> Reading:
     """The chosen reading with its units ranked by the follow-up model over every unit the
     follow-up's readings found (ragtune/grounding/followup_rank.py); the decision stays the rules'
     (a hand-off is not re-ranked), and so does a reading made for the follow-up's construction (the
     previous question with the alternative it names swapped in, "and on business?"; the previous
     document's unit naming the alternatives). Without a model, or with an empty pool, `chosen` as it is."""
-    if model is None or chosen.decision.handoff or not pool.units or chosen.how in KEPT:
+    if model is None or not pool.units or not reranks(chosen):
         return chosen
-    ranked = pool.ranked(model.prob(by_name_of(pool.x, model.features)))
+    ranked = pool.ranked(pool.probs(model))
     relevant = list({h.id: h for h in [*chosen.relevant, *(e.hit for e in ranked[:3])]}.values())
     return replace(chosen, ranked=ranked, relevant=relevant)

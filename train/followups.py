@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ragtune.grounding.followup_rank import FOLLOWUP_FEATURES, ROLES, FollowupPool
-from ragtune.grounding.model import Logistic
+from ragtune.grounding.model import Logistic, by_name
 from ragtune.grounding.text import collapse
 from train.logistic import fit_listwise, fit_logistic
 from train.sources import DatasetError, read_jsonl
@@ -61,9 +61,7 @@ class Example:
     conversation: str
     x: np.ndarray
     y: np.ndarray
-    reranked: bool  # serving re-ranks this turn (the rules neither handed it off nor made a reading of their own for it)
-    units: list[str] = field(default_factory=list)  # the pool's units (for reading the examples)
-    how: str = ""  # how the rules chose their reading
+    reranked: bool  # serving re-ranks this turn (serve/readings.py `reranks`)
 
 
 @dataclass
@@ -72,15 +70,15 @@ class FollowupResult:
     report: dict[str, Any] = field(default_factory=dict)
 
 
-def _top1(x: np.ndarray, y: np.ndarray, scores: np.ndarray) -> float:
+def _top1(y: np.ndarray, scores: np.ndarray) -> float:
     return float(y[int(np.argmax(scores))]) if len(y) else 0.0
 
 
 def _figures(examples: list[Example], model: Logistic) -> dict[str, Any]:
     chosen = FOLLOWUP_FEATURES.index("chosen_rank")
     served = [e for e in examples if e.reranked]
-    learned = [_top1(e.x, e.y, model.prob(e.x[:, [FOLLOWUP_FEATURES.index(n) for n in model.features]])) for e in served]
-    rules = [_top1(e.x, e.y, e.x[:, chosen]) for e in served]
+    learned = [_top1(e.y, model.prob(by_name(e.x, model.features, FOLLOWUP_FEATURES))) for e in served]
+    rules = [_top1(e.y, e.x[:, chosen]) for e in served]
     in_pool = [float(e.y.any()) for e in served]
     n = max(len(served), 1)
     return {

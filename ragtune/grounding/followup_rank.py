@@ -22,6 +22,7 @@ import numpy as np
 
 from ragtune.grounding.evidence import Evidence
 from ragtune.grounding.followup import no_progress, points_back
+from ragtune.grounding.model import Logistic, by_name
 from ragtune.grounding.text import collapse, units
 
 ROLES = ("alone", "context", "about", "same_doc", "two_back", "swap", "chosen")
@@ -62,7 +63,6 @@ class FollowupPool:
         previous_answer: str,
         previous_doc: str | None,
     ):
-        self.question = question
         best: dict[tuple[str, int], Evidence] = {}
         score: dict[str, dict[tuple[str, int], float]] = {r: {} for r in ROLES}
         rank: dict[str, dict[tuple[str, int], int]] = {r: {} for r in ROLES}
@@ -115,12 +115,11 @@ class FollowupPool:
             )
         self.x = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FOLLOWUP_FEATURES))
 
+    def probs(self, model: Logistic) -> np.ndarray:
+        """Each unit's probability of answering under a follow-up model."""
+        return model.prob(by_name(self.x, model.features, FOLLOWUP_FEATURES))
+
     def ranked(self, probs: np.ndarray) -> list[Evidence]:
         """The pool best first, each unit's score its probability under the follow-up model."""
         order = np.argsort(-np.asarray(probs), kind="stable")
         return [replace(self.units[i], score=float(probs[i])) for i in order]
-
-
-def by_name_of(x: np.ndarray, names: list[str]) -> np.ndarray:
-    """The columns of a FOLLOWUP_FEATURES matrix a follow-up model was fitted on."""
-    return np.atleast_2d(x)[:, [FOLLOWUP_FEATURES.index(name) for name in names]]

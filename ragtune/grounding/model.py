@@ -25,6 +25,7 @@ no training library is needed to apply it.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,10 +103,10 @@ class Softmax:
         )
 
 
-def by_name(x: np.ndarray, names: list[str]) -> np.ndarray:
-    """The columns of a SELECTOR_FEATURES matrix that a selector was fitted on (one fitted before a
-    signal was added reads the ones it knows)."""
-    columns = [SELECTOR_FEATURES.index(name) for name in names]
+def by_name(x: np.ndarray, names: list[str], features: Sequence[str] = SELECTOR_FEATURES) -> np.ndarray:
+    """The columns of a `features` matrix that a model was fitted on (one fitted before a signal
+    was added reads the ones it knows)."""
+    columns = [features.index(name) for name in names]
     return np.atleast_2d(x)[:, columns]
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from ragtune.documents import Chunk, Hit
 from ragtune.grounding.answerability import Decision
 from ragtune.grounding.evidence import Evidence
-from ragtune.grounding.followup_rank import FOLLOWUP_FEATURES, FollowupPool, by_name_of
+from ragtune.grounding.followup_rank import FOLLOWUP_FEATURES, FollowupPool
 from ragtune.grounding.model import Logistic
 from ragtune.retriever import RetrievalResult
 from serve.readings import Reading, answered_from, choose, fused, learned_followup, subject_of
@@ -93,7 +93,7 @@ def test_a_follow_up_is_answered_from_the_unit_the_follow_up_model_ranks_first(s
     # conversations: docs/benchmarks.md; this one it gets wrong, the account-closing page).
     pool, model = seen["pool"], client.app.state.chat.grounding.followup
     assert model is not None and "troubleshooting/payment-failed.md" in {e.hit.chunk.doc_id for e in pool.units}
-    best = pool.ranked(model.prob(by_name_of(pool.x, model.features)))[0]
+    best = pool.ranked(pool.probs(model))[0]
     assert follow["answer"].startswith(best.sentence)
     # A new topic in the same conversation is answered from its own page.
     switch = client.post("/v1/chat", json={"message": "what are the API rate limits?", "session_id": first["session_id"]}).json()
